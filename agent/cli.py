@@ -1,0 +1,196 @@
+"""Command line: parse, load settings, run one command, turn failures into exit codes.
+
+Exit codes: 0 success; 1 some builds not delivered (they stay unsent); 2 configuration or
+usage error; 3 Jenkins or SEI unreachable or refusing the credentials. Messages go to stderr,
+results to stdout, and a user's mistake never produces a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TextIO
+
+from agent import __version__
+from agent.config import ConfigError, Settings, load_settings
+from agent.deliver import SeiClient, SeiRefused
+from agent.jenkins_client import JenkinsClient, JenkinsUnavailable
+from agent.logs import setup_logging
+from agent.state import StateError, StateFile
+from agent.sync import Collector, Report
+
+log = logging.getLogger("agent")
+
+EXAMPLES = """\
+examples:
+  jenkins-sei-agent sync                         send what finished since the last run
+  jenkins-sei-agent sync --dry-run --output -    print the payloads, send nothing
+  jenkins-sei-agent backfill --since 2024-01-01 --jobs 'team-a/*'
+  jenkins-sei-agent --config agent.yaml sync
+"""
+
+
+class UsageError(Exception):
+    """A bad argument value: exit 2 with the message."""
+
+
+def parse_date(text: str, *, end_of_day: bool = False) -> int:
+    """`YYYY-MM-DD` (UTC; with end_of_day, the whole day) or ISO 8601 -> epoch milliseconds."""
+    try:
+        if len(text) == 10:
+            day = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+            moment = day + timedelta(days=1) - timedelta(milliseconds=1) if end_of_day else day
+        else:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+    except ValueError:
+        raise UsageError(f"'{text}' is not a date (YYYY-MM-DD or ISO 8601)") from None
+    return int(moment.timestamp() * 1000)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config", type=Path, default=argparse.SUPPRESS, help="YAML settings file (AGENT_CONFIG)"
+    )
+    common.add_argument(
+        "--state-file", type=Path, default=argparse.SUPPRESS, help="state file (AGENT_STATE_FILE)"
+    )
+    common.add_argument(
+        "--log-level", default=argparse.SUPPRESS, help="DEBUG, INFO, WARNING, ERROR"
+    )
+    common.add_argument("--log-format", default=argparse.SUPPRESS, help="text or json")
+
+    parser = argparse.ArgumentParser(
+        prog="jenkins-sei-agent",
+        description="Deliver every finished Jenkins build to Harness SEI, once.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(name: str, summary: str, example: str) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name,
+            parents=[common],
+            help=summary,
+            description=summary,
+            epilog=f"example:\n  {example}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    def delivery_flags(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--jobs", action="append", metavar="GLOB", help="only jobs whose full name matches"
+        )
+        sub.add_argument(
+            "--dry-run", action="store_true", help="map and print payloads; send nothing"
+        )
+        sub.add_argument(
+            "--output", metavar="FILE", help="also write each payload as a JSON line ('-': stdout)"
+        )
+
+    sync = command(
+        "sync",
+        "Send every finished build not sent yet (jobs never seen: within AGENT_LOOKBACK).",
+        "jenkins-sei-agent sync --jobs 'team-a/*'",
+    )
+    sync.add_argument("--lookback", default=argparse.SUPPRESS, help="e.g. 24h, 7d (AGENT_LOOKBACK)")
+    delivery_flags(sync)
+
+    backfill = command(
+        "backfill",
+        "Send the history between two dates, skipping what was already sent.",
+        "jenkins-sei-agent backfill --since 2024-01-01 --until 2024-06-30",
+    )
+    backfill.add_argument("--since", required=True, help="YYYY-MM-DD (UTC) or ISO 8601")
+    backfill.add_argument("--until", help="YYYY-MM-DD (that whole day) or ISO 8601; default now")
+    delivery_flags(backfill)
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    agent: dict[str, Any] = {}
+    for flag in ("state_file", "log_level", "log_format", "lookback"):
+        if flag in args:
+            agent[flag] = getattr(args, flag)
+    return {"agent": agent} if agent else {}
+
+
+@contextlib.contextmanager
+def _output(target: str | None) -> Iterator[TextIO | None]:
+    if target is None:
+        yield None
+    elif target == "-":
+        yield sys.stdout
+    else:
+        try:
+            handle = open(target, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise UsageError(f"cannot write --output {target}: {exc.strerror}") from None
+        with handle:
+            yield handle
+
+
+def _deliver(args: argparse.Namespace, settings: Settings) -> Report:
+    needed = ["jenkins.url", "sei.instance_guid", "sei.instance_name"]
+    if not args.dry_run:
+        needed += ["sei.base_url", "sei.api_key"]
+    settings.require(*needed)
+    until_ms = since_ms = 0
+    if args.command == "backfill":
+        since_ms = parse_date(args.since)
+        until_ms = parse_date(args.until, end_of_day=True) if args.until else 2**62
+        if until_ms < since_ms:
+            raise UsageError("--until is before --since")
+    jenkins = JenkinsClient(settings.jenkins)
+    sei = None if args.dry_run else SeiClient(settings.sei)
+    try:
+        with StateFile(settings.agent.state_file) as state, _output(args.output) as out:
+            collector = Collector(settings, jenkins, sei, state, output=out, dry_run=args.dry_run)
+            if args.command == "sync":
+                return collector.sync(args.jobs)
+            return collector.backfill(since_ms, until_ms, args.jobs)
+    finally:
+        jenkins.close()
+        if sei:
+            sei.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(getattr(args, "config", None), _overrides(args))
+    except ConfigError as exc:
+        print(f"jenkins-sei-agent: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(settings)
+    try:
+        report = _deliver(args, settings)
+    except (ConfigError, UsageError, StateError) as exc:
+        log.error("%s", exc)
+        return 2
+    except (JenkinsUnavailable, SeiRefused) as exc:
+        log.error("%s", exc)
+        return 3
+    except KeyboardInterrupt:
+        log.error("interrupted; what was delivered is recorded")
+        return 130
+    verb = "would send" if args.dry_run else "done"
+    log.info("%s %s: %s", args.command, verb, report.summary())
+    if report.sei_down is not None:
+        log.error("SEI unavailable: %s", report.sei_down)
+    return report.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""Step 4 of the flow: POST one payload to SEI and say what became of it.
+
+202 (any 2xx) is delivered. 429, 5xx, timeouts and dropped connections are retried with
+exponential backoff, honouring Retry-After. 401/403 stop everything: no later build can succeed
+with the same key. Any other 4xx is this build's problem: it becomes a dead letter carrying the
+server's message, and the others go on.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+
+from agent import __version__
+from agent.config import SeiSettings
+
+log = logging.getLogger(__name__)
+
+
+class SeiRefused(Exception):
+    """401/403: the API key is not accepted."""
+
+
+class SeiUnavailable(Exception):
+    """SEI could not be reached (`unreachable`), or kept failing after every retry."""
+
+    def __init__(self, message: str, unreachable: bool) -> None:
+        super().__init__(message)
+        self.unreachable = unreachable
+
+
+class _Retry(Exception):
+    def __init__(
+        self, message: str, retry_after: float | None = None, unreachable: bool = False
+    ) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.unreachable = unreachable
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """SEI refused this one payload (4xx): kept as a dead letter with the server's words."""
+
+    status: int
+    message: str
+
+
+class SeiClient:
+    def __init__(self, settings: SeiSettings, *, transport: httpx.BaseTransport | None = None):
+        assert settings.api_base and settings.api_key
+        self.base = settings.api_base
+        self._settings = settings
+        self._http = httpx.Client(
+            base_url=self.base,
+            timeout=settings.timeout,
+            headers={
+                "Authorization": f"ApiKey {settings.api_key.get_secret_value()}",
+                "Content-Type": "application/json",
+                "User-Agent": f"jenkins-sei-agent/{__version__}",
+            },
+            transport=transport,
+        )
+        self.requests = 0
+
+    def close(self) -> None:
+        self._http.close()
+
+    def post(self, path: str, body: dict[str, Any]) -> Refusal | httpx.Response:
+        """Deliver `body`; a Response means 2xx, a Refusal a 4xx for this body alone."""
+        retrying = Retrying(
+            stop=stop_after_attempt(self._settings.retries + 1),
+            wait=self._wait,
+            retry=retry_if_exception_type(_Retry),
+            before_sleep=_log_retry,
+            reraise=True,
+        )
+        try:
+            return retrying(self._post_once, path, body)
+        except _Retry as exc:
+            attempts = self._settings.retries + 1
+            raise SeiUnavailable(f"{exc} (after {attempts} attempts)", exc.unreachable) from None
+
+    def _post_once(self, path: str, body: dict[str, Any]) -> Refusal | httpx.Response:
+        self.requests += 1
+        where = f"{self.base}{path}"
+        try:
+            response = self._http.post(path, json=body)
+        except httpx.ConnectError as exc:
+            reason = (str(exc) or type(exc).__name__).splitlines()[0][:200]
+            raise _Retry(f"SEI cannot be reached at {where}: {reason}", unreachable=True) from None
+        except httpx.TimeoutException:
+            raise _Retry(f"SEI timed out on {where}") from None
+        except httpx.TransportError as exc:
+            reason = (str(exc) or type(exc).__name__).splitlines()[0][:200]
+            raise _Retry(f"SEI connection failed on {where}: {reason}") from None
+        status = response.status_code
+        if 200 <= status < 300:
+            return response
+        if status in (401, 403):
+            raise SeiRefused(
+                f"SEI refused the API key (HTTP {status} on {where}); check SEI_API_KEY and "
+                "SEI_BASE_URL / SEI_ENVIRONMENT"
+            )
+        if status == 429 or status >= 500:
+            retry_after = _retry_after(response.headers.get("retry-after"))
+            raise _Retry(f"SEI answered HTTP {status} on {where}", retry_after)
+        return Refusal(status=status, message=_server_message(response))
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        ceiling = self._settings.retry_max_wait
+        if isinstance(exc, _Retry) and exc.retry_after is not None:
+            return min(exc.retry_after, ceiling)
+        return min(self._settings.retry_wait * 2 ** (state.attempt_number - 1), ceiling)
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After as seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
+
+
+def _server_message(response: httpx.Response) -> str:
+    try:
+        data = response.json()
+    except ValueError:
+        return response.text.strip()[:500] or f"HTTP {response.status_code}"
+    if isinstance(data, dict):
+        for key in ("payload", "message", "error"):
+            if isinstance(data.get(key), str):
+                return data[key]
+    return str(data)[:500]
+
+
+def _log_retry(state: RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome else None
+    wait = state.next_action.sleep if state.next_action else 0
+    log.warning("%s; retrying in %.1fs", exc, wait)

@@ -1,0 +1,102 @@
+"""Step 1 of the flow: find every job on the controller, with its newest build, in few requests.
+
+One request returns the whole item tree `folder_depth` levels deep; only containers deeper than
+that cost a request of their own. A cycle in which nothing changed therefore costs a handful of
+requests whatever the number of jobs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import Any
+from urllib.parse import unquote
+
+from agent.jenkins_client import JenkinsClient
+from agent.queries import discovery_tree, job_path
+
+
+@dataclass(frozen=True)
+class Job:
+    """A buildable item, named as Jenkins names it."""
+
+    names: tuple[str, ...]
+    cls: str | None = None
+    parent_cls: str | None = None
+    last_build: int | None = None
+    last_build_ts: int | None = None
+
+    @property
+    def full_name(self) -> str:
+        """Jenkins `fullName`: item names joined by '/', branch names still encoded."""
+        return "/".join(self.names)
+
+    @property
+    def name(self) -> str:
+        return self.names[-1]
+
+    @property
+    def path(self) -> str:
+        return job_path(self.names)
+
+    @property
+    def is_branch(self) -> bool:
+        """A branch job of a multibranch project (its parent's class says so)."""
+        return bool(self.parent_cls and self.parent_cls.endswith("MultiBranchProject"))
+
+    @property
+    def pipeline(self) -> str:
+        """SEI's pipeline name: the job, or for a branch job the multibranch project."""
+        return self.names[-2] if self.is_branch and len(self.names) > 1 else self.name
+
+    @property
+    def branch(self) -> str | None:
+        """The decoded branch of a branch job: `feature%2Flogin` -> `feature/login`."""
+        return unquote(self.name) if self.is_branch else None
+
+
+def matches(full_name: str, include: list[str], exclude: list[str]) -> bool:
+    """Glob filter on full names; '*' also crosses '/' so 'team/*' covers nested folders."""
+    if include and not any(fnmatchcase(full_name, g) for g in include):
+        return False
+    return not any(fnmatchcase(full_name, g) for g in exclude)
+
+
+def discover_jobs(client: JenkinsClient, levels: int) -> Iterator[Job]:
+    """Every job under the root, depth-first, containers at any depth included."""
+    pending: list[tuple[tuple[str, ...], str | None]] = [((), None)]
+    while pending:
+        names, cls = pending.pop()
+        answer = client.get_json(job_path(names), discovery_tree(levels), kind="discover")
+        yield from _walk(answer.get("jobs") or [], names, cls, levels, pending)
+
+
+def _walk(
+    items: list[dict[str, Any]],
+    parent: tuple[str, ...],
+    parent_cls: str | None,
+    levels_left: int,
+    deeper: list[tuple[tuple[str, ...], str | None]],
+) -> Iterator[Job]:
+    for item in items:
+        name = item.get("name")
+        if not isinstance(name, str):
+            continue
+        names = (*parent, name)
+        cls = item.get("_class")
+        if "nextBuildNumber" in item:
+            last = item.get("lastBuild") or {}
+            yield Job(
+                names=names,
+                cls=cls,
+                parent_cls=parent_cls,
+                last_build=last.get("number"),
+                last_build_ts=last.get("timestamp"),
+            )
+        children = item.get("jobs")
+        if children:
+            if levels_left > 1:
+                yield from _walk(children, names, cls, levels_left - 1, deeper)
+            else:
+                deeper.append((names, cls))

@@ -1,0 +1,65 @@
+"""The SEI custom CI/CD payload (../shared/seeds/custom-cicd-api.md) as a typed model.
+
+Required fields are required here too, so a payload SEI would reject or silently drop cannot be
+built: a parameter value is always a string, integers are integers, the GUID is a UUID.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class Param(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    type: str
+    name: str
+    value: str
+
+
+class Trigger(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    type: str
+    job_run_number: str | None = None
+    direct_parents: list[Trigger] | None = None
+
+
+class CicdPayload(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    pipeline: str = Field(min_length=1)
+    job_full_name: str = Field(min_length=1)
+    qualified_name: str = Field(min_length=1)
+    instance_guid: str
+    instance_name: str = Field(min_length=1)
+    instance_url: str
+    start_time: int
+    duration: int = Field(ge=0)
+    result: str = Field(min_length=1)
+    build_number: int
+    execution_id: str
+    web_url: str
+    user_id: str
+    trigger_chain: list[Trigger]
+    job_run_params: list[Param]
+    scm_commit_ids: list[str]
+    repo_url: str | None = None
+    branch_name: str | None = None
+    project_name: str | None = None
+    module_name: str | None = None
+    ci: bool
+    cd: bool
+
+    @field_validator("instance_guid")
+    @classmethod
+    def _uuid(cls, value: str) -> str:
+        return str(uuid.UUID(value))
+
+    def to_json(self) -> dict[str, Any]:
+        """The request body: absent optional fields are left out rather than sent as null."""
+        return self.model_dump(mode="json", exclude_none=True)

@@ -1,0 +1,57 @@
+"""Every Jenkins request the agent makes, in one table.
+
+Each query names only the fields the mapping reads (`tree=`), so answers stay small and the
+controller does not serialise what nobody uses. Change a field here and the mapping is the
+only other place to look.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+# Fields of one build that the payload is mapped from. Actions are matched by their fields, so
+# the same query serves controllers that omit `_class` (Jenkins 1.x).
+BUILD_FIELDS = (
+    "number,timestamp,duration,result,building,"
+    "actions["
+    "causes[shortDescription,userId,userName,upstreamProject,upstreamBuild,upstreamUrl],"
+    "parameters[name,value],"
+    "lastBuiltRevision[SHA1,branch[SHA1,name]],remoteUrls"
+    "],"
+    "changeSet[kind,items[commitId,revision]],"
+    "changeSets[kind,items[commitId,revision]]"
+)
+
+# What tells, for every job at once, whether it has anything new: its newest build's number and
+# start time. `nextBuildNumber` only exists on jobs, which tells jobs from containers.
+JOB_STATUS_FIELDS = "name,nextBuildNumber,lastBuild[number,timestamp]"
+
+# Jenkins keeps `builds` to the newest 100; older builds are reachable only through `allBuilds`,
+# which walks the job's whole history on every page (backfill and catch-up only).
+BUILDS_CAP = 100
+
+
+def discovery_tree(levels: int) -> str:
+    """`jobs[...]` nested `levels` deep; the last level asks only whether more items lie below."""
+    inner = "jobs[name]"
+    for _ in range(levels):
+        inner = f"jobs[{JOB_STATUS_FIELDS},{inner}]"
+    return inner
+
+
+def builds_tree(start: int, end: int) -> str:
+    """Builds `start` (inclusive) to `end` (exclusive), newest first, with every mapped field."""
+    field = "builds" if end <= BUILDS_CAP else "allBuilds"
+    return f"{field}[{BUILD_FIELDS}]{{{start},{end}}}"
+
+
+def job_path(names: tuple[str, ...]) -> str:
+    """Relative URL path of an item: each name percent-encoded once, as Jenkins' rawEncode does.
+
+    A branch job named `feature%2Flogin` becomes `job/feature%252Flogin/`.
+    """
+    return "".join(f"job/{quote(name, safe='')}/" for name in names)
+
+
+def api(path: str) -> str:
+    return f"{path}api/json"

@@ -1,0 +1,220 @@
+"""Step 5 of the flow: remember, per job, exactly which builds SEI accepted.
+
+Never a high-water mark: a build still running when newer ones finish must still be sent
+later. A build is identified by its number *and* its start time, because a job deleted and
+recreated numbers its builds from 1 again. Contiguous builds are stored as one run
+`[first, last, first_start_ms, last_start_ms]`, so 100,000 builds in a row cost a few bytes.
+
+The file is written atomically (temporary file, fsync, rename) and locked for the lifetime of
+the process, so two agents can never interleave their writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from bisect import bisect_right
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+FORMAT_VERSION = 1
+
+
+class StateError(Exception):
+    """The state file cannot be used; the message names it. The file is left untouched."""
+
+
+class SentRuns:
+    """Disjoint, sorted runs of consecutive build numbers with their start-time bounds."""
+
+    def __init__(self, runs: list[list[int]] | None = None) -> None:
+        self.runs: list[list[int]] = sorted(runs or [], key=lambda r: r[0])
+
+    def _index(self, number: int) -> int:
+        return bisect_right(self.runs, number, key=lambda r: r[0]) - 1
+
+    def contains(self, number: int, start_ms: int) -> bool:
+        i = self._index(number)
+        if i < 0:
+            return False
+        first, last, first_ts, last_ts = self.runs[i]
+        return first <= number <= last and first_ts <= start_ms <= last_ts
+
+    def add(self, number: int, start_ms: int) -> None:
+        if self.contains(number, start_ms):
+            return
+        self.forget_older_generation(number, start_ms)
+        i = self._index(number)
+        left = self.runs[i] if i >= 0 else None
+        right = self.runs[i + 1] if i + 1 < len(self.runs) else None
+        joins_left = left is not None and left[1] == number - 1 and left[3] <= start_ms
+        joins_right = right is not None and right[0] == number + 1 and start_ms <= right[2]
+        if joins_left and joins_right:
+            assert left is not None and right is not None
+            left[1], left[3] = right[1], right[3]
+            del self.runs[i + 1]
+        elif joins_left:
+            assert left is not None
+            left[1], left[3] = number, start_ms
+        elif joins_right:
+            assert right is not None
+            right[0], right[2] = number, start_ms
+        else:
+            self.runs.insert(i + 1, [number, number, start_ms, start_ms])
+
+    def forget_older_generation(self, number: int, start_ms: int) -> bool:
+        """A sent build with this number but an earlier start belonged to a deleted job.
+
+        Its builds are gone from Jenkins, so every run that ended before this build started
+        is dropped; returns whether that happened.
+        """
+        i = self._index(number)
+        if i < 0:
+            return False
+        first, last, _, last_ts = self.runs[i]
+        if not (first <= number <= last and start_ms > last_ts):
+            return False
+        self.runs = [r for r in self.runs if r[3] >= start_ms]
+        return True
+
+    def count(self) -> int:
+        return sum(r[1] - r[0] + 1 for r in self.runs)
+
+    def newest(self) -> int | None:
+        return self.runs[-1][1] if self.runs else None
+
+
+@dataclass
+class JobState:
+    """What the agent knows of one job."""
+
+    floor_ms: int | None = None  # sync ignores builds that started earlier (the lookback)
+    sent: SentRuns = field(default_factory=SentRuns)
+    open: set[int] = field(default_factory=set)  # seen but not sent: running, or delivery failed
+    dead: dict[int, dict[str, Any]] = field(default_factory=dict)  # refused by SEI (4xx)
+    anchor: tuple[int, int] | None = None  # newest build (number, start) at the last full read
+
+    def is_dead(self, number: int, start_ms: int) -> bool:
+        letter = self.dead.get(number)
+        return letter is not None and letter.get("start_time") == start_ms
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"sent": self.sent.runs}
+        if self.floor_ms is not None:
+            data["floor_ms"] = self.floor_ms
+        if self.open:
+            data["open"] = sorted(self.open)
+        if self.dead:
+            data["dead"] = {str(n): letter for n, letter in sorted(self.dead.items())}
+        if self.anchor:
+            data["anchor"] = list(self.anchor)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> JobState:
+        anchor = data.get("anchor")
+        return cls(
+            floor_ms=data.get("floor_ms"),
+            sent=SentRuns([[int(x) for x in run] for run in data.get("sent", [])]),
+            open={int(n) for n in data.get("open", [])},
+            dead={int(n): dict(letter) for n, letter in data.get("dead", {}).items()},
+            anchor=(int(anchor[0]), int(anchor[1])) if anchor else None,
+        )
+
+
+class StateFile:
+    """The locked state file of one agent; `jobs(controller)` is that controller's section."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = FileLock(str(path) + ".lock", timeout=0)
+        self._controllers: dict[str, dict[str, Any]] = {}
+
+    def __enter__(self) -> StateFile:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def open(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StateError(f"cannot create the folder of state file {self.path}: {exc}") from None
+        try:
+            self._lock.acquire()
+        except Timeout:
+            raise StateError(
+                f"state file {self.path} is in use by another agent (lock {self.path}.lock)"
+            ) from None
+        except OSError as exc:
+            raise StateError(f"cannot lock state file {self.path}: {exc}") from None
+        try:
+            self._controllers = self._load()
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def close(self) -> None:
+        if self._lock.is_locked:
+            self._lock.release()
+
+    def _load(self) -> dict[str, dict[str, Any]]:
+        if not self.path.exists():
+            return {}
+        problem = f"state file {self.path} is unreadable or corrupt"
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            if data.get("version") != FORMAT_VERSION:
+                raise StateError(f"{problem}: unknown format version {data.get('version')!r}")
+            controllers = {}
+            for key, section in data["controllers"].items():
+                jobs = {name: JobState.from_json(job) for name, job in section["jobs"].items()}
+                controllers[key] = {"url": section.get("url"), "jobs": jobs}
+            return controllers
+        except StateError:
+            raise
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+            raise StateError(
+                f"{problem} ({type(exc).__name__}: {exc}); fix or move it away, "
+                "the agent does not overwrite it"
+            ) from None
+
+    def jobs(self, controller: str, url: str | None = None) -> dict[str, JobState]:
+        section = self._controllers.setdefault(controller, {"url": url, "jobs": {}})
+        if url:
+            section["url"] = url
+        return section["jobs"]
+
+    def save(self) -> None:
+        """Write atomically: a crash leaves either the old file or the new one, never half."""
+        body = {
+            "version": FORMAT_VERSION,
+            "controllers": {
+                key: {
+                    "url": section.get("url"),
+                    "jobs": {name: job.to_json() for name, job in sorted(section["jobs"].items())},
+                }
+                for key, section in sorted(self._controllers.items())
+            },
+        }
+        text = json.dumps(body, separators=(",", ":"), ensure_ascii=False) + "\n"
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "w", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+            dir_fd = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise StateError(f"cannot write state file {self.path}: {exc}") from None
