@@ -170,8 +170,11 @@ def _triggers(causes: list[dict[str, Any]]) -> list[Trigger]:
 
 
 def _user_id(triggers: list[Trigger]) -> str:
-    """As the official plugin: SCMTrigger for SCM-started builds, else the user, else SYSTEM."""
-    if any(t.id == "SCMTrigger" for t in triggers):
+    """As the official plugin: SCMTrigger for SCM-started builds, else the user, else SYSTEM.
+
+    A multibranch push event (BranchEventCause) is SCM-started too.
+    """
+    if any(t.id in ("SCMTrigger", "BranchEvent") for t in triggers):
         return "SCMTrigger"
     users = [t.id for t in triggers if t.type == "UserIdCause"]
     return users[0] if users else "SYSTEM"

@@ -1,0 +1,107 @@
+"""Shared fixtures: a Jenkins simulator, an SEI stand-in, and the real CLI as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from jenkins_sim import JenkinsSim  # noqa: E402
+from sei_standin import SeiStandIn  # noqa: E402
+
+GUID = "0b5c7a5e-2f5d-4a7e-9a41-6f4b0f3c1d2e"
+JENKINS_USER, JENKINS_TOKEN = "admin", "jenkins-token-9f8e7d"
+SEI_KEY = "sei-key-1a2b3c4d5e"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@pytest.fixture
+def jenkins() -> Iterator[JenkinsSim]:
+    sim = JenkinsSim(user=JENKINS_USER, token=JENKINS_TOKEN, clock_ms=now_ms() - 3_600_000)
+    sim.start()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def sei() -> Iterator[SeiStandIn]:
+    server = SeiStandIn(api_key=SEI_KEY, known_guids={GUID})
+    server.start()
+    yield server
+    server.stop()
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+    def lines(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
+
+
+@dataclass
+class Cli:
+    """Runs `python -m agent` with a complete, valid environment that a test can edit."""
+
+    env: dict[str, str]
+    cwd: Path
+
+    def __call__(self, *args: str, timeout: float = 60) -> Result:
+        done = subprocess.run(
+            [sys.executable, "-m", "agent", *args],
+            env=self.env,
+            cwd=self.cwd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+        return Result(done.returncode, done.stdout, done.stderr)
+
+    @property
+    def state(self) -> dict[str, Any]:
+        return json.loads(Path(self.env["AGENT_STATE_FILE"]).read_text())
+
+
+def base_env(tmp_path: Path) -> dict[str, str]:
+    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "SYSTEMROOT")}
+    return {
+        **keep,
+        "PYTHONPATH": str(ROOT),
+        "SEI_API_KEY": SEI_KEY,
+        "SEI_INSTANCE_GUID": GUID,
+        "SEI_INSTANCE_NAME": "ci-main",
+        "AGENT_STATE_FILE": str(tmp_path / "state" / "agent-state.json"),
+        "JENKINS_USER": JENKINS_USER,
+        "JENKINS_API_TOKEN": JENKINS_TOKEN,
+        "JENKINS_RETRY_WAIT": "0",
+        "JENKINS_RETRIES": "2",
+        "SEI_RETRY_WAIT": "0",
+        "SEI_RETRY_MAX_WAIT": "0",
+        "SEI_RETRIES": "2",
+        "SEI_TIMEOUT": "5",
+    }
+
+
+@pytest.fixture
+def cli(tmp_path: Path, jenkins: JenkinsSim, sei: SeiStandIn) -> Cli:
+    env = base_env(tmp_path)
+    env["JENKINS_URL"] = jenkins.url
+    env["SEI_BASE_URL"] = sei.url
+    return Cli(env=env, cwd=tmp_path)

@@ -1,0 +1,107 @@
+"""The state file: exact per-build records, compact runs, atomic writes, one agent at a time."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from agent.state import JobState, SentRuns, StateError, StateFile
+
+
+def test_runs_merge_and_stay_compact() -> None:
+    runs = SentRuns()
+    for n in [3, 1, 2, 5, 4]:
+        runs.add(n, n * 1000)
+    assert runs.runs == [[1, 5, 1000, 5000]]
+    assert runs.contains(3, 3000)
+    assert not runs.contains(6, 6000)
+    assert runs.count() == 5
+
+
+def test_a_gap_stays_unsent_until_filled() -> None:
+    runs = SentRuns()
+    for n in [40, 42, 43]:
+        runs.add(n, n * 1000)
+    assert not runs.contains(41, 41_000)  # the build that was still running
+    runs.add(41, 41_000)
+    assert runs.runs == [[40, 43, 40_000, 43_000]]
+
+
+def test_same_number_other_start_time_is_another_build() -> None:
+    runs = SentRuns()
+    for n in range(1, 51):
+        runs.add(n, n * 1000)
+    assert not runs.contains(3, 99_000)  # job recreated: #3 again, started later
+    runs.add(3, 99_000)
+    assert runs.contains(3, 99_000)
+    assert not runs.contains(4, 4000)  # the deleted job's runs were dropped
+    assert runs.runs == [[3, 3, 99_000, 99_000]]
+
+
+def test_hundred_thousand_contiguous_builds_stay_tiny(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    with StateFile(path) as state:
+        job = state.jobs("guid")["big"] = JobState()
+        for n in range(1, 100_001):
+            job.sent.add(n, 1_600_000_000_000 + n)
+        state.save()
+    assert path.stat().st_size < 1024
+    with StateFile(path) as state:
+        assert state.jobs("guid")["big"].sent.count() == 100_000
+
+
+def test_round_trip_keeps_everything(tmp_path: Path) -> None:
+    path = tmp_path / "s" / "state.json"
+    with StateFile(path) as state:
+        job = state.jobs("guid", "http://jenkins/")["a/b"] = JobState(floor_ms=5)
+        job.sent.add(1, 10)
+        job.open.add(2)
+        job.dead[3] = {"start_time": 30, "status": 400, "message": "no", "at": "x"}
+        job.anchor = (3, 30)
+        state.save()
+    with StateFile(path) as state:
+        again = state.jobs("guid")["a/b"]
+    assert again.to_json() == job.to_json()
+    assert again.is_dead(3, 30) and not again.is_dead(3, 31)
+
+
+def test_second_agent_on_the_same_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    with StateFile(path), pytest.raises(StateError, match="in use by another agent"):
+        StateFile(path).open()
+    with StateFile(path):
+        pass  # released when the first one closed
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["{not json", '{"version": 99, "controllers": {}}', '{"version": 1}', "[1,2]", "\x00\x01"],
+)
+def test_corrupt_file_is_named_and_left_untouched(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "state.json"
+    path.write_text(content)
+    before = path.read_bytes()
+    with pytest.raises(StateError, match=str(path)):
+        StateFile(path).open()
+    assert path.read_bytes() == before
+    with StateFile(path.with_name("other.json")):
+        pass  # the lock of the failed open was released
+
+
+def test_write_is_atomic_and_leaves_no_temp_files(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    with StateFile(path) as state:
+        state.jobs("g")["j"] = JobState()
+        state.save()
+        state.save()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json", "state.json.lock"]
+    assert json.loads(path.read_text())["version"] == 1
+
+
+def test_state_path_under_a_file_is_a_state_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    with pytest.raises(StateError, match="not-a-folder"):
+        StateFile(blocker / "state.json").open()
