@@ -53,6 +53,10 @@ _DESCRIPTION_CLASSES = (
 )
 
 
+# How Jenkins 1.x describes an interruption cause that arrives without `_class`.
+_INTERRUPTION_DESCRIPTIONS = ("Aborted by", "Timeout has been exceeded")
+
+
 class Unmappable(ValueError):
     """The build lacks what every payload needs (number, start time, a final result)."""
 
@@ -83,8 +87,7 @@ def map_build(build: dict[str, Any], job: Job, ctx: MapContext) -> CicdPayload:
     if build.get("building") or not isinstance(result, str) or not result:
         raise Unmappable(f"{job.full_name} #{number}: not finished")
     actions = [a for a in build.get("actions") or [] if isinstance(a, dict)]
-    causes = [c for a in actions for c in _dicts(a.get("causes"))]
-    triggers = _triggers(causes)
+    triggers = _triggers(_start_causes(actions))
     checkouts = _checkouts(actions)
     project, libraries = _pick_checkout(checkouts, job, ctx.library_repos)
     duration = build.get("duration")
@@ -120,6 +123,23 @@ def execution_id(instance_guid: str, full_name: str, number: int, timestamp: int
 
 def _dicts(value: Any) -> list[dict[str, Any]]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _start_causes(actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Causes that started the build; InterruptedBuildAction lists why it was *stopped*."""
+    causes = []
+    for action in actions:
+        if "Interrupt" in str(action.get("_class") or ""):
+            continue
+        for cause in _dicts(action.get("causes")):
+            cls = str(cause.get("_class") or "")
+            description = str(cause.get("shortDescription") or "")
+            if "CauseOfInterruption" in cls or "ExceededTimeout" in cls:
+                continue
+            if not cls and description.startswith(_INTERRUPTION_DESCRIPTIONS):
+                continue
+            causes.append(cause)
+    return causes
 
 
 def _simple_class(obj: dict[str, Any]) -> str:

@@ -13,11 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-from jenkins_sim import JenkinsSim  # noqa: E402
-from sei_standin import SeiStandIn  # noqa: E402
+from jenkins_sim import JenkinsSim
+from sei_standin import SeiStandIn
 
 GUID = "0b5c7a5e-2f5d-4a7e-9a41-6f4b0f3c1d2e"
 JENKINS_USER, JENKINS_TOKEN = "admin", "jenkins-token-9f8e7d"

@@ -78,9 +78,7 @@ def test_recreated_job_restarts_numbers_and_is_sent_again(
     assert len(ids) == 7  # a restarted number is a different execution
 
 
-def test_folders_branches_with_slash_and_context_path(
-    tmp_path: Path, sei: SeiStandIn
-) -> None:
+def test_folders_branches_with_slash_and_context_path(tmp_path: Path, sei: SeiStandIn) -> None:
     from conftest import JENKINS_USER, base_env
 
     sim = JenkinsSim(
@@ -94,8 +92,16 @@ def test_folders_branches_with_slash_and_context_path(
         sim.add_folder("org/platform")
         sim.add_multibranch("org/platform/web")
         branch = sim.add_branch("org/platform/web", "feature/login")
-        sim.add_build(branch, build_data=[{"sha": "b" * 40, "branch": "feature/login",
-                                           "remote": "https://git.example/web.git"}])
+        sim.add_build(
+            branch,
+            build_data=[
+                {
+                    "sha": "b" * 40,
+                    "branch": "feature/login",
+                    "remote": "https://git.example/web.git",
+                }
+            ],
+        )
         env = {**base_env(tmp_path), "JENKINS_URL": sim.url.rstrip("/"), "SEI_BASE_URL": sei.url}
         result = Cli(env, tmp_path)("sync")
     assert result.code == 0, result.stderr
@@ -249,10 +255,13 @@ def test_dry_run_prints_payloads_and_changes_nothing(
     cli: Cli, jenkins: JenkinsSim, sei: SeiStandIn
 ) -> None:
     jenkins.add_job("x")
-    jenkins.add_build("x", parameters=[
-        {"_class": "hudson.model.PasswordParameterValue", "name": "SECRET"},
-        {"_class": "hudson.model.StringParameterValue", "name": "ENV", "value": "prod"},
-    ])
+    jenkins.add_build(
+        "x",
+        parameters=[
+            {"_class": "hudson.model.PasswordParameterValue", "name": "SECRET"},
+            {"_class": "hudson.model.StringParameterValue", "name": "ENV", "value": "prod"},
+        ],
+    )
     result = cli("sync", "--dry-run", "--output", "-")
     assert result.code == 0, result.stderr
     [payload] = result.lines()
@@ -297,16 +306,25 @@ def test_config_file_before_or_after_the_command(
     config = tmp_path / "agent.yaml"
     config.write_text(f"sei:\n  instance_name: from-yaml\n  base_url: {sei.url}\n")
     env_name = cli.env.pop("SEI_INSTANCE_NAME")
-    assert cli("--config", str(config), "sync", "--dry-run", "--output", "-").lines()[0][
-        "instance_name"
-    ] == "from-yaml"
-    assert cli("sync", "--config", str(config), "--dry-run", "--output", "-").lines()[0][
-        "instance_name"
-    ] == "from-yaml"
+    assert (
+        cli("--config", str(config), "sync", "--dry-run", "--output", "-").lines()[0][
+            "instance_name"
+        ]
+        == "from-yaml"
+    )
+    assert (
+        cli("sync", "--config", str(config), "--dry-run", "--output", "-").lines()[0][
+            "instance_name"
+        ]
+        == "from-yaml"
+    )
     cli.env["SEI_INSTANCE_NAME"] = env_name  # the environment beats the file
-    assert cli("sync", "--config", str(config), "--dry-run", "--output", "-").lines()[0][
-        "instance_name"
-    ] == env_name
+    assert (
+        cli("sync", "--config", str(config), "--dry-run", "--output", "-").lines()[0][
+            "instance_name"
+        ]
+        == env_name
+    )
 
 
 BAD_SETTINGS = [

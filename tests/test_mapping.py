@@ -331,3 +331,30 @@ def test_execution_id_is_stable_and_changes_with_a_restarted_number() -> None:
     assert first == execution_id(GUID, "a/b", 7, 1000)
     assert first != execution_id(GUID, "a/b", 7, 2000)
     assert first != execution_id(GUID, "a/b", 8, 1000)
+
+
+def test_interruption_causes_are_not_triggers() -> None:
+    rows = load("devlake/_raw_jenkins_api_builds_multibranch.csv.extracted.json")
+    row = next(
+        r
+        for r in rows
+        if any(
+            a.get("_class") == "jenkins.model.InterruptedBuildAction" for a in r["data"]["actions"]
+        )
+    )
+    names = tuple(row["input"]["FullName"].split("/"))
+    payload = map_build(row["data"], Job(names=names, parent_cls=MULTIBRANCH), CTX).to_json()
+    assert payload["result"] == "ABORTED"
+    assert [t["type"] for t in payload["trigger_chain"]] == ["BranchEventCause"]
+    old = {
+        "number": 1,
+        "timestamp": 1,
+        "duration": 1,
+        "result": "ABORTED",
+        "actions": [
+            {"causes": [{"shortDescription": "Started by user bob", "userId": "bob"}]},
+            {"causes": [{"shortDescription": "Aborted by alice"}]},
+        ],
+    }
+    assert map_build(old, Job(names=("x",)), CTX).trigger_chain[0].id == "bob"
+    assert len(map_build(old, Job(names=("x",)), CTX).trigger_chain) == 1
