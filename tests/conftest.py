@@ -26,6 +26,14 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+@pytest.fixture(autouse=True)
+def _no_agent_settings_from_outside(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests see only the settings they set themselves."""
+    for name in list(os.environ):
+        if name.startswith(("JENKINS_", "SEI_", "AGENT_")):
+            monkeypatch.delenv(name)
+
+
 @pytest.fixture
 def jenkins() -> Iterator[JenkinsSim]:
     sim = JenkinsSim(user=JENKINS_USER, token=JENKINS_TOKEN, clock_ms=now_ms() - 3_600_000)
