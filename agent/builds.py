@@ -12,7 +12,7 @@ from typing import Any
 
 from agent.discover import Job
 from agent.jenkins_client import JenkinsClient
-from agent.queries import BUILDS_CAP, builds_tree
+from agent.queries import BUILDS_CAP, api_json, builds_tree
 
 
 @dataclass(frozen=True)
@@ -41,9 +41,10 @@ def read_builds(
         end = start + size
         if start < BUILDS_CAP < end:
             end = BUILDS_CAP  # one page never straddles `builds` and `allBuilds`
-        answer = client.get_json(job.path, builds_tree(start, end), kind="builds")
+        answer = client.get_json(api_json(job.path), builds_tree(start, end), kind="builds")
         key = "builds" if end <= BUILDS_CAP else "allBuilds"
-        page = [b for b in answer.get(key) or [] if isinstance(b, dict)]
+        listed = answer.get(key)
+        page = [b for b in listed if isinstance(b, dict)] if isinstance(listed, list) else []
         yield from page
         if len(page) < end - start or window.exhausted_by(page):
             return

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from agent.jenkins_client import JenkinsClient
-from agent.queries import discovery_tree, job_path
+from agent.queries import api_json, discovery_tree, job_path
 
 
 @dataclass(frozen=True)
@@ -68,8 +68,9 @@ def discover_jobs(client: JenkinsClient, levels: int) -> Iterator[Job]:
     pending: list[tuple[tuple[str, ...], str | None]] = [((), None)]
     while pending:
         names, cls = pending.pop()
-        answer = client.get_json(job_path(names), discovery_tree(levels), kind="discover")
-        yield from _walk(answer.get("jobs") or [], names, cls, levels, pending)
+        answer = client.get_json(api_json(job_path(names)), discovery_tree(levels), kind="discover")
+        items = answer.get("jobs")
+        yield from _walk(items if isinstance(items, list) else [], names, cls, levels, pending)
 
 
 def _walk(
@@ -80,22 +81,26 @@ def _walk(
     deeper: list[tuple[tuple[str, ...], str | None]],
 ) -> Iterator[Job]:
     for item in items:
+        if not isinstance(item, dict):
+            continue
         name = item.get("name")
         if not isinstance(name, str):
             continue
         names = (*parent, name)
         cls = item.get("_class")
         if "nextBuildNumber" in item:
-            last = item.get("lastBuild") or {}
+            last = item.get("lastBuild")
+            last = last if isinstance(last, dict) else {}
+            number, started = last.get("number"), last.get("timestamp")
             yield Job(
                 names=names,
-                cls=cls,
+                cls=cls if isinstance(cls, str) else None,
                 parent_cls=parent_cls,
-                last_build=last.get("number"),
-                last_build_ts=last.get("timestamp"),
+                last_build=number if isinstance(number, int) else None,
+                last_build_ts=started if isinstance(started, int) else None,
             )
         children = item.get("jobs")
-        if children:
+        if isinstance(children, list) and children:
             if levels_left > 1:
                 yield from _walk(children, names, cls, levels_left - 1, deeper)
             else:

@@ -10,12 +10,18 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import ValidationError
+
+from agent.config import Rule
 from agent.discover import Job
-from agent.payload import CicdPayload, Param, Trigger
+from agent.payload import Artifact, CicdPayload, JobRun, Param, Stage, Step, Trigger
+from agent.queries import artifact_path
 
 # Parameter values that must never leave the controller, whatever the job calls them.
 _SECRET_PARAM = re.compile(r"Password|Credentials|FileParameter", re.IGNORECASE)
@@ -61,6 +67,26 @@ class Unmappable(ValueError):
     """The build lacks what every payload needs (number, start time, a final result)."""
 
 
+# Archived at the root of a build's artifacts, these describe its artifacts for SEI.
+MANIFEST_NAMES = ("artifact-manifest.json", "sei-artifacts.json")
+COMMIT_IDS_PARAMETER = "SEI_SCM_COMMIT_IDS"
+MAX_COMMIT_IDS = 100
+_SHA = re.compile(r"[0-9a-fA-F]{40}")
+
+_RESULTS = {"SUCCESS", "FAILURE", "UNSTABLE", "ABORTED", "NOT_BUILT"}
+_STATES = {"FINISHED", "SKIPPED", "NOT_BUILT", "RUNNING", "QUEUED", "PAUSED"}
+# wfapi status -> (result, state) in Blue Ocean's words.
+_WFAPI_STATUS = {
+    "SUCCESS": ("SUCCESS", "FINISHED"),
+    "FAILED": ("FAILURE", "FINISHED"),
+    "FAILURE": ("FAILURE", "FINISHED"),
+    "ABORTED": ("ABORTED", "FINISHED"),
+    "UNSTABLE": ("UNSTABLE", "FINISHED"),
+    "NOT_EXECUTED": ("NOT_BUILT", "NOT_BUILT"),
+    "SKIPPED": ("NOT_BUILT", "SKIPPED"),
+}
+
+
 @dataclass(frozen=True)
 class MapContext:
     """Everything the payload takes from configuration rather than from the build."""
@@ -71,6 +97,31 @@ class MapContext:
     cd_jobs: tuple[str, ...] = ()
     library_repos: tuple[str, ...] = ()
     project_name: str | None = None
+    rules: tuple[Rule, ...] = ()
+    max_artifacts: int = 20
+
+
+@dataclass(frozen=True)
+class StageData:
+    """A run's raw stage answers from the source its controller offers.
+
+    Blue Ocean: `nodes` is `.../nodes/`, `children` maps a node id to its `steps/`.
+    wfapi: `nodes` is the run's `wfapi/describe` stages, `children` maps a node id to that
+    node's `wfapi/describe` (stage steps, or a parallel branch with its steps).
+    """
+
+    source: Literal["blueocean", "wfapi"]
+    nodes: list[dict[str, Any]]
+    children: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BuildDetails:
+    """What a build's listing does not carry, read separately by agent/details.py."""
+
+    stages: StageData | None = None
+    upstream: Mapping[tuple[str, int], list[dict[str, Any]]] = field(default_factory=dict)
+    manifest: Any = None
 
 
 @dataclass
@@ -80,17 +131,22 @@ class _Checkout:
     remotes: list[str] = field(default_factory=list)
 
 
-def map_build(build: dict[str, Any], job: Job, ctx: MapContext) -> CicdPayload:
+def map_build(
+    build: dict[str, Any], job: Job, ctx: MapContext, details: BuildDetails | None = None
+) -> CicdPayload:
     number, timestamp, result = build.get("number"), build.get("timestamp"), build.get("result")
-    if not isinstance(number, int) or not isinstance(timestamp, int):
+    if not _is_int(number) or not _is_int(timestamp):
         raise Unmappable(f"{job.full_name}: build without a number or start time")
     if build.get("building") or not isinstance(result, str) or not result:
         raise Unmappable(f"{job.full_name} #{number}: not finished")
-    actions = [a for a in build.get("actions") or [] if isinstance(a, dict)]
-    triggers = _triggers(_start_causes(actions))
+    details = details or BuildDetails()
+    actions = _dicts(build.get("actions"))
+    triggers = _triggers(_start_causes(actions), details.upstream, depth=0)
     checkouts = _checkouts(actions)
     project, libraries = _pick_checkout(checkouts, job, ctx.library_repos)
+    params = _params(a for a in actions if "parameters" in a)
     duration = build.get("duration")
+    rule = _RuleMatch(ctx.rules, job.full_name, result)
     return CicdPayload(
         pipeline=job.pipeline,
         job_full_name=job.full_name,
@@ -99,20 +155,24 @@ def map_build(build: dict[str, Any], job: Job, ctx: MapContext) -> CicdPayload:
         instance_name=ctx.instance_name,
         instance_url=ctx.instance_url,
         start_time=timestamp,
-        duration=max(duration, 0) if isinstance(duration, int) else 0,
+        duration=max(duration, 0) if _is_int(duration) else 0,
         result=result,
         build_number=number,
         execution_id=execution_id(ctx.instance_guid, job.full_name, number, timestamp),
         web_url=f"{ctx.instance_url}{job.path}{number}/",
         user_id=_user_id(triggers),
         trigger_chain=triggers,
-        job_run_params=_params(a for a in actions if "parameters" in a),
-        scm_commit_ids=_commits(build, project, libraries),
+        job_run_params=params,
+        scm_commit_ids=_commits(build, project, libraries, params),
         repo_url=_repo_url(project),
         branch_name=job.branch or (project.branch if project else None),
-        project_name=_project_name(ctx.project_name, job),
+        project_name=_project_name(rule.get("project_name") or ctx.project_name, job),
         ci=not _is_cd(job, ctx),
         cd=_is_cd(job, ctx),
+        job_run=map_job_run(details.stages) if details.stages else None,
+        artifacts=_artifacts(build, job, ctx, details.manifest) or None,
+        cfr_status=rule.get("cfr_status"),
+        themes=rule.get("themes"),
     )
 
 
@@ -123,6 +183,19 @@ def execution_id(instance_guid: str, full_name: str, number: int, timestamp: int
 
 def _dicts(value: Any) -> list[dict[str, Any]]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _text(value: Any) -> str | None:
+    """A non-empty string, or None: junk in an optional text field is left out."""
+    return value if isinstance(value, str) and value else None
 
 
 def _start_causes(actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -164,20 +237,45 @@ def _cause_class(cause: dict[str, Any]) -> str:
     return ""
 
 
-def _triggers(causes: list[dict[str, Any]]) -> list[Trigger]:
+def upstream_of(cause: dict[str, Any]) -> tuple[str, int] | None:
+    """(job full name, build number) of an upstream cause."""
+    project, number = cause.get("upstreamProject"), cause.get("upstreamBuild")
+    if _cause_class(cause) != "UpstreamCause" or not isinstance(project, str):
+        return None
+    return (project, number) if isinstance(number, int) else None
+
+
+def start_causes(build: dict[str, Any]) -> list[dict[str, Any]]:
+    return _start_causes(_dicts(build.get("actions")))
+
+
+# Bound on upstream recursion, against cycles and absurd chains; agent/details.py reads as deep.
+MAX_UPSTREAM_DEPTH = 10
+
+
+def _triggers(
+    causes: list[dict[str, Any]],
+    upstream: Mapping[tuple[str, int], list[dict[str, Any]]],
+    depth: int,
+) -> list[Trigger]:
     triggers: list[Trigger] = []
     for cause in causes:
         cls = _cause_class(cause)
         if cls == "UpstreamCause" and isinstance(cause.get("upstreamProject"), str):
-            upstream = cause.get("upstreamBuild")
+            number = cause.get("upstreamBuild")
+            key = upstream_of(cause)
+            parents = None
+            if key in upstream and depth < MAX_UPSTREAM_DEPTH:
+                parents = _triggers(_start_causes(upstream[key]), upstream, depth + 1) or None
             trigger = Trigger(
                 id=cause["upstreamProject"],
                 type="UpstreamCause",
-                job_run_number=str(upstream) if upstream is not None else None,
+                job_run_number=str(number) if number is not None else None,
+                direct_parents=parents,
             )
         elif cls == "UserIdCause":
-            user = cause.get("userId") or "anonymous"
-            trigger = Trigger(id=str(user), type="UserIdCause")
+            user = _text(cause.get("userId")) or "anonymous"
+            trigger = Trigger(id=user, type="UserIdCause")
         elif cls in _SCM_CAUSES:
             trigger = Trigger(id="SCMTrigger", type="SCMTriggerCause")
         elif cls:
@@ -189,14 +287,26 @@ def _triggers(causes: list[dict[str, Any]]) -> list[Trigger]:
     return triggers
 
 
+def _roots(triggers: list[Trigger]) -> list[Trigger]:
+    """The causes that started the chain: upstream causes replaced by their own causes."""
+    roots: list[Trigger] = []
+    for trigger in triggers:
+        if trigger.type == "UpstreamCause":
+            roots.extend(_roots(trigger.direct_parents or []))
+        else:
+            roots.append(trigger)
+    return roots
+
+
 def _user_id(triggers: list[Trigger]) -> str:
-    """As the official plugin: SCMTrigger for SCM-started builds, else the user, else SYSTEM.
+    """From the root of the chain: SCMTrigger when SCM started it, else its user, else SYSTEM.
 
     A multibranch push event (BranchEventCause) is SCM-started too.
     """
-    if any(t.id in ("SCMTrigger", "BranchEvent") for t in triggers):
+    roots = _roots(triggers)
+    if any(t.id in ("SCMTrigger", "BranchEvent") for t in roots):
         return "SCMTrigger"
-    users = [t.id for t in triggers if t.type == "UserIdCause"]
+    users = [t.id for t in roots if t.type == "UserIdCause"]
     return users[0] if users else "SYSTEM"
 
 
@@ -231,7 +341,7 @@ def _checkouts(actions: list[dict[str, Any]]) -> list[_Checkout]:
         branches = _dicts(revision.get("branch")) if isinstance(revision, dict) else []
         built = [b for b in branches if b.get("SHA1") in (None, sha)] or branches
         branch = _plain_branch(built[0].get("name")) if built else None
-        remotes = [u for u in action.get("remoteUrls") or [] if isinstance(u, str) and u]
+        remotes = [u for u in _list(action.get("remoteUrls")) if isinstance(u, str) and u]
         found.append(
             _Checkout(sha=sha if isinstance(sha, str) else None, branch=branch, remotes=remotes)
         )
@@ -292,21 +402,31 @@ def _pick_checkout(
 
 
 def _commits(
-    build: dict[str, Any], project: _Checkout | None, libraries: list[_Checkout]
+    build: dict[str, Any],
+    project: _Checkout | None,
+    libraries: list[_Checkout],
+    params: list[Param],
 ) -> list[str]:
-    """Changeset commits, then the built revision; never a shared library's head."""
+    """Changeset commits, then the built revision; never a shared library's head.
+
+    A build without a changeset may name its commits in a SEI_SCM_COMMIT_IDS parameter.
+    """
     sets = _dicts(build.get("changeSets")) + _dicts([build.get("changeSet")])
     library_shas = {c.sha for c in libraries if c.sha}
     commits: list[str] = []
     for change_set in sets:
         for item in _dicts(change_set.get("items")):
             commit = item.get("commitId") or item.get("revision")
-            if commit is not None:
+            if isinstance(commit, str | int) and not isinstance(commit, bool):
                 commits.append(str(commit))
+    if not commits:
+        declared = [p.value for p in params if p.name == COMMIT_IDS_PARAMETER]
+        for value in declared[:1]:
+            commits.extend(s.lower() for s in re.split(r"[\s,;]+", value) if _SHA.fullmatch(s))
     if project and project.sha:
         commits.append(project.sha)
     unique = dict.fromkeys(c for c in commits if c and c not in library_shas)
-    return list(unique)
+    return list(unique)[:MAX_COMMIT_IDS]
 
 
 def _repo_url(project: _Checkout | None) -> str | None:
@@ -334,3 +454,233 @@ def _project_name(template: str | None, job: Job) -> str | None:
 
 def _is_cd(job: Job, ctx: MapContext) -> bool:
     return any(fnmatchcase(job.full_name, glob) for glob in ctx.cd_jobs)
+
+
+class _RuleMatch(dict[str, Any]):
+    """For each optional field, the value of the first rule that matches and sets it."""
+
+    def __init__(self, rules: tuple[Rule, ...], full_name: str, result: str) -> None:
+        super().__init__()
+        for rule in rules:
+            if not any(fnmatchcase(full_name, g) for g in rule.jobs):
+                continue
+            if rule.results and result not in rule.results:
+                continue
+            for name in ("cfr_status", "themes", "project_name"):
+                value = getattr(rule, name)
+                if value is not None:
+                    self.setdefault(name, value)
+
+
+# -- stages and steps ---------------------------------------------------------------------
+
+
+def map_job_run(data: StageData) -> JobRun:
+    if data.source == "blueocean":
+        stages = [
+            _blue_stage(node, data.children.get(str(node.get("id")))) for node in _dicts(data.nodes)
+        ]
+    else:
+        stages = [s for node in _dicts(data.nodes) for s in _wfapi_stages(node, data)]
+    return JobRun(stages=stages)
+
+
+def _blue_fields(node: dict[str, Any]) -> dict[str, Any]:
+    result = node.get("result")
+    state = node.get("state")
+    duration = node.get("durationInMillis")
+    return {
+        "displayName": str(node.get("displayName") or node.get("id") or ""),
+        "displayDescription": _text(node.get("displayDescription")),
+        "result": result if isinstance(result, str) and result in _RESULTS else "NOT_BUILT",
+        "state": state if isinstance(state, str) and state in _STATES else "NOT_BUILT",
+        "durationInMillis": max(duration, 0) if _is_int(duration) else 0,
+        "startTime": node.get("startTime") if isinstance(node.get("startTime"), str) else None,
+    }
+
+
+def _blue_stage(node: dict[str, Any], steps: Any) -> Stage:
+    return Stage(
+        **_blue_fields(node),
+        steps=[Step(**_blue_fields(step)) for step in _dicts(steps)],
+    )
+
+
+def _wfapi_fields(node: dict[str, Any], description_key: str | None) -> dict[str, Any]:
+    result, state = _WFAPI_STATUS.get(str(node.get("status")), ("NOT_BUILT", "NOT_BUILT"))
+    duration = node.get("durationMillis")
+    start = node.get("startTimeMillis")
+    description = node.get(description_key) if description_key else None
+    return {
+        "displayName": str(node.get("name") or node.get("id") or ""),
+        "displayDescription": _text(description),
+        "result": result,
+        "state": state,
+        "durationInMillis": max(duration, 0) if _is_int(duration) else 0,
+        "startTime": _iso(start) if _is_int(start) and start > 0 else None,
+    }
+
+
+def _chain_roots(describe: dict[str, Any]) -> dict[str, str]:
+    """Flow node id -> the node its chain of steps leads back to (outside the node list)."""
+    nodes = _dicts(describe.get("stageFlowNodes"))
+    parent = {str(n.get("id")): str((_list(n.get("parentNodes")) or [""])[0]) for n in nodes}
+    roots = {}
+    for start in parent:
+        node, seen = start, {start}
+        while parent[node] in parent and parent[node] not in seen:
+            node = parent[node]
+            seen.add(node)
+        roots[start] = parent[node]
+    return roots
+
+
+def wfapi_branches(stage_describe: dict[str, Any]) -> list[str]:
+    """Ids of the parallel branches inside a stage, from its flow nodes' parents.
+
+    Each chain of steps leads back to the node that opened it: the stage itself (or its body)
+    for ordinary steps, one branch node per branch in a parallel stage. One root: no branches.
+    """
+    roots = list(dict.fromkeys(r for r in _chain_roots(stage_describe).values() if r))
+    return roots if len(roots) > 1 else []
+
+
+def _wfapi_steps(describe: dict[str, Any], branch: str | None = None) -> list[Step]:
+    roots = _chain_roots(describe)
+    return [
+        Step(**_wfapi_fields(n, "parameterDescription"))
+        for n in _dicts(describe.get("stageFlowNodes"))
+        if branch is None or roots.get(str(n.get("id"))) == branch
+    ]
+
+
+def _wfapi_stages(stage: dict[str, Any], data: StageData) -> list[Stage]:
+    """A wfapi stage, and its parallel branches as stages of their own."""
+    describe = data.children.get(str(stage.get("id")))
+    if not isinstance(describe, dict):
+        return [Stage(**_wfapi_fields(stage, None))]
+    branches = [b for b in wfapi_branches(describe) if isinstance(data.children.get(b), dict)]
+    if not branches:
+        return [Stage(**_wfapi_fields(stage, None), steps=_wfapi_steps(describe))]
+    stages = [Stage(**_wfapi_fields(stage, None))]
+    for branch in branches:
+        stages.append(
+            Stage(
+                **_wfapi_fields(data.children[branch], None), steps=_wfapi_steps(describe, branch)
+            )
+        )
+    return stages
+
+
+def _iso(ms: int) -> str:
+    """Epoch ms in Blue Ocean's format, so both sources give the same startTime."""
+    moment = datetime.fromtimestamp(ms / 1000, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}+0000"
+
+
+# -- artifacts ----------------------------------------------------------------------------
+
+
+def parse_manifest(manifest: Any) -> tuple[list[Artifact], list[str]]:
+    """Artifacts of a manifest in any of its three shapes, and why entries were skipped."""
+    if manifest is None:
+        return [], []
+    if isinstance(manifest, dict) and isinstance(manifest.get("artifacts"), list):
+        entries = manifest["artifacts"]
+    elif isinstance(manifest, dict) and isinstance(manifest.get("artifact"), dict):
+        entries = [manifest["artifact"]]
+    elif isinstance(manifest, dict):
+        entries = [manifest]
+    else:
+        return [], ["the manifest is not a JSON object"]
+    artifacts, problems = [], []
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            problems.append(f"entry {index} is not an object")
+            continue
+        missing = [
+            k for k in ("type", "location", "name", "qualifier") if entry.get(k) in (None, "")
+        ]
+        if missing:
+            problems.append(f"entry {index} lacks {', '.join(missing)}")
+            continue
+        metadata = entry.get("metadata")
+        try:
+            artifacts.append(
+                Artifact(
+                    input=bool(entry.get("input", False)),
+                    output=bool(entry.get("output", True)),
+                    type=str(entry["type"]),
+                    location=str(entry["location"]),
+                    name=str(entry["name"]),
+                    qualifier=str(entry["qualifier"]),
+                    hash=str(entry["hash"]) if entry.get("hash") else None,
+                    metadata={str(k): str(v) for k, v in metadata.items()}
+                    if isinstance(metadata, dict)
+                    else None,
+                )
+            )
+        except ValidationError as exc:
+            problems.append(f"entry {index}: {exc.errors()[0]['msg']}")
+    return artifacts, problems
+
+
+def manifest_path(build: dict[str, Any]) -> str | None:
+    """The relative path of the build's artifact manifest, if it archived one at the root."""
+    names = {str(a.get("relativePath")) for a in _dicts(build.get("artifacts"))}
+    return next((name for name in MANIFEST_NAMES if name in names), None)
+
+
+def _artifacts(build: dict[str, Any], job: Job, ctx: MapContext, manifest: Any) -> list[Artifact]:
+    declared, _ = parse_manifest(manifest)
+    archived = []
+    number = build["number"]
+    for entry in _dicts(build.get("artifacts")):
+        relative, name = entry.get("relativePath"), entry.get("fileName")
+        if not isinstance(relative, str) or not relative or relative in MANIFEST_NAMES:
+            continue
+        if not isinstance(name, str) or not name:
+            name = relative.rsplit("/", 1)[-1]
+        archived.append(
+            Artifact(
+                type=_file_type(str(name)),
+                location=ctx.instance_url + artifact_path(job.names, number, relative),
+                name=str(name),
+                qualifier=str(number),
+            )
+        )
+    return declared + archived[: ctx.max_artifacts]
+
+
+def _file_type(name: str) -> str:
+    lower = name.lower()
+    for double in (".tar.gz", ".tar.bz2", ".tar.xz"):
+        if lower.endswith(double):
+            return double[1:]
+    stem, dot, extension = lower.rpartition(".")
+    return extension if dot and stem else "file"
+
+
+def push_artifacts_body(payload: dict[str, Any], integration_id: str) -> dict[str, Any] | None:
+    """The optional /v1/cicd/push_artifacts body for a mapped build; None without artifacts."""
+    artifacts = payload.get("artifacts") or []
+    if not artifacts:
+        return None
+    finished = payload["start_time"] + payload["duration"]
+    return {
+        "integration_id": integration_id,
+        "repository": payload.get("repo_url") or payload["job_full_name"],
+        "job_name": payload["job_full_name"],
+        "job_run_number": str(payload["build_number"]),
+        "artifacts": [
+            {
+                "name": a["name"],
+                "location": a["location"],
+                "tag": a["qualifier"],
+                "digest": a.get("hash") or "",
+                "type": a["type"],
+                "artifact_created_at": finished,
+            }
+            for a in artifacts
+        ],
+    }

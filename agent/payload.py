@@ -29,6 +29,42 @@ class Trigger(BaseModel):
     direct_parents: list[Trigger] | None = None
 
 
+class Step(BaseModel):
+    """A stage or a step, in Blue Ocean's field names, which are the ones SEI reads."""
+
+    model_config = ConfigDict(frozen=True)
+
+    displayName: str
+    displayDescription: str | None = None
+    result: str
+    state: str
+    durationInMillis: int = Field(ge=0)  # null crashes SEI's processing of the whole run
+    startTime: str | None = None
+
+
+class Stage(Step):
+    steps: list[Step] = Field(default_factory=list)
+
+
+class JobRun(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    stages: list[Stage]
+
+
+class Artifact(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    input: bool = False
+    output: bool = True
+    type: str = Field(min_length=1)
+    location: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    qualifier: str = Field(min_length=1)
+    hash: str | None = None
+    metadata: dict[str, str] | None = None
+
+
 class CicdPayload(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -54,6 +90,10 @@ class CicdPayload(BaseModel):
     module_name: str | None = None
     ci: bool
     cd: bool
+    job_run: JobRun | None = None
+    artifacts: list[Artifact] | None = None
+    cfr_status: bool | None = None
+    themes: list[str] | None = None
 
     @field_validator("instance_guid")
     @classmethod

@@ -19,7 +19,13 @@ BUILD_FIELDS = (
     "lastBuiltRevision[SHA1,branch[SHA1,name]],remoteUrls"
     "],"
     "changeSet[kind,items[commitId,revision]],"
-    "changeSets[kind,items[commitId,revision]]"
+    "changeSets[kind,items[commitId,revision]],"
+    "artifacts[fileName,relativePath]"
+)
+
+# What an upstream build contributes to a trigger chain: its own causes, nothing else.
+CAUSE_FIELDS = (
+    "actions[causes[shortDescription,userId,userName,upstreamProject,upstreamBuild,upstreamUrl]]"
 )
 
 # What tells, for every job at once, whether it has anything new: its newest build's number and
@@ -53,5 +59,44 @@ def job_path(names: tuple[str, ...]) -> str:
     return "".join(f"job/{quote(name, safe='')}/" for name in names)
 
 
-def api(path: str) -> str:
+def api_json(path: str) -> str:
+    """The classic JSON API of the item or build at `path`."""
     return f"{path}api/json"
+
+
+def build_path(names: tuple[str, ...], number: int) -> str:
+    return f"{job_path(names)}{number}/"
+
+
+def artifact_path(names: tuple[str, ...], number: int, relative_path: str) -> str:
+    return f"{build_path(names, number)}artifact/{quote(relative_path, safe='/')}"
+
+
+# pipeline-stage-view ("wfapi"): the run's stages, then one stage's flow nodes (its steps).
+def wfapi_run(names: tuple[str, ...], number: int) -> str:
+    return f"{build_path(names, number)}wfapi/describe"
+
+
+def wfapi_node(names: tuple[str, ...], number: int, node_id: str) -> str:
+    return f"{build_path(names, number)}execution/node/{quote(node_id, safe='')}/wfapi/describe"
+
+
+# Blue Ocean: answers only when the plugin is installed; the organization is always "jenkins".
+BLUE_ORGANIZATION = "blue/rest/organizations/jenkins/"
+
+
+def blue_run(names: tuple[str, ...], number: int, branch_job: bool) -> str:
+    """`.../pipelines/a/pipelines/b/runs/N/`; a branch job sits under its project's `branches/`."""
+    encoded = [quote(name, safe="") for name in names]
+    if branch_job and len(encoded) > 1:
+        parents = "".join(f"pipelines/{n}/" for n in encoded[:-1])
+        return f"{BLUE_ORGANIZATION}{parents}branches/{encoded[-1]}/runs/{number}/"
+    return f"{BLUE_ORGANIZATION}{''.join(f'pipelines/{n}/' for n in encoded)}runs/{number}/"
+
+
+def blue_nodes(run: str) -> str:
+    return f"{run}nodes/"
+
+
+def blue_steps(run: str, node_id: str) -> str:
+    return f"{run}nodes/{quote(node_id, safe='')}/steps/"
