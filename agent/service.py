@@ -1,0 +1,423 @@
+"""`run`: the agent as a long-running service, the way it is deployed beside Jenkins.
+
+Each cycle is exactly what `sync` does. The state file stays locked and the clients open for the
+life of the process, so a second agent on the same file exits at once. Cycles never overlap, and a
+late one runs once rather than in a burst. SIGTERM or SIGINT lets the build in flight finish, saves
+the state and exits 0; /healthz, /metrics and /status tell an orchestrator how it is going.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from types import FrameType
+from typing import Any
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from agent import __version__
+from agent.config import AgentSettings, ConfigError, SeiSettings, Settings
+from agent.deliver import Refusal, SeiClient, SeiRefused, SeiUnavailable
+from agent.jenkins_client import JenkinsClient, JenkinsError
+from agent.logs import redact, secrets_of
+from agent.metrics import Metrics
+from agent.state import JobState, StateError, StateFile
+from agent.sync import CUSTOM_CICD, Collector, Report
+from agent.transport import Answer
+from agent.web import StatusServer
+
+log = logging.getLogger("agent.service")
+
+KEPT_CYCLES = 10
+MIN_GRACE = timedelta(seconds=60)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat(timespec="seconds") if moment else None
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When cycles run: every `interval` seconds, or on a crontab line (local time)."""
+
+    trigger: BaseTrigger
+    description: str
+    interval: timedelta | None = None
+
+    @classmethod
+    def from_settings(cls, agent: AgentSettings) -> Schedule:
+        """AGENT_CRON wins over AGENT_INTERVAL; a bad crontab line is a ConfigError naming it."""
+        if not agent.cron:
+            seconds = agent.interval
+            return cls(
+                IntervalTrigger(seconds=seconds), f"every {seconds}s", timedelta(seconds=seconds)
+            )
+        try:
+            trigger = CronTrigger.from_crontab(agent.cron)
+        except ValueError as exc:
+            raise ConfigError(
+                f"invalid setting AGENT_CRON: '{agent.cron}' is not a crontab schedule ({exc}); "
+                "five fields, e.g. '*/5 * * * *'"
+            ) from None
+        if trigger.get_next_fire_time(None, utcnow()) is None:
+            raise ConfigError(f"invalid setting AGENT_CRON: '{agent.cron}' never fires")
+        return cls(trigger, f"on cron '{agent.cron}'")
+
+    def deadline(self, since: datetime) -> datetime:
+        """Two scheduled cycles after `since`: a success older than that means trouble."""
+        if self.interval is not None:
+            return since + 2 * self.interval
+        moment = since
+        for _ in range(2):
+            fire = self.trigger.get_next_fire_time(None, moment + timedelta(seconds=1))
+            if fire is None:
+                return datetime.max.replace(tzinfo=UTC)
+            moment = fire
+        return moment
+
+
+def start_scheduler(
+    schedule: Schedule, cycle: Callable[[], None], first: datetime
+) -> BackgroundScheduler:
+    """Run `cycle` at `first`, then on `schedule`: one at a time, and a late cycle only once."""
+    scheduler = BackgroundScheduler(executors={"default": ThreadPoolExecutor(1)})
+    scheduler.add_job(
+        cycle,
+        schedule.trigger,
+        id="sync",
+        name="sync cycle",
+        next_run_time=first,
+        max_instances=1,  # a cycle due while one runs is skipped, never run beside it
+        coalesce=True,  # cycles missed while the process could not run become one
+        misfire_grace_time=None,  # however late, that one runs
+    )
+    scheduler.start()
+    return scheduler
+
+
+@dataclass(frozen=True)
+class Cycle:
+    """One finished cycle, as /status and /healthz show it."""
+
+    started: datetime
+    ended: datetime
+    outcome: str  # ok, failed, interrupted
+    report: Report
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        r = self.report
+        return {
+            "started": _iso(self.started),
+            "ended": _iso(self.ended),
+            "duration_s": round((self.ended - self.started).total_seconds(), 3),
+            "outcome": self.outcome,
+            "jobs": r.jobs,
+            "sent": r.sent,
+            "dead_lettered": r.dead,
+            "unsent": r.unsent,
+            "running": r.running,
+            "jobs_unreadable": r.failed_jobs,
+            "error": self.error,
+        }
+
+
+def evaluate_health(
+    *,
+    now: datetime,
+    started: datetime,
+    schedule: Schedule,
+    last: Cycle | None,
+    last_success: datetime | None,
+    running_since: datetime | None,
+    last_accepted: datetime | None,
+    stopping: bool = False,
+) -> tuple[bool, dict[str, Any]]:
+    """Healthy while the last cycle succeeded within two intervals, or in the start-up grace.
+
+    A long cycle (a big first sync) that keeps delivering builds is healthy too, so a probe
+    never kills an agent that is working through a backlog.
+    """
+    body: dict[str, Any] = {
+        "last_success": _iso(last_success),
+        "last_cycle": last.to_json() if last else None,
+    }
+
+    def answer(healthy: bool, status: str, reason: str) -> tuple[bool, dict[str, Any]]:
+        return healthy, {"status": status, "reason": reason, **body}
+
+    if stopping:
+        return answer(False, "stopping", "the agent is shutting down")
+    if (
+        running_since is not None
+        and last_accepted is not None
+        and last_accepted >= running_since
+        and now <= schedule.deadline(last_accepted)
+    ):
+        return answer(True, "ok", "a cycle is delivering builds")
+    if last is None:
+        grace_end = max(schedule.deadline(started), started + MIN_GRACE)
+        if now <= grace_end:
+            return answer(True, "starting", "the first cycle has not finished yet")
+        return answer(False, "stale", f"the first cycle has not finished by {_iso(grace_end)}")
+    if last.outcome == "failed":
+        return answer(False, "failing", f"the last cycle failed: {last.error}")
+    if last_success is not None and now <= schedule.deadline(last_success):
+        return answer(True, "ok", "the last cycle succeeded")
+    since = _iso(last_success) or "start-up"
+    return answer(False, "stale", f"no cycle has succeeded for two intervals (since {since})")
+
+
+def summarize(jobs: dict[str, JobState]) -> dict[str, int]:
+    """The state file in figures, for /status and the gauges."""
+    return {
+        "jobs_tracked": len(jobs),
+        "builds_sent": sum(job.sent.count() for job in jobs.values()),
+        "builds_open": sum(len(job.open) for job in jobs.values()),
+        "dead_letters": sum(len(job.dead) for job in jobs.values()),
+    }
+
+
+class MeteredSeiClient(SeiClient):
+    """Counts each build's fate by Jenkins result where it is decided: SEI's answer."""
+
+    def __init__(self, settings: SeiSettings, metrics: Metrics, stop: threading.Event) -> None:
+        super().__init__(settings, stop=stop, on_request=metrics.observe_sei)
+        self.metrics = metrics
+        self.refused = 0
+        self.last_accepted: datetime | None = None
+        self._lock = threading.Lock()  # deliveries run on several threads
+
+    def post(self, path: str, body: dict[str, Any]) -> Refusal | Answer:
+        if path != CUSTOM_CICD:  # other requests (an artifact push) are not builds
+            return super().post(path, body)
+        result = str(body.get("result") or "UNKNOWN")
+        try:
+            outcome = super().post(path, body)
+        except (SeiUnavailable, SeiRefused):
+            self.metrics.builds_failed.labels(result).inc()
+            raise
+        if isinstance(outcome, Refusal):
+            with self._lock:
+                self.refused += 1
+            self.metrics.builds_dead_lettered.labels(result).inc()
+        else:
+            self.last_accepted = utcnow()
+            self.metrics.builds_sent.labels(result).inc()
+        return outcome
+
+
+class Service:
+    """The scheduler, the cycles and what the HTTP endpoints report about them."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        schedule: Schedule,
+        jenkins: JenkinsClient,
+        sei: MeteredSeiClient,
+        state: StateFile,
+        metrics: Metrics,
+        stop: threading.Event,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        assert settings.sei.instance_guid
+        self.settings = settings
+        self.schedule = schedule
+        self.jenkins = jenkins
+        self.sei = sei
+        self.state = state
+        self.metrics = metrics
+        self.stop = stop
+        self.clock = clock
+        self.started = clock()
+        self._lock = threading.Lock()
+        self._cycles: deque[Cycle] = deque(maxlen=KEPT_CYCLES)
+        self._running_since: datetime | None = None
+        self._last_success: datetime | None = None
+        self._summary = summarize(state.jobs(settings.sei.instance_guid, settings.jenkins_base))
+        self._scheduler: BackgroundScheduler | None = None
+        self._set_state_gauges(self._summary)
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def serve(self) -> None:
+        """Cycle until `stop` is set, then let the cycle in flight end and save the state."""
+        server = StatusServer(self.settings.agent.http_port, self)
+        log.info(
+            "running: a sync cycle %s; /healthz, /metrics and /status on port %d",
+            self.schedule.description,
+            server.port,
+            extra={"fields": {"port": server.port, "schedule": self.schedule.description}},
+        )
+        try:
+            self._scheduler = start_scheduler(self.schedule, self.cycle, first=self.clock())
+            try:
+                self.stop.wait()
+                log.info("stopping: the build in flight finishes, then the state is saved")
+            finally:
+                self._scheduler.shutdown(wait=True)
+        finally:
+            server.close()
+            self.state.save()
+
+    def cycle(self) -> None:
+        """One sync; never raises, so one bad cycle cannot end the service."""
+        if self.stop.is_set():
+            return
+        started = self.clock()
+        clock_start = time.monotonic()
+        with self._lock:
+            self._running_since = started
+        refused_before = self.sei.refused
+        jenkins_before = sum(self.jenkins.requests.values())
+        sei_before = self.sei.requests
+        collector = Collector(self.settings, self.jenkins, self.sei, self.state, stop=self.stop)
+        error: str | None = None
+        try:
+            collector.sync()
+        except (JenkinsError, SeiRefused, StateError) as exc:
+            error = str(exc)
+        except Exception as exc:
+            log.exception("the cycle failed unexpectedly")
+            error = f"{type(exc).__name__}: {exc}"
+        report = collector.report
+        if self.stop.is_set():
+            outcome = "interrupted"
+        elif error is not None or report.sei_down is not None:
+            outcome, error = "failed", error or str(report.sei_down)
+        else:
+            outcome = "ok"
+        if error is not None:  # /healthz and /status show it, and they pass no log filter
+            error = redact(error, secrets_of(self.settings))
+        ended = self.clock()
+        duration = time.monotonic() - clock_start
+        unmappable = report.dead - (self.sei.refused - refused_before)
+        if unmappable > 0:
+            self.metrics.builds_dead_lettered.labels("UNKNOWN").inc(unmappable)
+        summary = summarize(collector.tracked)
+        self.metrics.cycles.labels(outcome).inc()
+        self.metrics.cycle_seconds.observe(duration)
+        self.metrics.running_builds.set(report.running)
+        self._set_state_gauges(summary)
+        if outcome == "ok":
+            self.metrics.last_success.set(ended.timestamp())
+        with self._lock:
+            self._cycles.append(Cycle(started, ended, outcome, report, error))
+            self._running_since = None
+            self._summary = summary
+            if outcome == "ok":
+                self._last_success = ended
+        fields = {
+            "outcome": outcome,
+            "duration_s": round(duration, 3),
+            "jobs": report.jobs,
+            "sent": report.sent,
+            "dead_lettered": report.dead,
+            "unsent": report.unsent,
+            "running": report.running,
+            "jobs_unreadable": report.failed_jobs,
+            "jenkins_requests": sum(self.jenkins.requests.values()) - jenkins_before,
+            "sei_requests": self.sei.requests - sei_before,
+        }
+        level = logging.WARNING if outcome == "failed" else logging.INFO
+        why = f": {error}" if outcome == "failed" else ""
+        log.log(
+            level,
+            "cycle %s in %.2fs%s; %s",
+            outcome,
+            duration,
+            why,
+            report.summary(),
+            extra={"fields": {**fields, "error": error} if error else fields},
+        )
+
+    def _set_state_gauges(self, summary: dict[str, int]) -> None:
+        self.metrics.jobs_tracked.set(summary["jobs_tracked"])
+        self.metrics.dead_letters.set(summary["dead_letters"])
+
+    # -- what the endpoints show -----------------------------------------------------------
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        with self._lock:
+            last = self._cycles[-1] if self._cycles else None
+            last_success, running_since = self._last_success, self._running_since
+        return evaluate_health(
+            now=self.clock(),
+            started=self.started,
+            schedule=self.schedule,
+            last=last,
+            last_success=last_success,
+            running_since=running_since,
+            last_accepted=self.sei.last_accepted,
+            stopping=self.stop.is_set(),
+        )
+
+    def metrics_text(self) -> bytes:
+        return self.metrics.render()
+
+    def status(self) -> dict[str, Any]:
+        healthy, health = self.health()
+        with self._lock:
+            cycles = [c.to_json() for c in reversed(self._cycles)]
+            summary = dict(self._summary)
+            running_since = self._running_since
+        job = self._scheduler.get_job("sync") if self._scheduler else None
+        return {
+            "version": __version__,
+            "started": _iso(self.started),
+            "schedule": self.schedule.description,
+            "next_cycle": _iso(job.next_run_time) if job else None,
+            "cycle_running_since": _iso(running_since),
+            "healthy": healthy,
+            "health": health,
+            "cycles": cycles,
+            "state": {"file": str(self.state.path), **summary},
+            "jenkins_requests": dict(self.jenkins.requests),
+            "sei_requests": self.sei.requests,
+        }
+
+
+def run(settings: Settings) -> int:
+    """`jenkins-sei-agent run`. ConfigError and StateError (exit 2) reach the caller."""
+    settings.require(
+        "jenkins.url", "sei.base_url", "sei.api_key", "sei.instance_guid", "sei.instance_name"
+    )
+    schedule = Schedule.from_settings(settings.agent)
+    stop = threading.Event()
+    received: list[str] = []
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        received.append(signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        with StateFile(settings.agent.state_file) as state:
+            jenkins = JenkinsClient(settings.jenkins)
+            metrics = Metrics(lambda: jenkins.requests)
+            sei = MeteredSeiClient(settings.sei, metrics, stop)
+            try:
+                Service(settings, schedule, jenkins, sei, state, metrics, stop).serve()
+            finally:
+                jenkins.close()
+                sei.close()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    log.info("stopped on %s; state saved to %s", received[0], settings.agent.state_file)
+    return 0

@@ -1,0 +1,133 @@
+"""deploy/ agrees with the image and the settings: names, paths, ports, schedules.
+
+The Kubernetes schemas are checked by kubernetes-validate and the Dockerfile by hadolint (both
+in .ci/run); this checks what no linter knows: that a setting's name is one the agent reads
+(a misspelt one would be ignored silently), and that every file names the same volume and port.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from apscheduler.triggers.cron import CronTrigger
+from conftest import ROOT
+from dockerfile import env_of, exec_form, parse_dockerfile
+
+from agent.config import Settings, load_settings
+
+DEPLOY = ROOT / "deploy"
+
+
+def manifests() -> dict[str, dict[str, Any]]:
+    docs = {}
+    for path in sorted((DEPLOY / "kubernetes").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            docs[doc["kind"]] = doc
+    return docs
+
+
+def known(name: str) -> bool:
+    section, _, field = name.lower().partition("_")
+    model = Settings.model_fields.get(section)
+    return model is not None and field in model.annotation.model_fields  # type: ignore[union-attr]
+
+
+def env_file(path: Path) -> dict[str, str]:
+    pairs = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            pairs[key.strip()] = value
+    return pairs
+
+
+@pytest.fixture(scope="module")
+def image() -> dict[str, Any]:
+    runtime = parse_dockerfile(ROOT / "Dockerfile")[-1]
+    return {
+        "env": env_of(runtime),
+        "volume": exec_form(runtime.one("VOLUME"))[0],
+        "port": int(runtime.one("EXPOSE")),
+        "user": int(runtime.one("USER").split(":")[0]),
+    }
+
+
+def test_every_setting_named_in_deploy_is_read_by_the_agent(
+    monkeypatch: pytest.MonkeyPatch, image: dict[str, Any]
+) -> None:
+    docs = manifests()
+    config = docs["ConfigMap"]["data"]
+    secret = docs["Secret"]["stringData"]
+    example = env_file(DEPLOY / "agent.env.example")
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    compose_env = compose["services"]["sei-agent"]["environment"]
+    for name in [*config, *secret, *example, *compose_env, *image["env"]]:
+        assert name.startswith("PYTHON") or name.startswith("PIP_") or known(name), name
+    for name, value in {**image["env"], **config, **secret}.items():
+        monkeypatch.setenv(name, str(value))
+    settings = load_settings()
+    assert settings.sei.api_key is not None and settings.jenkins.api_token is not None
+    assert set(secret) == {"SEI_API_KEY", "JENKINS_API_TOKEN"}  # the two SecretStr settings
+    assert not {"SEI_API_KEY", "JENKINS_API_TOKEN"} & set(config)
+
+
+def test_kubernetes_deployment_cronjob_and_backfill_match_the_image(image: dict[str, Any]) -> None:
+    docs = manifests()
+    claim = docs["PersistentVolumeClaim"]["metadata"]["name"]
+    deployment = docs["Deployment"]["spec"]
+    assert deployment["replicas"] == 1 and deployment["strategy"]["type"] == "Recreate"
+    pods = {
+        "Deployment": deployment["template"]["spec"],
+        "CronJob": docs["CronJob"]["spec"]["jobTemplate"]["spec"]["template"]["spec"],
+        "Job": docs["Job"]["spec"]["template"]["spec"],
+    }
+    for kind, pod in pods.items():
+        [container] = pod["containers"]
+        assert pod["securityContext"]["runAsUser"] == image["user"], kind
+        assert [v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"]] == [claim]
+        assert [m["mountPath"] for m in container["volumeMounts"]] == [image["volume"]]
+        refs = {next(iter(ref.values()))["name"] for ref in container["envFrom"]}
+        assert refs == {docs["ConfigMap"]["metadata"]["name"], docs["Secret"]["metadata"]["name"]}
+    [agent] = pods["Deployment"]["containers"]
+    assert agent["args"] == ["run"]
+    port = agent["ports"][0]["containerPort"]
+    assert port == image["port"] == int(image["env"]["AGENT_HTTP_PORT"])
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert agent[probe]["httpGet"]["path"] == "/healthz"
+    cron = docs["CronJob"]["spec"]
+    assert cron["concurrencyPolicy"] == "Forbid"
+    assert pods["CronJob"]["containers"][0]["args"] == ["sync"]
+    assert pods["Job"]["containers"][0]["args"][:2] == ["backfill", "--since"]
+    CronTrigger.from_crontab(cron["schedule"])
+
+
+def test_compose_runs_the_agent_beside_jenkins(image: dict[str, Any]) -> None:
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert services["jenkins"]["image"] == "jenkins/jenkins:lts"
+    agent = services["sei-agent"]
+    assert agent["build"]["context"] == ".."
+    assert agent["environment"]["JENKINS_URL"].startswith("http://jenkins:8080")
+    [volume] = agent["volumes"]
+    name, _, target = volume.partition(":")
+    assert target == image["volume"] and name in compose["volumes"]
+    assert agent["ports"] == [f"{image['port']}:{image['port']}"]
+    assert agent["env_file"] == ["agent.env"]
+    assert (DEPLOY / "agent.env.example").exists()
+
+
+def test_crontab_line_is_valid_and_runs_sync() -> None:
+    lines = [
+        line
+        for line in (DEPLOY / "crontab").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    [line] = lines
+    fields = line.split()
+    CronTrigger.from_crontab(" ".join(fields[:5]))
+    user, command = fields[5], fields[6:]
+    assert user != "root"
+    assert command[0].endswith("/jenkins-sei-agent") and "sync" in command

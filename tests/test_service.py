@@ -1,0 +1,234 @@
+"""The parts of `run` that need no subprocess: health rules, schedules, metrics, stopping."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from agent_process import wait_until
+from apscheduler.triggers.interval import IntervalTrigger
+from conftest import SEI_KEY
+from jenkins_sim import JenkinsSim
+from prometheus_client.parser import text_string_to_metric_families
+from sei_standin import SeiStandIn
+
+from agent.config import AgentSettings, ConfigError, SeiSettings, Settings, load_settings
+from agent.deliver import SeiClient, SeiUnavailable
+from agent.jenkins_client import JenkinsClient
+from agent.metrics import PREFIX, Metrics
+from agent.service import (
+    Cycle,
+    MeteredSeiClient,
+    Schedule,
+    Service,
+    evaluate_health,
+    start_scheduler,
+)
+from agent.state import StateFile
+from agent.sync import Collector, Report
+
+T0 = datetime(2026, 1, 5, 10, 0, 30, tzinfo=UTC)
+EVERY_MINUTE = Schedule.from_settings(AgentSettings(interval=60))
+
+
+def cycle(outcome: str, ended: datetime, error: str | None = None) -> Cycle:
+    return Cycle(ended - timedelta(seconds=2), ended, outcome, Report(), error)
+
+
+def health(at: float, **kwargs: Any) -> tuple[bool, str]:
+    """Health `at` seconds after T0, the start; kwargs as evaluate_health's."""
+    values: dict[str, Any] = {
+        "last": None,
+        "last_success": None,
+        "running_since": None,
+        "last_accepted": None,
+        **kwargs,
+    }
+    healthy, body = evaluate_health(
+        now=T0 + timedelta(seconds=at), started=T0, schedule=EVERY_MINUTE, **values
+    )
+    return healthy, body["status"]
+
+
+def test_health_follows_the_last_cycle_within_two_intervals() -> None:
+    assert health(30) == (True, "starting")
+    assert health(121) == (False, "stale")  # no cycle finished within the grace (2 x 60 s)
+    ok = cycle("ok", T0 + timedelta(seconds=5))
+    assert health(100, last=ok, last_success=ok.ended) == (True, "ok")
+    assert health(126, last=ok, last_success=ok.ended) == (False, "stale")
+    failed = cycle("failed", T0 + timedelta(seconds=65), "SEI answered HTTP 503")
+    assert health(66, last=failed, last_success=ok.ended) == (False, "failing")
+    # a long cycle that keeps delivering stays healthy, however old the last success
+    running = T0 + timedelta(seconds=70)
+    delivering = {"running_since": running, "last_accepted": T0 + timedelta(seconds=300)}
+    assert health(330, last=failed, last_success=ok.ended, **delivering) == (True, "ok")
+    assert health(430, last=failed, last_success=ok.ended, **delivering) == (False, "failing")
+    assert health(30, stopping=True) == (False, "stopping")
+
+
+def test_failing_health_names_the_error() -> None:
+    failed = cycle("failed", T0, "SEI answered HTTP 503 on http://sei/v1/custom-cicd")
+    healthy, body = evaluate_health(
+        now=T0,
+        started=T0,
+        schedule=EVERY_MINUTE,
+        last=failed,
+        last_success=None,
+        running_since=None,
+        last_accepted=None,
+    )
+    assert not healthy
+    assert "HTTP 503" in body["reason"]
+    assert body["last_cycle"]["outcome"] == "failed"
+
+
+def test_cron_schedule_deadline_is_two_fire_times_later() -> None:
+    schedule = Schedule.from_settings(AgentSettings(cron="*/5 * * * *", interval=1))
+    assert schedule.description == "on cron '*/5 * * * *'"
+    since = datetime(2026, 1, 5, 10, 1, tzinfo=UTC)
+    assert schedule.deadline(since) == datetime(2026, 1, 5, 10, 10, tzinfo=UTC)
+    assert EVERY_MINUTE.deadline(since) == since + timedelta(minutes=2)
+
+
+@pytest.mark.parametrize("line", ["61 * * * *", "* * *", "@hourly", "0 0 31 2 *"])
+def test_bad_cron_is_a_config_error_naming_agent_cron(line: str) -> None:
+    with pytest.raises(ConfigError, match="AGENT_CRON"):
+        Schedule.from_settings(AgentSettings(cron=line))
+
+
+def test_cycles_missed_while_the_process_could_not_run_become_one() -> None:
+    calls: list[float] = []
+    ten_missed = datetime.now(UTC) - timedelta(minutes=10, seconds=30)
+    scheduler = start_scheduler(EVERY_MINUTE, lambda: calls.append(time.monotonic()), ten_missed)
+    try:
+        wait_until(lambda: calls, 5, "the late cycle")
+        time.sleep(0.3)  # time enough for a burst of the other ten, were there one
+    finally:
+        scheduler.shutdown(wait=True)
+    assert len(calls) == 1
+
+
+def test_cycles_never_overlap() -> None:
+    running, overlaps, calls = threading.Lock(), [], []
+
+    def slow_cycle() -> None:
+        if not running.acquire(blocking=False):
+            overlaps.append(1)
+            return
+        calls.append(1)
+        time.sleep(0.25)
+        running.release()
+
+    every_50ms = Schedule(IntervalTrigger(seconds=0.05), "test", timedelta(seconds=0.05))
+    scheduler = start_scheduler(every_50ms, slow_cycle, datetime.now(UTC))
+    try:
+        wait_until(lambda: len(calls) >= 3, 5, "three cycles")
+    finally:
+        scheduler.shutdown(wait=True)
+    assert overlaps == []
+
+
+def test_every_metric_is_prefixed_and_jenkins_requests_are_read_live() -> None:
+    requests: Counter[str] = Counter({"discover": 3})
+    metrics = Metrics(lambda: requests)
+    metrics.builds_sent.labels("SUCCESS").inc()
+    metrics.observe_sei("202", 0.02)
+    requests["builds"] += 2
+    families = list(text_string_to_metric_families(metrics.render().decode()))
+    names = {f.name for f in families}
+    assert all(name.startswith(PREFIX) for name in names)
+    samples = {(s.name, tuple(s.labels.values())): s.value for f in families for s in f.samples}
+    assert samples[(PREFIX + "jenkins_requests_total", ("builds",))] == 2
+    assert samples[(PREFIX + "jenkins_requests_total", ("discover",))] == 3
+    assert samples[(PREFIX + "builds_sent_total", ("SUCCESS",))] == 1
+    assert samples[(PREFIX + "sei_request_duration_seconds_count", ("202",))] == 1
+    assert not any(name.endswith("_created") for name, _ in samples)
+
+
+def test_stop_cuts_sei_retry_waits_short(sei: SeiStandIn) -> None:
+    settings = SeiSettings(
+        base_url=sei.url, api_key=SEI_KEY, retries=5, retry_wait=30, retry_max_wait=30
+    )
+    seen: list[str] = []
+    stop = threading.Event()
+    sei.fail_always(503)
+    client = SeiClient(settings, stop=stop, on_request=lambda s, _: seen.append(s))
+    threading.Timer(0.2, stop.set).start()
+    started = time.monotonic()
+    with pytest.raises(SeiUnavailable):
+        client.post("/v1/custom-cicd", {"result": "SUCCESS"})
+    assert time.monotonic() - started < 5  # not the 30 s wait
+    assert seen == ["503", "503"]  # the first try, then one more after the stop
+
+
+class _StopAfterFirst(SeiClient):
+    """Asks the collector to stop once the first build is delivered, as SIGTERM would."""
+
+    def __init__(self, settings: SeiSettings, stop: threading.Event) -> None:
+        super().__init__(settings)
+        self.stop = stop
+
+    def post(self, path: str, body: dict[str, Any]) -> Any:
+        outcome = super().post(path, body)
+        self.stop.set()
+        return outcome
+
+
+def test_collector_stops_between_builds_and_the_next_run_sends_the_rest(
+    settings: Settings, jenkins: JenkinsSim, sei: SeiStandIn
+) -> None:
+    for name in ("a", "b"):
+        jenkins.add_job(name)
+        for _ in range(3):
+            jenkins.add_build(name)
+    stop = threading.Event()
+    one_at_a_time = settings.sei.model_copy(update={"concurrency": 1})  # one build in flight
+    settings = settings.model_copy(update={"sei": one_at_a_time})
+    jenkins_client = JenkinsClient(settings.jenkins)
+    sei_client = _StopAfterFirst(settings.sei, stop)
+    try:
+        with StateFile(settings.agent.state_file) as state:
+            first = Collector(settings, jenkins_client, sei_client, state, stop=stop).sync()
+        assert first.sent == 1 and len(sei.accepted) == 1
+        stop.clear()
+        sei_client.stop = threading.Event()  # no more stops
+        with StateFile(settings.agent.state_file) as state:
+            rest = Collector(settings, jenkins_client, sei_client, state, stop=stop).sync()
+    finally:
+        jenkins_client.close()
+        sei_client.close()
+    assert rest.sent == 5
+    delivered = sorted((p["job_full_name"], p["build_number"]) for p in sei.accepted)
+    assert delivered == [(job, n) for job in ("a", "b") for n in (1, 2, 3)]
+
+
+def test_a_failed_cycle_shows_on_healthz_without_the_credentials_in_the_url(
+    settings: Settings, tmp_path: Path
+) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    data = settings.model_dump()
+    data["jenkins"].update(url=f"http://reader:s3cret-pass@127.0.0.1:{port}/", user=None)
+    data["jenkins"]["api_token"] = None
+    data["sei"]["api_key"] = settings.sei.api_key
+    broken = load_settings(overrides=data)
+    stop = threading.Event()
+    jenkins = JenkinsClient(broken.jenkins)
+    metrics = Metrics(lambda: jenkins.requests)
+    sei = MeteredSeiClient(broken.sei, metrics, stop)
+    with StateFile(tmp_path / "state.json") as state:
+        service = Service(broken, EVERY_MINUTE, jenkins, sei, state, metrics, stop)
+        service.cycle()
+    healthy, body = service.health()
+    assert not healthy and body["status"] == "failing"
+    assert "cannot be reached" in body["reason"] and "s3cret-pass" not in body["reason"]
+    assert "s3cret-pass" not in json.dumps(service.status())
+    assert metrics.registry.get_sample_value(PREFIX + "cycles_total", {"outcome": "failed"}) == 1
