@@ -1,0 +1,189 @@
+"""`register`: create the SEI CI/CD instance a controller's builds are sent under and print its
+GUID; with --write-config also write it into the config file, leaving the rest of the file
+(comments, order, quoting) as it was.
+
+The POST is not retried: a retry after a lost answer would create a second instance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import itertools
+import logging
+import os
+import re
+import stat
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML, YAMLError
+from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.util import load_yaml_guess_indent
+
+from agent.config import ConfigError, Settings
+from agent.deliver import Refusal, SeiClient, SeiUnavailable
+from agent.transport import Answer
+
+log = logging.getLogger(__name__)
+
+INSTANCES = "/v1/cicd/instances"
+
+
+def add_command(command: Callable[[str, str, str], argparse.ArgumentParser]) -> None:
+    sub = command(
+        "register",
+        "Create the SEI CI/CD instance of a controller and print its GUID.",
+        "jenkins-sei-agent --config agent.yaml register --integration-id 4711 "
+        "--name jenkins-main --write-config",
+    )
+    sub.description = (
+        "Create an SEI CI/CD instance for a Jenkins controller (POST /v1/cicd/instances) and "
+        "print its GUID on stdout. --write-config also writes it, with the name and the "
+        "integration, into the --config file: under `sei:` of an agent.yaml, or into the "
+        "integration's `metadata` in a satellite.yml; the rest of the file is kept as it is."
+    )
+    sub.add_argument(
+        "--integration-id",
+        metavar="ID",
+        help="the SEI integration (default: SEI_INTEGRATION_ID, or the integration's id in a "
+        "satellite.yml with one Jenkins integration)",
+    )
+    sub.add_argument("--name", required=True, help="the instance's name in SEI")
+    sub.add_argument("--url", help="the controller's URL (default: JENKINS_URL)")
+    sub.add_argument(
+        "--write-config", action="store_true", help="write the new GUID into the --config file"
+    )
+
+
+def main(args: argparse.Namespace, controllers: list[Settings]) -> int:
+    settings = _choose(controllers, args.integration_id)
+    integration_id = args.integration_id or settings.sei.integration_id
+    if not integration_id:
+        raise ConfigError(
+            f"give --integration-id (the SEI integration's id) or set "
+            f"{settings.name_of('sei.integration_id')}"
+        )
+    url = args.url or settings.jenkins.url
+    if not url or not re.match(r"https?://[^/]+", url):
+        raise ConfigError(f"give --url or set {settings.name_of('jenkins.url')} (an http(s) URL)")
+    settings.require("sei.base_url", "sei.api_key")
+    edit = _ConfigEdit(settings) if args.write_config else None  # fails before anything is made
+    body = {"integration_id": integration_id, "name": args.name, "url": url, "type": "jenkins"}
+    client = SeiClient(settings.sei.model_copy(update={"retries": 0}))
+    try:
+        outcome = client.post(INSTANCES, body)
+    except SeiUnavailable as exc:
+        log.error("%s", exc)
+        return 3
+    finally:
+        client.close()
+    if isinstance(outcome, Refusal):
+        log.error("SEI refused the registration (HTTP %d): %s", outcome.status, outcome.message)
+        return 2
+    guid = _instance_id(outcome)
+    if guid is None:
+        log.error("SEI answered %s without an instance id", f"{client.base}{INSTANCES}")
+        return 3
+    log.info("registered instance %s for %s: %s", args.name, url, guid)
+    if edit is not None:
+        edit.write({"instance_guid": guid, "instance_name": args.name}, integration_id)
+        log.info("wrote it into %s", edit.path)
+    print(guid)
+    return 0
+
+
+def _choose(controllers: list[Settings], integration_id: str | None) -> Settings:
+    """The controller to register: the only one, or the integration with that id."""
+    if len(controllers) == 1:
+        return controllers[0]
+    ids = [s.sei.integration_id for s in controllers]
+    for settings in controllers:
+        if integration_id and settings.sei.integration_id == integration_id:
+            return settings
+    raise ConfigError(
+        f"{controllers[0].agent.config} has {len(controllers)} Jenkins integrations; choose one "
+        f"with --integration-id ({', '.join(str(i) for i in ids)})"
+    )
+
+
+def _instance_id(response: Answer) -> str | None:
+    try:
+        return str(uuid.UUID(str(response.json()["id"])))
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+class _ConfigEdit:
+    """The config file parsed for a round trip, and the mapping the instance is written into."""
+
+    def __init__(self, settings: Settings) -> None:
+        path = settings.agent.config
+        if path is None:
+            raise ConfigError("--write-config needs --config FILE (or AGENT_CONFIG)")
+        self.path = Path(path)
+        self.satellite = settings.integration
+        try:
+            text = self.path.read_text(encoding="utf-8")
+            _, sequence_indent, offset = load_yaml_guess_indent(text)
+            self._yaml = YAML()
+            self._yaml.preserve_quotes = True
+            self._yaml.width = 4096  # never fold a long line the user wrote on one
+            self._yaml.indent(
+                mapping=_mapping_indent(text), sequence=sequence_indent, offset=offset or 0
+            )
+            self._doc: Any = self._yaml.load(text)
+        except (OSError, YAMLError) as exc:
+            raise ConfigError(f"cannot edit config file {self.path}: {exc}") from None
+        if self._doc is None:
+            self._doc = CommentedMap()
+        self._target()  # an integration missing from the file is found out before the POST
+
+    def _target(self) -> CommentedMap:
+        if self.satellite is None:
+            parent, key = self._doc, "sei"
+        else:
+            parent, key = self._doc["integrations"][self.satellite.index], "metadata"
+        section = parent.get(key)
+        if not isinstance(section, dict) or not section:
+            section = CommentedMap()
+            if self.satellite is not None:
+                section.fa.set_flow_style()  # `metadata: {}` stays on its line
+            parent[key] = section
+        return section
+
+    def write(self, values: dict[str, str], integration_id: str) -> None:
+        """Set the instance and write atomically, keeping the file's permissions (it holds keys)."""
+        section = self._target()
+        section.update(values)
+        if self.satellite is None:
+            section["integration_id"] = integration_id
+        out = io.StringIO()
+        self._yaml.dump(self._doc, out)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        try:
+            mode = stat.S_IMODE(self.path.stat().st_mode)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(out.getvalue())
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise ConfigError(f"cannot write config file {self.path}: {exc.strerror}") from None
+
+
+def _mapping_indent(text: str) -> int:
+    """The file's mapping indentation, from the first key nested under a top-level key."""
+    lines = [
+        line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")
+    ]
+    for above, line in itertools.pairwise(lines):
+        indent = len(line) - len(line.lstrip(" "))
+        nested = not above.startswith(" ") and above.rstrip().endswith(":")
+        if nested and indent and not line.lstrip().startswith("-"):
+            return indent
+    return 2

@@ -1,0 +1,334 @@
+"""`state`: look into the state file and repair it.
+
+Every subcommand takes the state file's lock (so it refuses to run beside an agent that is
+sending) and writes through StateFile, atomically. To have builds sent again, `forget --build`
+and `retry-dead` put their numbers in the job's `open` set: the next `sync` then reads the job
+down to them even when nothing new started, and sends them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any
+
+from agent.config import ConfigError, Settings
+from agent.state import JobState, StateFile
+from agent.tables import table
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[argparse.Namespace, StateFile], int]
+
+
+def add_command(
+    command: Callable[[str, str, str], argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    state = command(
+        "state",
+        "Show, repair, export or import what the state file says was sent.",
+        "jenkins-sei-agent state show\n  jenkins-sei-agent state forget team-a/api --build 42",
+    )
+    subs = state.add_subparsers(dest="state_command", metavar="SUBCOMMAND", required=True)
+
+    def sub(name: str, summary: str, example: str) -> argparse.ArgumentParser:
+        return subs.add_parser(
+            name,
+            parents=[common],
+            help=summary,
+            description=summary,
+            epilog=f"example:\n  {example}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    def instance(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--instance", metavar="GUID", help="only this controller's section (its instance GUID)"
+        )
+
+    show = sub(
+        "show",
+        "A table per controller: per job the builds sent, the newest sent, the builds pending "
+        "(running, or not delivered yet) and the dead letters (refused by SEI) with SEI's reason.",
+        "jenkins-sei-agent state show --json",
+    )
+    show.add_argument("--json", action="store_true", help="the same as JSON")
+    instance(show)
+
+    forget = sub(
+        "forget",
+        "Forget a job, or some of its builds, so that the next sync sends them again. A whole "
+        "job is then new to sync: it sends its builds of the lookback (older ones: backfill).",
+        "jenkins-sei-agent state forget team-a/api --build 41 --build 42",
+    )
+    forget.add_argument("job", metavar="JOB", help="the job's full name, as `state show` lists it")
+    forget.add_argument(
+        "--build", type=int, action="append", metavar="N", help="only this build (repeatable)"
+    )
+    instance(forget)
+
+    retry = sub(
+        "retry-dead",
+        "Send the dead letters again on the next sync, e.g. after fixing what SEI refused.",
+        "jenkins-sei-agent state retry-dead 'team-a/*'",
+    )
+    retry.add_argument("job", metavar="JOB", nargs="?", help="only jobs matching this glob")
+    instance(retry)
+
+    reset = sub(
+        "reset",
+        "Forget everything (or one controller's section): the next sync starts afresh. Asks "
+        "first on a terminal; elsewhere it needs --yes.",
+        "jenkins-sei-agent state reset --yes",
+    )
+    reset.add_argument("--yes", action="store_true", help="do not ask")
+    instance(reset)
+
+    export = sub(
+        "export",
+        "Write the whole state as JSON (the state file's own format) to FILE or stdout.",
+        "jenkins-sei-agent state export backup.json",
+    )
+    export.add_argument("file", metavar="FILE", nargs="?", default="-", help="'-' is stdout")
+
+    load = sub(
+        "import",
+        "Replace the state with an export. Asks first on a terminal when the state is not "
+        "empty; elsewhere that needs --yes.",
+        "jenkins-sei-agent state import backup.json --yes",
+    )
+    load.add_argument("file", metavar="FILE", help="an export ('-' is stdin)")
+    load.add_argument("--yes", action="store_true", help="do not ask")
+
+
+def main(args: argparse.Namespace, controllers: list[Settings]) -> int:
+    handlers: dict[str, Handler] = {
+        "show": _show,
+        "forget": _forget,
+        "retry-dead": _retry_dead,
+        "reset": _reset,
+        "export": _export,
+        "import": _import,
+    }
+    with StateFile(controllers[0].agent.state_file) as state:
+        return handlers[args.state_command](args, state)
+
+
+# -- show -----------------------------------------------------------------------------------
+
+
+def _show(args: argparse.Namespace, state: StateFile) -> int:
+    sections = _sections(state, args.instance)
+    if args.json:
+        body = {
+            "state_file": str(state.path),
+            "controllers": [
+                {
+                    "instance_guid": guid,
+                    "url": url,
+                    "jobs": [_job_json(name, job) for name, job in sorted(jobs.items())],
+                }
+                for guid, url, jobs in sections
+            ],
+        }
+        print(json.dumps(body, indent=2, ensure_ascii=False))
+        return 0
+    if not sections:
+        print(f"nothing recorded in {state.path}")
+    for guid, url, jobs in sections:
+        print(f"instance {guid} ({url or 'no URL'})")
+        rows = [
+            [
+                name,
+                str(job.sent.count()),
+                _last_sent(job),
+                " ".join(f"#{n}" for n in sorted(job.open)) or "-",
+                str(len(job.dead)) if job.dead else "-",
+            ]
+            for name, job in sorted(jobs.items())
+        ]
+        headers = ["JOB", "SENT", "LAST SENT", "PENDING", "DEAD LETTERS"]
+        print("\n".join(table(headers, rows, indent="  ")))
+        letters = [
+            (name, n, letter)
+            for name, job in sorted(jobs.items())
+            for n, letter in sorted(job.dead.items())
+        ]
+        if letters:
+            print("  dead letters (`state retry-dead` sends them again):")
+        for name, number, letter in letters:
+            status = f"HTTP {letter['status']}" if letter.get("status") else "not mappable"
+            print(f"    {name} #{number} ({status}, {letter.get('at')}): {letter.get('message')}")
+    return 0
+
+
+def _job_json(name: str, job: JobState) -> dict[str, Any]:
+    newest = job.sent.runs[-1] if job.sent.runs else None
+    return {
+        "job": name,
+        "builds_sent": job.sent.count(),
+        "last_sent": {"build": newest[1], "start_time": newest[3]} if newest else None,
+        "pending": sorted(job.open),
+        "dead_letters": [{"build": n, **letter} for n, letter in sorted(job.dead.items())],
+    }
+
+
+def _last_sent(job: JobState) -> str:
+    if not job.sent.runs:
+        return "-"
+    _, number, _, start_ms = job.sent.runs[-1]
+    started = datetime.fromtimestamp(start_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"#{number} (started {started})"
+
+
+# -- repairs --------------------------------------------------------------------------------
+
+
+def _forget(args: argparse.Namespace, state: StateFile) -> int:
+    guid, jobs = _section_of(state, args.instance, args.job)
+    job = jobs[args.job]
+    if not args.build:
+        del jobs[args.job]
+        state.save()
+        print(f"forgot {args.job} ({guid}): the next sync treats it as a new job")
+        return 0
+    for number in args.build:
+        if job.sent.run_of(number) is None and number not in job.dead:
+            raise ConfigError(f"{args.job} #{number} is recorded neither as sent nor as refused")
+    for number in args.build:
+        run = job.sent.run_of(number)
+        letter = job.dead.pop(number, None)
+        _send_again(job, number, run[2] if run else (letter or {}).get("start_time"))
+        job.sent.remove(number)
+    state.save()
+    numbers = ", ".join(f"#{n}" for n in args.build)
+    print(f"forgot {args.job} {numbers} ({guid}): the next sync sends them again")
+    return 0
+
+
+def _retry_dead(args: argparse.Namespace, state: StateFile) -> int:
+    count, names = 0, set()
+    for _, _, jobs in _sections(state, args.instance):
+        for name, job in jobs.items():
+            if args.job and not fnmatchcase(name, args.job):
+                continue
+            for number, letter in sorted(job.dead.items()):
+                _send_again(job, number, letter.get("start_time"))
+                count += 1
+                names.add(name)
+            job.dead.clear()
+    if count:
+        state.save()
+    print(f"{count} dead letters in {len(names)} jobs: the next sync sends them again")
+    return 0
+
+
+def _send_again(job: JobState, number: int, start_bound: Any) -> None:
+    """Make the next sync read the job down to this build, and its window include it."""
+    job.open.add(number)
+    if isinstance(start_bound, int):
+        job.floor_ms = start_bound if job.floor_ms is None else min(job.floor_ms, start_bound)
+
+
+def _reset(args: argparse.Namespace, state: StateFile) -> int:
+    sections = _sections(state, args.instance)
+    if not sections:
+        print(f"nothing recorded in {state.path}")
+        return 0
+    jobs = sum(len(jobs) for _, _, jobs in sections)
+    what = f"what was sent for {jobs} jobs of {len(sections)} controllers in {state.path}"
+    refused = 0 if args.yes else _ask(f"Forget {what}? The next sync starts afresh.")
+    if refused:
+        return refused
+    for guid, _, _ in sections:
+        state.remove(guid)
+    state.save()
+    print(f"forgot {what}")
+    return 0
+
+
+# -- export and import ----------------------------------------------------------------------
+
+
+def _export(args: argparse.Namespace, state: StateFile) -> int:
+    text = json.dumps(state.to_json(), indent=2, ensure_ascii=False) + "\n"
+    if args.file == "-":
+        sys.stdout.write(text)
+        return 0
+    try:
+        Path(args.file).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write {args.file}: {exc.strerror}") from None
+    log.info("exported %s to %s", state.path, args.file)
+    return 0
+
+
+def _import(args: argparse.Namespace, state: StateFile) -> int:
+    source = "stdin" if args.file == "-" else args.file
+    try:
+        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text("utf-8")
+        data = json.loads(text)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {source}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise ConfigError(f"{source} is not JSON: {exc}") from None
+    had = sum(len(jobs) for _, _, jobs in _sections(state, None))
+    state.replace(data, source)
+    question = f"Replace what {state.path} says was sent for {had} jobs with {source}?"
+    refused = 0 if args.yes or not had else _ask(question)
+    if refused:
+        return refused
+    state.save()
+    jobs = sum(len(jobs) for _, _, jobs in _sections(state, None))
+    print(f"imported {jobs} jobs into {state.path}")
+    return 0
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+def _sections(
+    state: StateFile, instance: str | None
+) -> list[tuple[str, str | None, dict[str, JobState]]]:
+    """(GUID, URL, jobs) of every controller section, or only `instance`'s."""
+    known = state.controllers()
+    if instance is not None and instance not in known:
+        raise ConfigError(
+            f"no instance {instance} in {state.path} (it has: {', '.join(known) or 'none'})"
+        )
+    return [
+        (guid, url, state.jobs(guid))
+        for guid, url in known.items()
+        if instance is None or guid == instance
+    ]
+
+
+def _section_of(
+    state: StateFile, instance: str | None, job: str
+) -> tuple[str, dict[str, JobState]]:
+    """The one section that records `job`."""
+    found = [(guid, jobs) for guid, _, jobs in _sections(state, instance) if job in jobs]
+    if not found:
+        raise ConfigError(f"no job '{job}' in {state.path} (`state show` lists the jobs)")
+    if len(found) > 1:
+        guids = ", ".join(guid for guid, _ in found)
+        raise ConfigError(f"'{job}' is recorded for several instances ({guids}); use --instance")
+    return found[0]
+
+
+def _ask(question: str) -> int:
+    """0 when the user confirms on the terminal, 1 when not; 2 without a terminal to ask on."""
+    if not sys.stdin.isatty():
+        log.error("%s Refused: no terminal to ask on; add --yes to do it anyway", question)
+        return 2
+    print(f"{question} [y/N] ", end="", file=sys.stderr, flush=True)
+    if sys.stdin.readline().strip().lower() in ("y", "yes"):
+        return 0
+    print("nothing changed", file=sys.stderr)
+    return 1
