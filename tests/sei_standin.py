@@ -16,6 +16,7 @@ import re
 import socket
 import struct
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from http import HTTPStatus
@@ -192,9 +193,14 @@ class SeiStandIn:
         api_key: str = "sei-api-key",
         known_guids: set[str] | None = None,
         prefix: str = "/sei/api",
+        latency: float = 0.0,
     ) -> None:
-        """known_guids=None accepts any instance_guid; a set makes other GUIDs silent drops."""
+        """known_guids=None accepts any instance_guid; a set makes other GUIDs silent drops.
+
+        `latency` seconds pass before every answer, like a server far away (benchmarks).
+        """
         self.api_key = api_key
+        self.latency = latency
         self.known_guids: set[str] | None = None if known_guids is None else set(known_guids)
         self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
         self.url = ""
@@ -429,6 +435,8 @@ class SeiStandIn:
 
     def _handle(self, h: _Handler) -> None:
         """Record the request, apply scripted behaviour, then answer as the server would."""
+        if self.latency:
+            time.sleep(self.latency)
         path = h.path.split("?", 1)[0]
         route = self._route(path)
         try:
