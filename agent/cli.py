@@ -16,11 +16,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-from agent import __version__
-from agent.config import ConfigError, Settings, load_settings
+from agent import __version__, preflight, register, state_commands
+from agent.config import ConfigError, Settings, load_controllers
+from agent.controllers import for_each
 from agent.deliver import SeiClient, SeiRefused
-from agent.jenkins_client import JenkinsClient, JenkinsUnavailable
+from agent.jenkins_client import JenkinsClient, JenkinsError, JenkinsUnavailable
 from agent.logs import setup_logging
+from agent.service import run as run_service
 from agent.state import StateError, StateFile
 from agent.sync import Collector, Report
 
@@ -32,6 +34,8 @@ examples:
   jenkins-sei-agent sync --dry-run --output -    print the payloads, send nothing
   jenkins-sei-agent backfill --since 2024-01-01 --jobs 'team-a/*'
   jenkins-sei-agent --config agent.yaml sync
+  jenkins-sei-agent --config satellite.yml check   every Jenkins integration in the file
+  jenkins-sei-agent state show
 """
 
 
@@ -114,6 +118,16 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--since", required=True, help="YYYY-MM-DD (UTC) or ISO 8601")
     backfill.add_argument("--until", help="YYYY-MM-DD (that whole day) or ISO 8601; default now")
     delivery_flags(backfill)
+
+    command(
+        "run",
+        "Run as a service: a sync every AGENT_INTERVAL seconds (or on AGENT_CRON), "
+        "/healthz, /metrics and /status on AGENT_HTTP_PORT; SIGTERM stops it cleanly.",
+        "AGENT_INTERVAL=300 AGENT_LOG_FORMAT=json jenkins-sei-agent run",
+    )
+    preflight.add_command(command)
+    register.add_command(command)
+    state_commands.add_command(command, common)
     return parser
 
 
@@ -140,47 +154,68 @@ def _output(target: str | None) -> Iterator[TextIO | None]:
             yield handle
 
 
-def _deliver(args: argparse.Namespace, settings: Settings) -> Report:
+def _deliver(args: argparse.Namespace, controllers: list[Settings]) -> Report:
     needed = ["jenkins.url", "sei.instance_guid", "sei.instance_name"]
     if not args.dry_run:
         needed += ["sei.base_url", "sei.api_key"]
-    settings.require(*needed)
+    for settings in controllers:
+        settings.require(*needed)
     until_ms = since_ms = 0
     if args.command == "backfill":
         since_ms = parse_date(args.since)
         until_ms = parse_date(args.until, end_of_day=True) if args.until else 2**62
         if until_ms < since_ms:
             raise UsageError("--until is before --since")
-    jenkins = JenkinsClient(settings.jenkins)
-    sei = None if args.dry_run else SeiClient(settings.sei)
-    try:
-        with StateFile(settings.agent.state_file) as state, _output(args.output) as out:
-            collector = Collector(settings, jenkins, sei, state, output=out, dry_run=args.dry_run)
-            if args.command == "sync":
-                return collector.sync(args.jobs)
-            return collector.backfill(since_ms, until_ms, args.jobs)
-    finally:
-        jenkins.close()
-        if sei:
-            sei.close()
+    with StateFile(controllers[0].agent.state_file) as state, _output(args.output) as out:
+
+        def collect(settings: Settings) -> Report:
+            jenkins = JenkinsClient(settings.jenkins)
+            sei = None if args.dry_run else SeiClient(settings.sei)
+            try:
+                collector = Collector(
+                    settings, jenkins, sei, state, output=out, dry_run=args.dry_run
+                )
+                if args.command == "sync":
+                    return collector.sync(args.jobs)
+                return collector.backfill(since_ms, until_ms, args.jobs)
+            finally:
+                jenkins.close()
+                if sei:
+                    sei.close()
+
+        return for_each(controllers, collect)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        settings = load_settings(getattr(args, "config", None), _overrides(args))
+        controllers = load_controllers(getattr(args, "config", None), _overrides(args))
     except ConfigError as exc:
         print(f"jenkins-sei-agent: {exc}", file=sys.stderr)
         return 2
-    setup_logging(settings)
+    settings = controllers[0]
+    setup_logging(*controllers)
+    operator = {"check": preflight, "register": register, "state": state_commands}
     try:
-        report = _deliver(args, settings)
+        if args.command in operator:
+            return operator[args.command].main(args, controllers)
+        if args.command == "run":
+            if len(controllers) > 1:
+                raise ConfigError(
+                    f"`run` serves one controller and {settings.agent.config} has "
+                    f"{len(controllers)}; run `sync` for all of them"
+                )
+            return run_service(settings)
+        report = _deliver(args, controllers)
     except (ConfigError, UsageError, StateError) as exc:
         log.error("%s", exc)
         return 2
     except (JenkinsUnavailable, SeiRefused) as exc:
         log.error("%s", exc)
+        return 3
+    except JenkinsError as exc:  # the job list itself could not be read
+        log.error("Jenkins could not be read: %s; check JENKINS_URL", exc)
         return 3
     except KeyboardInterrupt:
         log.error("interrupted; what was delivered is recorded")

@@ -17,12 +17,28 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+)
+
+from agent.satellite import (
+    INTEGRATION_KEYS,
+    Integration,
+    SatelliteError,
+    is_satellite,
+    split_controllers,
 )
 
 SEI_ENVIRONMENTS: dict[str, str] = {
@@ -84,7 +100,36 @@ def _check_http_url(value: str | None) -> str | None:
     return value
 
 
-class JenkinsSettings(BaseModel):
+class Rule(BaseModel):
+    """Optional payload fields for the builds of matching jobs (and results)."""
+
+    jobs: Globs = Field(default_factory=lambda: ["*"])
+    results: list[str] = Field(default_factory=list)  # empty: any result
+    cfr_status: bool | None = None
+    themes: list[str] | None = None
+    project_name: str | None = None
+
+    _globs = field_validator("jobs", mode="before")(_split_globs)
+
+
+class TransportSettings(BaseModel):
+    """TLS and proxy for one side; HTTPS_PROXY and NO_PROXY apply unless `proxy` is set."""
+
+    ca_bundle: Path | None = None
+    insecure: bool = Field(False, description="skip TLS verification (logged at every start)")
+    proxy: str | None = None
+
+    _proxy = field_validator("proxy")(_check_http_url)
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _readable(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"CA bundle {value} is not a readable file")
+        return value
+
+
+class JenkinsSettings(TransportSettings):
     url: str | None = None
     user: str | None = None
     api_token: SecretStr | None = None
@@ -95,6 +140,10 @@ class JenkinsSettings(BaseModel):
     exclude: Globs = Field(default_factory=list)
     folder_depth: int = Field(4, ge=1, le=20, description="folder levels per discovery request")
     page_size: int = Field(50, ge=1, le=100, description="builds per listing request")
+    concurrency: int = Field(4, ge=1, le=64, description="requests to Jenkins at once")
+    rate_limit: int | None = Field(None, ge=1, description="requests per second at most")
+    steps: bool = Field(True, description="read each stage's steps (one request per stage)")
+    upstream_depth: int = Field(5, ge=0, le=10, description="levels of upstream causes read")
 
     _globs = field_validator("include", "exclude", mode="before")(_split_globs)
     _url = field_validator("url")(_check_http_url)
@@ -106,7 +155,7 @@ class JenkinsSettings(BaseModel):
         return self
 
 
-class SeiSettings(BaseModel):
+class SeiSettings(TransportSettings):
     base_url: str | None = None
     environment: str | None = None
     api_key: SecretStr | None = None
@@ -114,8 +163,15 @@ class SeiSettings(BaseModel):
     instance_name: str | None = None
     timeout: float = Field(30.0, gt=0, description="seconds per request")
     retries: int = Field(5, ge=0, description="retries of a failed delivery (429, 5xx, timeout)")
+    concurrency: int = Field(
+        16, ge=1, le=64, description="builds in flight at once; a crash resends at most this many"
+    )
     retry_wait: float = Field(1.0, ge=0, description="first wait between retries, seconds")
     retry_max_wait: float = Field(60.0, ge=0, description="longest wait between retries, seconds")
+    push_artifacts: bool = Field(
+        False, description="also POST artifacts to /v1/cicd/push_artifacts"
+    )
+    integration_id: str | None = None
 
     _url = field_validator("base_url")(_check_http_url)
 
@@ -142,6 +198,12 @@ class SeiSettings(BaseModel):
         except ValueError:
             raise ValueError(f"'{value}' is not a UUID") from None
 
+    @model_validator(mode="after")
+    def _integration_for_artifacts(self) -> SeiSettings:
+        if self.push_artifacts and not self.integration_id:
+            raise ValueError("SEI_PUSH_ARTIFACTS needs SEI_INTEGRATION_ID")
+        return self
+
     @property
     def api_base(self) -> str | None:
         """The base that '/v1/...' is appended to, whether configured with or without '/v1'."""
@@ -161,6 +223,8 @@ class AgentSettings(BaseModel):
     cd_jobs: Globs = Field(default_factory=list)
     library_repos: Globs = Field(default_factory=list)
     project_name: str | None = None
+    max_artifacts: int = Field(20, ge=0, description="archived files sent as artifacts per build")
+    rules: list[Rule] = Field(default_factory=list)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
     config: Path | None = None
@@ -207,6 +271,8 @@ class Settings(BaseSettings):
     sei: SeiSettings = Field(default_factory=SeiSettings)
     agent: AgentSettings = Field(default_factory=AgentSettings)
 
+    _integration: Integration | None = PrivateAttr(default=None)
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -224,6 +290,17 @@ class Settings(BaseSettings):
         assert self.jenkins.url is not None
         return self.jenkins.url.rstrip("/") + "/"
 
+    @property
+    def integration(self) -> Integration | None:
+        """The satellite.yml integration this controller was read from, if any."""
+        return self._integration
+
+    def name_of(self, setting: str) -> str:
+        """How the user sets `section.field`: its environment name, or its satellite.yml key."""
+        if self._integration is not None and setting in INTEGRATION_KEYS:
+            return self._integration.where(setting)
+        return env_name(tuple(setting.split(".")))
+
     def require(self, *names: str) -> None:
         """Fail with a message naming every required setting that is missing."""
         missing = []
@@ -235,7 +312,7 @@ class Settings(BaseSettings):
                 continue
             value = getattr(getattr(self, section), field)
             if value is None or (isinstance(value, SecretStr) and not value.get_secret_value()):
-                missing.append(env_name((section, field)))
+                missing.append(self.name_of(name))
         if missing:
             raise ConfigError(f"missing setting: {', '.join(missing)}")
 
@@ -280,17 +357,61 @@ def load_settings(
     config_file: Path | None = None, overrides: dict[str, Any] | None = None
 ) -> Settings:
     """Build Settings from the file, the environment and flags; raise ConfigError on bad input."""
+    controllers = load_controllers(config_file, overrides)
+    if len(controllers) > 1:
+        raise ConfigError(
+            f"{controllers[0].agent.config} describes {len(controllers)} Jenkins controllers; "
+            "this needs exactly one"
+        )
+    return controllers[0]
+
+
+def load_controllers(
+    config_file: Path | None = None, overrides: dict[str, Any] | None = None
+) -> list[Settings]:
+    """The Settings of every controller this agent serves; raise ConfigError on bad input.
+
+    An agent.yaml or the environment alone is one controller; a satellite.yml is one per
+    integration with `application: jenkins` (agent/satellite.py), each with its own instance
+    GUID and so its own section of the state file. Everything else the controllers share.
+    """
     from_env = os.environ.get("AGENT_CONFIG")
     path = config_file or (Path(from_env) if from_env else None)
     data = read_config_file(path) if path else {}
+    init = _deep_merge({"agent": {"config": path}} if path else {}, overrides or {})
+    if path is None or not is_satellite(data):
+        return [_build(data, init, None)]
+    try:
+        shared, own = split_controllers(data, path)
+    except SatelliteError as exc:
+        raise ConfigError(str(exc)) from None
+    controllers = [_build(shared, _deep_merge(mine, init), where) for where, mine in own]
+    first_with: dict[str, Settings] = {}
+    for settings in controllers:
+        guid = settings.sei.instance_guid
+        if guid in first_with:
+            raise ConfigError(
+                f"{settings.name_of('sei.instance_guid')} is the instance GUID of "
+                f"{first_with[guid].name_of('sei.instance_guid')} too; every controller needs "
+                "its own (`jenkins-sei-agent register` creates one)"
+            )
+        if guid:
+            first_with[guid] = settings
+    return controllers
+
+
+def _build(data: dict[str, Any], init: dict[str, Any], where: Integration | None) -> Settings:
+    """One controller's Settings: `data` is the file's part, `init` beats the environment."""
     token = _yaml_data.set(data)
     try:
-        init = _deep_merge({"agent": {"config": path}} if path else {}, overrides or {})
-        return Settings(**init)
+        settings = Settings(**init)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc)) from None
+        message = _describe(exc)
+        raise ConfigError(where.rename(message) if where else message) from None
     finally:
         _yaml_data.reset(token)
+    settings._integration = where
+    return settings
 
 
 def _describe(exc: ValidationError) -> str:

@@ -9,16 +9,24 @@ server's message, and the others go on.
 from __future__ import annotations
 
 import email.utils
+import json
 import logging
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_when_event_set,
+)
 
-from agent import __version__
 from agent.config import SeiSettings
+from agent.transport import Answer, Http, TransportFailure, Unreachable
 
 log = logging.getLogger(__name__)
 
@@ -53,54 +61,70 @@ class Refusal:
 
 
 class SeiClient:
-    def __init__(self, settings: SeiSettings, *, transport: httpx.BaseTransport | None = None):
+    """Thread-safe: `concurrency` deliveries may share one client."""
+
+    def __init__(
+        self,
+        settings: SeiSettings,
+        *,
+        stop: threading.Event | None = None,
+        on_request: Callable[[str, float], None] | None = None,
+    ) -> None:
+        """`stop` cuts retry waits short; `on_request(status, seconds)` sees every request."""
         assert settings.api_base and settings.api_key
         self.base = settings.api_base
         self._settings = settings
-        self._http = httpx.Client(
-            base_url=self.base,
-            timeout=settings.timeout,
+        self._http = Http(
+            self.base,
+            settings,
+            side="SEI",
             headers={
                 "Authorization": f"ApiKey {settings.api_key.get_secret_value()}",
                 "Content-Type": "application/json",
-                "User-Agent": f"jenkins-sei-agent/{__version__}",
+                "Accept": "application/json",
             },
-            transport=transport,
+            timeout=settings.timeout,
+            connections=settings.concurrency,
+            on_request=on_request,
         )
+        self._count_lock = threading.Lock()
         self.requests = 0
+        self._stop = stop
 
     def close(self) -> None:
         self._http.close()
 
-    def post(self, path: str, body: dict[str, Any]) -> Refusal | httpx.Response:
-        """Deliver `body`; a Response means 2xx, a Refusal a 4xx for this body alone."""
+    def post(self, path: str, body: dict[str, Any]) -> Refusal | Answer:
+        """Deliver `body`; an Answer means 2xx, a Refusal a 4xx for this body alone."""
+        stop = stop_after_attempt(self._settings.retries + 1)
+        if self._stop is not None:  # asked to stop: one more try at most, then give up
+            stop = stop | stop_when_event_set(self._stop)
         retrying = Retrying(
-            stop=stop_after_attempt(self._settings.retries + 1),
+            stop=stop,
             wait=self._wait,
+            sleep=self._sleep,
             retry=retry_if_exception_type(_Retry),
             before_sleep=_log_retry,
             reraise=True,
         )
+        data = json.dumps(body, separators=(",", ":")).encode()
         try:
-            return retrying(self._post_once, path, body)
+            return retrying(self._post_once, path, data)
         except _Retry as exc:
             attempts = self._settings.retries + 1
             raise SeiUnavailable(f"{exc} (after {attempts} attempts)", exc.unreachable) from None
 
-    def _post_once(self, path: str, body: dict[str, Any]) -> Refusal | httpx.Response:
-        self.requests += 1
+    def _post_once(self, path: str, data: bytes) -> Refusal | Answer:
+        with self._count_lock:
+            self.requests += 1
         where = f"{self.base}{path}"
         try:
-            response = self._http.post(path, json=body)
-        except httpx.ConnectError as exc:
-            reason = (str(exc) or type(exc).__name__).splitlines()[0][:200]
-            raise _Retry(f"SEI cannot be reached at {where}: {reason}", unreachable=True) from None
-        except httpx.TimeoutException:
-            raise _Retry(f"SEI timed out on {where}") from None
-        except httpx.TransportError as exc:
-            reason = (str(exc) or type(exc).__name__).splitlines()[0][:200]
-            raise _Retry(f"SEI connection failed on {where}: {reason}") from None
-        status = response.status_code
+            response = self._http.request("POST", path, body=data)
+        except Unreachable as exc:
+            raise _Retry(f"SEI cannot be reached at {where}: {exc}", unreachable=True) from None
+        except TransportFailure as exc:
+            raise _Retry(f"SEI connection failed on {where}: {exc}") from None
+        status = response.status
         if 200 <= status < 300:
             return response
         if status in (401, 403):
@@ -109,9 +133,16 @@ class SeiClient:
                 "SEI_BASE_URL / SEI_ENVIRONMENT"
             )
         if status == 429 or status >= 500:
-            retry_after = _retry_after(response.headers.get("retry-after"))
+            retry_after = _retry_after(response.header("retry-after"))
             raise _Retry(f"SEI answered HTTP {status} on {where}", retry_after)
         return Refusal(status=status, message=_server_message(response))
+
+    def _sleep(self, seconds: float) -> None:
+        """Wait between retries; a stop ends the wait at once."""
+        if self._stop is None:
+            time.sleep(seconds)
+        else:
+            self._stop.wait(seconds)
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
@@ -135,11 +166,12 @@ def _retry_after(value: str | None) -> float | None:
     return max(when.timestamp() - time.time(), 0.0)
 
 
-def _server_message(response: httpx.Response) -> str:
+def _server_message(response: Answer) -> str:
     try:
         data = response.json()
     except ValueError:
-        return response.text.strip()[:500] or f"HTTP {response.status_code}"
+        text = response.body.decode("utf-8", "replace").strip()
+        return text[:500] or f"HTTP {response.status}"
     if isinstance(data, dict):
         for key in ("payload", "message", "error"):
             if isinstance(data.get(key), str):

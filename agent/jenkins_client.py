@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections import Counter
 from typing import Any
 
-import httpx
+import urllib3
+from pyrate_limiter import Duration, Limiter, Rate
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -20,8 +22,8 @@ from tenacity import (
     wait_exponential,
 )
 
-from agent import __version__
 from agent.config import JenkinsSettings
+from agent.transport import Http, TransportFailure, Unreachable
 
 log = logging.getLogger(__name__)
 
@@ -43,64 +45,80 @@ class _Retryable(JenkinsError):
 
 
 class JenkinsClient:
-    def __init__(
-        self,
-        settings: JenkinsSettings,
-        *,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
+    """Thread-safe: one pool of `concurrency` connections, an optional requests-per-second cap."""
+
+    def __init__(self, settings: JenkinsSettings) -> None:
         assert settings.url is not None
         self.base = settings.url.rstrip("/") + "/"
-        auth = None
+        headers = {"Accept": "application/json"}
         if settings.user and settings.api_token:
-            auth = httpx.BasicAuth(settings.user, settings.api_token.get_secret_value())
-        self._http = httpx.Client(
-            base_url=self.base,
-            auth=auth,
+            credentials = f"{settings.user}:{settings.api_token.get_secret_value()}"
+            headers.update(urllib3.util.make_headers(basic_auth=credentials))
+        self._http = Http(
+            self.base,
+            settings,
+            side="Jenkins",
+            headers=headers,
             timeout=settings.timeout,
-            headers={
-                "Accept": "application/json",
-                "User-Agent": f"jenkins-sei-agent/{__version__}",
-            },
-            transport=transport,
-            follow_redirects=False,
+            connections=settings.concurrency,
         )
-        self._attempts = settings.retries + 1
-        self._retry_wait = settings.retry_wait
+        self._limiter = (
+            Limiter(Rate(settings.rate_limit, Duration.SECOND)) if settings.rate_limit else None
+        )
+        # One policy for every request; tenacity keeps each call's attempts per thread.
+        self._retry = Retrying(
+            stop=stop_after_attempt(settings.retries + 1),
+            wait=wait_exponential(multiplier=settings.retry_wait, max=30),
+            retry=retry_if_exception_type(_Retryable),
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        self._count_lock = threading.Lock()
         self.requests: Counter[str] = Counter()
 
     def close(self) -> None:
         self._http.close()
 
-    def get_json(self, path: str, tree: str | None, *, kind: str) -> Any:
-        """GET `<path>api/json?tree=...`; `kind` labels the request in the counters."""
+    def get_json(self, path: str, tree: str | None = None, *, kind: str, shape: type = dict) -> Any:
+        """GET `path` (relative to the base) as JSON of the given `shape` (dict or list).
+
+        `kind` labels the request in the counters. An answer of another shape is an error, so
+        that nothing downstream has to guess what an unexpected answer meant.
+        """
         params = {"tree": tree} if tree else None
-        retrying = Retrying(
-            stop=stop_after_attempt(self._attempts),
-            wait=wait_exponential(multiplier=self._retry_wait, max=30),
-            retry=retry_if_exception_type(_Retryable),
-            before_sleep=self._log_retry,
-            reraise=True,
-        )
+        answer = self._retrying(self._get_once, path, params, kind, True)
+        if not isinstance(answer, shape):
+            raise JenkinsError(
+                f"Jenkins answered {self.base}{path} with a JSON {type(answer).__name__}, "
+                f"not a {shape.__name__}"
+            )
+        return answer
+
+    def get_bytes(self, path: str, *, kind: str) -> bytes:
+        """GET a file, such as an archived artifact."""
+        return self._retrying(self._get_once, path, None, kind, False)
+
+    def _retrying(self, *args: Any) -> Any:
         try:
-            return retrying(self._get_once, f"{path}api/json", params, kind)
+            return self._retry(*args)
         except _Retryable as exc:
             raise JenkinsError(str(exc)) from None
 
-    def _get_once(self, url: str, params: dict[str, str] | None, kind: str) -> Any:
-        self.requests[kind] += 1
+    def _get_once(self, url: str, params: dict[str, str] | None, kind: str, as_json: bool) -> Any:
+        with self._count_lock:
+            self.requests[kind] += 1
+        if self._limiter is not None:
+            self._limiter.try_acquire("jenkins")
         where = f"{self.base}{url}"
         try:
-            response = self._http.get(url, params=params)
-        except httpx.ConnectError as exc:
+            response = self._http.request("GET", url, fields=params)
+        except Unreachable as exc:
             raise JenkinsUnavailable(
-                f"Jenkins at {self.base} cannot be reached ({_reason(exc)}); check JENKINS_URL"
+                f"Jenkins at {self.base} cannot be reached ({exc}); check JENKINS_URL"
             ) from None
-        except httpx.TimeoutException:
-            raise _Retryable(f"Jenkins timed out on {where}") from None
-        except httpx.TransportError as exc:
-            raise _Retryable(f"Jenkins connection failed on {where}: {_reason(exc)}") from None
-        status = response.status_code
+        except TransportFailure as exc:
+            raise _Retryable(f"Jenkins connection failed on {where}: {exc}") from None
+        status = response.status
         if status in (401, 403):
             raise JenkinsUnavailable(
                 f"Jenkins refused the credentials (HTTP {status} on {where}); "
@@ -112,8 +130,9 @@ class JenkinsClient:
             raise _Retryable(f"Jenkins answered HTTP {status} on {where}")
         if status >= 300:
             raise JenkinsError(f"Jenkins answered HTTP {status} on {where}")
-        content_type = response.headers.get("content-type", "")
-        if "html" in content_type:
+        if not as_json:
+            return response.body
+        if "html" in (response.header("content-type") or ""):
             raise JenkinsUnavailable(
                 f"Jenkins answered {where} with an HTML page instead of JSON (a login page or a "
                 "proxy?); check JENKINS_URL, JENKINS_USER and JENKINS_API_TOKEN"
@@ -127,8 +146,3 @@ class JenkinsClient:
     def _log_retry(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         log.warning("%s; retrying (attempt %d)", exc, state.attempt_number + 1)
-
-
-def _reason(exc: Exception) -> str:
-    text = str(exc) or type(exc).__name__
-    return text.splitlines()[0][:200]

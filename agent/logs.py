@@ -18,16 +18,32 @@ _URL_CREDENTIALS = re.compile(r"(https?://)[^/@\s:]+:[^/@\s]+@")
 _QUIET_LIBRARIES = ("httpx", "httpcore", "filelock", "apscheduler", "urllib3")
 
 
+def redact(text: str, secrets: list[str]) -> str:
+    """Blank credentials in URLs and every secret (of 4 characters or more) in `text`."""
+    clean = _URL_CREDENTIALS.sub(r"\1***@", text)
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            clean = clean.replace(secret, "***")
+    return clean
+
+
+def secrets_of(settings: Settings) -> list[str]:
+    """The configured secrets, which nothing the agent writes or serves may contain."""
+    return [
+        s.get_secret_value()
+        for s in (settings.jenkins.api_token, settings.sei.api_key)
+        if s is not None
+    ]
+
+
 class RedactSecrets(logging.Filter):
     def __init__(self, secrets: list[str]) -> None:
         super().__init__()
-        self._secrets = [s for s in secrets if s and len(s) >= 4]
+        self._secrets = secrets
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        clean = _URL_CREDENTIALS.sub(r"\1***@", message)
-        for secret in self._secrets:
-            clean = clean.replace(secret, "***")
+        clean = redact(message, self._secrets)
         if clean != message:
             record.msg, record.args = clean, None
         return True
@@ -47,18 +63,14 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(event, ensure_ascii=False)
 
 
-def setup_logging(settings: Settings) -> None:
+def setup_logging(settings: Settings, *others: Settings) -> None:
+    """Log as `settings` say, hiding the secrets of every controller served."""
     handler = logging.StreamHandler(sys.stderr)
     if settings.agent.log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s"))
-    secrets = [
-        s.get_secret_value()
-        for s in (settings.jenkins.api_token, settings.sei.api_key)
-        if s is not None
-    ]
-    handler.addFilter(RedactSecrets(secrets))
+    handler.addFilter(RedactSecrets([s for c in (settings, *others) for s in secrets_of(c)]))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.agent.log_level)

@@ -80,6 +80,29 @@ class SentRuns:
         self.runs = [r for r in self.runs if r[3] >= start_ms]
         return True
 
+    def remove(self, number: int) -> bool:
+        """Forget one sent build so that it is sent again; False if it was not recorded.
+
+        The pieces left on either side keep the run's start-time bounds, since the start times
+        of the builds beside it are not stored; the bounds still hold for every build in them.
+        """
+        i = self._index(number)
+        if i < 0 or number > self.runs[i][1]:
+            return False
+        first, last, first_ts, last_ts = self.runs[i]
+        pieces = []
+        if first < number:
+            pieces.append([first, number - 1, first_ts, last_ts])
+        if number < last:
+            pieces.append([number + 1, last, first_ts, last_ts])
+        self.runs[i : i + 1] = pieces
+        return True
+
+    def run_of(self, number: int) -> list[int] | None:
+        """The run `[first, last, first_start, last_start]` that holds this number, if any."""
+        i = self._index(number)
+        return self.runs[i] if i >= 0 and number <= self.runs[i][1] else None
+
     def count(self) -> int:
         return sum(r[1] - r[0] + 1 for r in self.runs)
 
@@ -169,20 +192,12 @@ class StateFile:
         problem = f"state file {self.path} is unreadable or corrupt"
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
-            if data.get("version") != FORMAT_VERSION:
-                raise StateError(f"{problem}: unknown format version {data.get('version')!r}")
-            controllers = {}
-            for key, section in data["controllers"].items():
-                jobs = {name: JobState.from_json(job) for name, job in section["jobs"].items()}
-                controllers[key] = {"url": section.get("url"), "jobs": jobs}
-            return controllers
-        except StateError:
-            raise
-        except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+        except (OSError, ValueError) as exc:
             raise StateError(
                 f"{problem} ({type(exc).__name__}: {exc}); fix or move it away, "
                 "the agent does not overwrite it"
             ) from None
+        return _parse(data, problem, "; fix or move it away, the agent does not overwrite it")
 
     def jobs(self, controller: str, url: str | None = None) -> dict[str, JobState]:
         section = self._controllers.setdefault(controller, {"url": url, "jobs": {}})
@@ -190,9 +205,17 @@ class StateFile:
             section["url"] = url
         return section["jobs"]
 
-    def save(self) -> None:
-        """Write atomically: a crash leaves either the old file or the new one, never half."""
-        body = {
+    def controllers(self) -> dict[str, str | None]:
+        """Every section: instance GUID -> the Jenkins URL it was last used with."""
+        return {key: section.get("url") for key, section in sorted(self._controllers.items())}
+
+    def remove(self, controller: str) -> None:
+        """Drop one controller's section (nothing is written until `save`)."""
+        self._controllers.pop(controller, None)
+
+    def to_json(self) -> dict[str, Any]:
+        """The whole state as it is written to the file, for `save` and for export."""
+        return {
             "version": FORMAT_VERSION,
             "controllers": {
                 key: {
@@ -202,7 +225,17 @@ class StateFile:
                 for key, section in sorted(self._controllers.items())
             },
         }
-        text = json.dumps(body, separators=(",", ":"), ensure_ascii=False) + "\n"
+
+    def replace(self, data: Any, source: str) -> None:
+        """Take the state exported to `source` instead of this one (nothing written until `save`).
+
+        Raises StateError naming `source` when it is not a state export; this state is then kept.
+        """
+        self._controllers = _parse(data, f"{source} is not a state export", "")
+
+    def save(self) -> None:
+        """Write atomically: a crash leaves either the old file or the new one, never half."""
+        text = json.dumps(self.to_json(), separators=(",", ":"), ensure_ascii=False) + "\n"
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
             with open(tmp, "w", encoding="utf-8") as handle:
@@ -218,3 +251,19 @@ class StateFile:
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             raise StateError(f"cannot write state file {self.path}: {exc}") from None
+
+
+def _parse(data: Any, problem: str, advice: str) -> dict[str, dict[str, Any]]:
+    """The controllers of a state document; StateError `problem (why)advice` when it is not one."""
+    try:
+        if data.get("version") != FORMAT_VERSION:
+            raise StateError(f"{problem}: unknown format version {data.get('version')!r}")
+        controllers = {}
+        for key, section in data["controllers"].items():
+            jobs = {name: JobState.from_json(job) for name, job in section["jobs"].items()}
+            controllers[key] = {"url": section.get("url"), "jobs": jobs}
+        return controllers
+    except StateError:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+        raise StateError(f"{problem} ({type(exc).__name__}: {exc}){advice}") from None

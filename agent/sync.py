@@ -3,6 +3,10 @@
 `sync` sends what finished since the last run (or within the lookback for a job never seen);
 `backfill` walks history between two dates. Both record a build only after SEI answered 2xx,
 so a crash at any point can cause a resend, never a loss.
+
+Reading a build's details, mapping it and posting it happen on `sei.concurrency` worker
+threads; the state is changed and saved only by the calling thread, as answers come back. No
+more builds are in flight than workers, so a crash resends at most that many.
 """
 
 from __future__ import annotations
@@ -10,25 +14,41 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 from tqdm import tqdm
 
 from agent.builds import Window, read_builds
 from agent.config import Settings
-from agent.deliver import Refusal, SeiClient, SeiUnavailable
+from agent.deliver import Refusal, SeiClient, SeiRefused, SeiUnavailable
+from agent.details import DetailReader
 from agent.discover import Job, discover_jobs, matches
-from agent.jenkins_client import JenkinsClient, JenkinsError, JenkinsNotFound
-from agent.mapping import MapContext, Unmappable, map_build
+from agent.jenkins_client import (
+    JenkinsClient,
+    JenkinsError,
+    JenkinsNotFound,
+    JenkinsUnavailable,
+)
+from agent.mapping import (
+    MapContext,
+    Unmappable,
+    map_build,
+    parse_manifest,
+    push_artifacts_body,
+)
 from agent.state import JobState, StateFile
 
 log = logging.getLogger(__name__)
 
 CUSTOM_CICD = "/v1/custom-cicd"
+PUSH_ARTIFACTS = "/v1/cicd/push_artifacts"
 PROGRESS_LOG_SECONDS = 30.0
 
 
@@ -58,8 +78,27 @@ class Report:
         )
 
 
-class _StopDelivery(Exception):
-    """SEI is down: the rest waits for the next run."""
+@dataclass
+class _JobRun:
+    """One job's builds in flight: its anchor moves only when every one of them succeeded."""
+
+    job: Job
+    state: JobState
+    pending: int = 0
+    submitted_all: bool = False
+    failed: bool = False
+    finish: Callable[[], None] | None = None
+
+
+@dataclass
+class _Outcome:
+    """What became of one build on a worker thread, applied to the state by the caller."""
+
+    kind: Literal["sent", "dead", "unmappable", "unsent", "unreadable", "gone", "skipped", "fatal"]
+    payload: dict[str, Any] | None = None
+    status: int | None = None
+    message: str = ""
+    error: Exception | None = None
 
 
 def now_ms() -> int:
@@ -77,6 +116,7 @@ class Collector:
         output: TextIO | None = None,
         dry_run: bool = False,
         clock: Callable[[], int] = now_ms,
+        stop: threading.Event | None = None,
     ) -> None:
         assert settings.sei.instance_guid and settings.sei.instance_name
         self.settings = settings
@@ -86,6 +126,7 @@ class Collector:
         self.output = output
         self.dry_run = dry_run
         self.clock = clock
+        self.stop = stop
         self.context = MapContext(
             instance_guid=settings.sei.instance_guid,
             instance_name=settings.sei.instance_name,
@@ -93,9 +134,23 @@ class Collector:
             cd_jobs=tuple(settings.agent.cd_jobs),
             library_repos=tuple(settings.agent.library_repos),
             project_name=settings.agent.project_name,
+            rules=tuple(settings.agent.rules),
+            max_artifacts=settings.agent.max_artifacts,
+        )
+        self.details = DetailReader(
+            jenkins,
+            steps=settings.jenkins.steps,
+            upstream_depth=settings.jenkins.upstream_depth,
         )
         self.tracked = state.jobs(settings.sei.instance_guid, settings.jenkins_base)
         self.report = Report()
+        self._workers = settings.sei.concurrency
+        self._pool: ThreadPoolExecutor | None = None
+        self._inflight: dict[Future[_Outcome], tuple[_JobRun, dict[str, Any]]] = {}
+        self._unsaved = 0  # answers applied to the state since it was last saved
+        self._halt = threading.Event()  # SEI down or refusing: no new deliveries this run
+        self._fatal: Exception | None = None
+        self._unreadable: set[str] = set()
 
     # -- discovery -------------------------------------------------------------------------
 
@@ -114,16 +169,17 @@ class Collector:
 
     def sync(self, extra_globs: list[str] | None = None) -> Report:
         lookback_ms = int(self.settings.agent.lookback.total_seconds() * 1000)
-        for job in self.jobs(extra_globs):
-            state = self.tracked.get(job.full_name)
-            if state is None:
-                state = self.tracked[job.full_name] = JobState()
-            if state.floor_ms is None:
-                state.floor_ms = self.clock() - lookback_ms
-            if not self._guarded(self._sync_job, job, state):
-                break
-        self._save()
-        return self.report
+        with self._deliveries():
+            for job in self.jobs(extra_globs):
+                if self._halted():
+                    break
+                state = self.tracked.get(job.full_name)
+                if state is None:
+                    state = self.tracked[job.full_name] = JobState()
+                if state.floor_ms is None:
+                    state.floor_ms = self.clock() - lookback_ms
+                self._guarded(self._sync_job, job, state)
+        return self._finished()
 
     def _sync_job(self, job: Job, state: JobState) -> None:
         newest = (job.last_build, job.last_build_ts) if job.last_build is not None else None
@@ -148,11 +204,17 @@ class Collector:
                 "%s was recreated (build #%d changed); reading it afresh", job.full_name, anchor[0]
             )
             builds.update({b["number"]: b for b in self._read(job, Window(since_ms=floor))})
+        run = _JobRun(job, state)
+
+        def finish() -> None:
+            state.open &= builds.keys()  # builds listed earlier and now gone were rotated away
+            newest_read = max(builds, default=None)
+            state.anchor = (newest_read, builds[newest_read]["timestamp"]) if newest_read else None
+
+        run.finish = finish
         for number in sorted(builds):
-            self._handle(job, state, builds[number], floor)
-        state.open &= builds.keys()  # builds listed earlier and now gone were log-rotated away
-        newest_read = max(builds, default=None)
-        state.anchor = (newest_read, builds[newest_read]["timestamp"]) if newest_read else None
+            self._handle(run, builds[number], floor)
+        self._submitted_all(run)
 
     def _read(self, job: Job, window: Window) -> Iterable[dict[str, Any]]:
         pages = read_builds(self.jenkins, job, window, self.settings.jenkins.page_size)
@@ -166,45 +228,78 @@ class Collector:
         bar = tqdm(total=len(jobs), unit="job", disable=not interactive, file=sys.stderr)
         last_log = time.monotonic()
         try:
-            for done, job in enumerate(jobs, 1):
-                state = self.tracked.setdefault(job.full_name, JobState())
-                if not self._guarded(self._backfill_job, job, state, since_ms, until_ms):
-                    break
-                bar.update(1)
-                bar.set_postfix(sent=self.report.sent, refused=self.report.dead)
-                if not interactive and time.monotonic() - last_log >= PROGRESS_LOG_SECONDS:
-                    last_log = time.monotonic()
-                    log.info(
-                        "backfill: %d/%d jobs, %d builds sent", done, len(jobs), self.report.sent
-                    )
+            with self._deliveries():
+                for done, job in enumerate(jobs, 1):
+                    if self._halted():
+                        break
+                    state = self.tracked.setdefault(job.full_name, JobState())
+                    self._guarded(self._backfill_job, job, state, since_ms, until_ms)
+                    bar.update(1)
+                    bar.set_postfix(sent=self.report.sent, refused=self.report.dead)
+                    if not interactive and time.monotonic() - last_log >= PROGRESS_LOG_SECONDS:
+                        last_log = time.monotonic()
+                        log.info(
+                            "backfill: %d/%d jobs, %d builds sent",
+                            done,
+                            len(jobs),
+                            self.report.sent,
+                        )
         finally:
             bar.close()
-        self._save()
-        return self.report
+        return self._finished()
 
     def _backfill_job(self, job: Job, state: JobState, since_ms: int, until_ms: int) -> None:
+        run = _JobRun(job, state)
         window = Window(since_ms=since_ms)
         for build in read_builds(self.jenkins, job, window, self.settings.jenkins.page_size):
             timestamp = build.get("timestamp")
             if isinstance(timestamp, int) and timestamp <= until_ms:
-                self._handle(job, state, build, since_ms)
+                self._handle(run, build, since_ms)
+        self._submitted_all(run)
 
-    # -- one build -------------------------------------------------------------------------
+    # -- deliveries ------------------------------------------------------------------------
 
-    def _guarded(self, work: Callable[..., None], job: Job, *args: Any) -> bool:
-        """Run one job's work; False once SEI is down and the run must stop."""
+    @contextmanager
+    def _deliveries(self) -> Iterator[None]:
+        """Worker threads for the run; leaving waits for every build in flight."""
+        self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="deliver")
+        try:
+            yield
+        finally:
+            while self._inflight:
+                self._collect()
+            self._save()
+            self._pool.shutdown()
+            self._pool = None
+
+    def _finished(self) -> Report:
+        self._save()
+        if self._fatal is not None:
+            raise self._fatal
+        return self.report
+
+    def _halted(self) -> bool:
+        return self._halt.is_set() or (self.stop is not None and self.stop.is_set())
+
+    def _guarded(self, work: Callable[..., None], job: Job, *args: Any) -> None:
+        """Run one job's reading; a job Jenkins cannot serve now is read again next run."""
         try:
             work(job, *args)
-        except _StopDelivery:
-            return False
         except JenkinsNotFound:
             log.info("%s disappeared while it was read; skipped", job.full_name)
+        except JenkinsUnavailable:
+            raise
         except JenkinsError as exc:
+            self._job_unreadable(job, exc)
+
+    def _job_unreadable(self, job: Job, exc: Exception) -> None:
+        if job.full_name not in self._unreadable:
+            self._unreadable.add(job.full_name)
             self.report.failed_jobs += 1
             log.warning("%s: %s; it is read again next run", job.full_name, exc)
-        return True
 
-    def _handle(self, job: Job, state: JobState, build: dict[str, Any], floor_ms: int) -> None:
+    def _handle(self, run: _JobRun, build: dict[str, Any], floor_ms: int) -> None:
+        state = run.state
         number, timestamp = build.get("number"), build.get("timestamp")
         if not isinstance(number, int) or not isinstance(timestamp, int) or timestamp < floor_ms:
             return
@@ -215,33 +310,119 @@ class Collector:
         if state.sent.contains(number, timestamp) or state.is_dead(number, timestamp):
             state.open.discard(number)
             return
+        if self._halted():
+            run.failed = True  # the anchor stays put, so this build is read again next run
+            return
+        self._make_room()
+        assert self._pool is not None
+        future = self._pool.submit(self._deliver, run.job, build)
+        self._inflight[future] = (run, build)
+        run.pending += 1
+
+    def _submitted_all(self, run: _JobRun) -> None:
+        run.submitted_all = True
+        self._settle(run)
+
+    def _settle(self, run: _JobRun) -> None:
+        if run.submitted_all and run.pending == 0 and not run.failed and run.finish:
+            run.finish()
+
+    def _make_room(self) -> None:
+        """Wait until one more build may be in flight.
+
+        A build SEI accepted but the state file does not hold yet would be sent again after a
+        crash, just like a build in flight, so both count against `sei.concurrency`. The file
+        is saved once half of them are such builds: a save every few builds, not every build.
+        """
+        while len(self._inflight) + self._unsaved >= self._workers:
+            if self._unsaved * 2 >= self._workers or not self._inflight:
+                self._save()
+            else:
+                self._collect()
+
+    def _collect(self) -> None:
+        """Apply every answer that came back, waiting for at least one."""
+        done, _ = wait(list(self._inflight), return_when=FIRST_COMPLETED)
+        for future in done:
+            run, build = self._inflight.pop(future)
+            self._apply(run, build, future.result())
+            self._unsaved += 1
+            run.pending -= 1
+            self._settle(run)
+
+    def _deliver(self, job: Job, build: dict[str, Any]) -> _Outcome:
+        """On a worker thread: read the build's details, map it and post it. No state here."""
+        if self._halted():
+            return _Outcome("skipped")
+        number = build["number"]
         try:
-            payload = map_build(build, job, self.context).to_json()
+            details = self.details.read(job, build)
+        except JenkinsNotFound:
+            return _Outcome("gone")
+        except JenkinsUnavailable as exc:
+            self._halt.set()
+            return _Outcome("fatal", error=exc)
+        except JenkinsError as exc:
+            return _Outcome("unreadable", error=exc)
+        for problem in parse_manifest(details.manifest)[1]:
+            log.warning("%s #%d: artifact manifest %s; skipped", job.full_name, number, problem)
+        try:
+            payload = map_build(build, job, self.context, details).to_json()
         except (Unmappable, ValueError) as exc:
-            self._dead_letter(job, state, number, timestamp, None, f"cannot be mapped: {exc}")
-            return
+            return _Outcome("unmappable", message=f"cannot be mapped: {exc}")
         if self.dry_run:
-            self._emit(payload)
-            self.report.sent += 1
-            return
+            return _Outcome("sent", payload)
         assert self.sei is not None
         try:
-            outcome = self.sei.post(CUSTOM_CICD, payload)
+            answer = self.sei.post(CUSTOM_CICD, payload)
+            push = self._artifact_push(payload)
+            if push and not isinstance(answer, Refusal):
+                answer = self.sei.post(PUSH_ARTIFACTS, push)
         except SeiUnavailable as exc:
-            state.open.add(number)
-            self.report.unsent += 1
-            self.report.sei_down = exc
-            log.error("%s; %s #%d and the rest wait for the next run", exc, job.full_name, number)
-            raise _StopDelivery from None
-        if isinstance(outcome, Refusal):
+            self._halt.set()
+            return _Outcome("unsent", error=exc)
+        except SeiRefused as exc:
+            self._halt.set()
+            return _Outcome("fatal", error=exc)
+        if isinstance(answer, Refusal):
+            return _Outcome("dead", status=answer.status, message=answer.message)
+        return _Outcome("sent", payload)
+
+    def _apply(self, run: _JobRun, build: dict[str, Any], outcome: _Outcome) -> None:
+        """Record what became of one build: the only place deliveries change the state."""
+        state, job = run.state, run.job
+        number, timestamp = build["number"], build["timestamp"]
+        if outcome.kind == "sent":
+            assert outcome.payload is not None
+            if not self.dry_run:
+                state.sent.add(number, timestamp)
+                state.open.discard(number)
+            self._emit(outcome.payload)
+            self.report.sent += 1
+            log.debug("sent %s #%d", job.full_name, number)
+        elif outcome.kind in ("dead", "unmappable"):
             self._dead_letter(job, state, number, timestamp, outcome.status, outcome.message)
-            return
-        state.sent.add(number, timestamp)
-        state.open.discard(number)
-        self._save()
-        self._emit(payload)
-        self.report.sent += 1
-        log.debug("sent %s #%d", job.full_name, number)
+        elif outcome.kind == "gone":
+            log.info("%s #%d disappeared while it was read; skipped", job.full_name, number)
+        else:
+            run.failed = True
+            if outcome.kind == "unsent":
+                state.open.add(number)
+                self.report.unsent += 1
+                if self.report.sei_down is None:
+                    log.error("%s; the rest waits for the next run", outcome.error)
+                self.report.sei_down = outcome.error  # type: ignore[assignment]
+            elif outcome.kind == "unreadable":
+                assert outcome.error is not None
+                self._job_unreadable(job, outcome.error)
+            elif outcome.kind == "fatal" and self._fatal is None:
+                self._fatal = outcome.error
+
+    def _artifact_push(self, payload: dict[str, Any]) -> dict[str, Any] | None:
+        sei = self.settings.sei
+        if not sei.push_artifacts or not sei.integration_id:
+            return None
+        return push_artifacts_body(payload, sei.integration_id)
 
     def _dead_letter(
         self, job: Job, state: JobState, number: int, timestamp: int, status: int | None, why: str
@@ -255,7 +436,6 @@ class Collector:
         state.open.discard(number)
         self.report.dead += 1
         log.warning("%s #%d refused (%s): %s", job.full_name, number, status or "agent", why)
-        self._save()
 
     def _emit(self, payload: dict[str, Any]) -> None:
         if self.output is not None:
@@ -265,6 +445,7 @@ class Collector:
     def _save(self) -> None:
         if not self.dry_run:
             self.state.save()
+        self._unsaved = 0
 
 
 def _recreated(anchor: tuple[int, int] | None, newest: tuple[int, int | None] | None) -> bool:

@@ -16,6 +16,12 @@ import pytest
 from jenkins_sim import JenkinsSim
 from sei_standin import SeiStandIn
 
+from agent.config import Settings, load_settings
+from agent.deliver import SeiClient
+from agent.jenkins_client import JenkinsClient
+from agent.state import StateFile
+from agent.sync import Collector, Report
+
 GUID = "0b5c7a5e-2f5d-4a7e-9a41-6f4b0f3c1d2e"
 JENKINS_USER, JENKINS_TOKEN = "admin", "jenkins-token-9f8e7d"
 SEI_KEY = "sei-key-1a2b3c4d5e"
@@ -24,6 +30,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--regen-golden",
+        action="store_true",
+        help="rewrite tests/golden/*.json from the current mapping (review the diff!)",
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -110,3 +124,58 @@ def cli(tmp_path: Path, jenkins: JenkinsSim, sei: SeiStandIn) -> Cli:
     env["JENKINS_URL"] = jenkins.url
     env["SEI_BASE_URL"] = sei.url
     return Cli(env=env, cwd=tmp_path)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, jenkins: JenkinsSim, sei: SeiStandIn) -> Settings:
+    return load_settings(
+        overrides={
+            "jenkins": {
+                "url": jenkins.url,
+                "user": JENKINS_USER,
+                "api_token": JENKINS_TOKEN,
+                "retry_wait": 0,
+                "retries": 2,
+            },
+            "sei": {
+                "base_url": sei.url,
+                "api_key": SEI_KEY,
+                "instance_guid": GUID,
+                "instance_name": "ci",
+                "retry_wait": 0,
+                "retries": 1,
+            },
+            "agent": {"state_file": tmp_path / "state.json"},
+        }
+    )
+
+
+class Agent:
+    """One agent process's worth of objects, re-created per run like the CLI does."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.jenkins_requests = 0
+        self.by_kind: dict[str, int] = {}
+
+    def run(self, command: str = "sync", **kwargs: object) -> Report:
+        jenkins = JenkinsClient(self.settings.jenkins)
+        sei = SeiClient(self.settings.sei)
+        try:
+            with StateFile(self.settings.agent.state_file) as state:
+                collector = Collector(self.settings, jenkins, sei, state)
+                if command == "sync":
+                    report = collector.sync(kwargs.get("globs"))  # type: ignore[arg-type]
+                else:
+                    report = collector.backfill(0, 2**62, None)
+        finally:
+            self.jenkins_requests = sum(jenkins.requests.values())
+            self.by_kind = dict(jenkins.requests)
+            jenkins.close()
+            sei.close()
+        return report
+
+
+@pytest.fixture
+def agent(settings: Settings) -> Iterator[Agent]:
+    yield Agent(settings)

@@ -2,72 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import GUID, JENKINS_TOKEN, JENKINS_USER, SEI_KEY, now_ms
+from conftest import JENKINS_TOKEN, JENKINS_USER, Agent, now_ms
 from jenkins_sim import JenkinsSim
 from sei_standin import SeiStandIn
 
-from agent.config import Settings, load_settings
-from agent.deliver import SeiClient
-from agent.jenkins_client import JenkinsClient, JenkinsUnavailable
-from agent.state import StateFile
-from agent.sync import Collector, Report
-
-
-@pytest.fixture
-def settings(tmp_path: Path, jenkins: JenkinsSim, sei: SeiStandIn) -> Settings:
-    return load_settings(
-        overrides={
-            "jenkins": {
-                "url": jenkins.url,
-                "user": JENKINS_USER,
-                "api_token": JENKINS_TOKEN,
-                "retry_wait": 0,
-                "retries": 2,
-            },
-            "sei": {
-                "base_url": sei.url,
-                "api_key": SEI_KEY,
-                "instance_guid": GUID,
-                "instance_name": "ci",
-                "retry_wait": 0,
-                "retries": 1,
-            },
-            "agent": {"state_file": tmp_path / "state.json"},
-        }
-    )
-
-
-class Agent:
-    """One agent process's worth of objects, re-created per run like the CLI does."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.jenkins_requests = 0
-
-    def run(self, command: str = "sync", **kwargs: object) -> Report:
-        jenkins = JenkinsClient(self.settings.jenkins)
-        sei = SeiClient(self.settings.sei)
-        try:
-            with StateFile(self.settings.agent.state_file) as state:
-                collector = Collector(self.settings, jenkins, sei, state)
-                if command == "sync":
-                    report = collector.sync(kwargs.get("globs"))  # type: ignore[arg-type]
-                else:
-                    report = collector.backfill(0, 2**62, None)
-        finally:
-            self.jenkins_requests = sum(jenkins.requests.values())
-            jenkins.close()
-            sei.close()
-        return report
-
-
-@pytest.fixture
-def agent(settings: Settings) -> Iterator[Agent]:
-    yield Agent(settings)
+from agent.config import Settings
+from agent.jenkins_client import JenkinsUnavailable
 
 
 def sent(sei: SeiStandIn) -> list[tuple[str, int]]:
@@ -84,8 +27,10 @@ def test_idle_cycle_costs_one_request_for_100_jobs_in_10_folders(
             jenkins.add_build(name)
     first = agent.run()
     assert first.sent == 100 and first.exit_code == 0
-    # discovery: 1; builds: one page per job with new builds (never one per build)
-    assert agent.jenkins_requests == 1 + 100
+    # discovery: 1; builds: one page per job with new builds (never one per build); stages
+    # only for the 50 pipeline runs (Blue Ocean nodes; they have none, so no steps), after one
+    # detection of the stage source for the whole controller
+    assert agent.by_kind == {"discover": 1, "builds": 100, "detect": 1, "stages": 50}
     jenkins.reset_requests()
     idle = agent.run()
     assert idle.sent == 0
@@ -252,3 +197,36 @@ def test_backfill_streams_all_history(agent: Agent, jenkins: JenkinsSim, sei: Se
     report = agent.run("backfill")
     assert report.sent == 260
     assert agent.jenkins_requests == 1 + 6  # 260 builds / 50 per page, the last page short
+
+
+@pytest.mark.parametrize(
+    "body", ['["not", "an", "object"]', '{"jobs": 7}', '{"jobs": [1, {"name": null}, {"x": 1}]}']
+)
+def test_unexpected_shapes_from_jenkins_do_not_crash(
+    agent: Agent, jenkins: JenkinsSim, sei: SeiStandIn, body: str
+) -> None:
+    from agent.jenkins_client import JenkinsError
+
+    jenkins.add_job("a")
+    jenkins.add_build("a")
+    jenkins.inject_fault(r"^/api/json", status=200, body=body)
+    if body.startswith("["):
+        with pytest.raises(JenkinsError, match="JSON list, not a dict"):
+            agent.run()
+    else:
+        assert agent.run().exit_code == 0
+    assert agent.run().exit_code == 0  # the next cycle reads normally
+    assert [(p["job_full_name"], p["build_number"]) for p in sei.accepted] == [("a", 1)]
+
+
+def test_unexpected_build_listing_is_retried_next_run(
+    agent: Agent, jenkins: JenkinsSim, sei: SeiStandIn
+) -> None:
+    jenkins.add_job("a", "pipeline")
+    jenkins.add_build("a")
+    jenkins.inject_fault(r"^/job/a/api/json", status=200, body='{"builds": {"1": 2}}')
+    jenkins.inject_fault(r"/nodes/$", status=200, body='{"not": "a list"}')
+    assert agent.run().sent == 0  # a listing without a list of builds: nothing to send yet
+    assert agent.run().failed_jobs == 1  # stages unreadable: not sent without them
+    assert agent.run().exit_code == 0
+    assert len(sei.accepted) == 1 and "job_run" in sei.accepted[0]

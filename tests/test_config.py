@@ -94,3 +94,48 @@ def test_top_level_yaml_must_be_a_mapping(tmp_path: Path) -> None:
     config.write_text("- a\n- b\n")
     with pytest.raises(ConfigError, match=r"list\.yaml"):
         load_settings(config)
+
+
+def test_rules_from_the_environment_as_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "AGENT_RULES", '[{"jobs": "*/deploy-*", "results": ["FAILURE"], "cfr_status": true}]'
+    )
+    [rule] = load_settings().agent.rules
+    assert (rule.jobs, rule.results, rule.cfr_status) == (["*/deploy-*"], ["FAILURE"], True)
+
+
+def test_push_artifacts_needs_the_integration_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEI_PUSH_ARTIFACTS", "true")
+    with pytest.raises(ConfigError, match="SEI_INTEGRATION_ID"):
+        load_settings()
+
+
+def test_tls_and_proxy_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent.transport import proxy_for
+
+    monkeypatch.setenv("JENKINS_CA_BUNDLE", str(tmp_path / "missing.pem"))
+    with pytest.raises(ConfigError, match="JENKINS_CA_BUNDLE"):
+        load_settings()
+    monkeypatch.delenv("JENKINS_CA_BUNDLE")
+    monkeypatch.setenv("SEI_PROXY", "not a proxy")
+    with pytest.raises(ConfigError, match="SEI_PROXY"):
+        load_settings()
+    monkeypatch.setenv("SEI_PROXY", "http://proxy.internal:3128")
+    settings = load_settings()
+    assert proxy_for("https://sei.example/api", settings.sei.proxy) == "http://proxy.internal:3128"
+    monkeypatch.setenv("HTTPS_PROXY", "http://env-proxy:8080")
+    monkeypatch.setenv("NO_PROXY", "jenkins.internal")
+    assert proxy_for("https://sei.example/api", None) == "http://env-proxy:8080"
+    assert proxy_for("https://jenkins.internal/", None) is None
+
+
+def test_insecure_is_logged_at_every_start(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from agent.jenkins_client import JenkinsClient
+
+    monkeypatch.setenv("JENKINS_URL", "https://jenkins.example/")
+    monkeypatch.setenv("JENKINS_INSECURE", "1")
+    with caplog.at_level("WARNING"):
+        JenkinsClient(load_settings().jenkins).close()
+    assert "NOT verified (JENKINS_INSECURE=true)" in caplog.text
