@@ -22,7 +22,6 @@ from agent.controllers import for_each
 from agent.deliver import SeiClient, SeiRefused
 from agent.jenkins_client import JenkinsClient, JenkinsError, JenkinsUnavailable
 from agent.logs import setup_logging
-from agent.service import run as run_service
 from agent.state import StateError, StateFile
 from agent.sync import Collector, Report
 
@@ -206,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"`run` serves one controller and {settings.agent.config} has "
                     f"{len(controllers)}; run `sync` for all of them"
                 )
+            from agent.service import run as run_service  # the scheduler: only `run` needs it
+
             return run_service(settings)
         report = _deliver(args, controllers)
     except (ConfigError, UsageError, StateError) as exc:

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import (
     BaseModel,
+    ConfigDict,
     Field,
     PrivateAttr,
     SecretStr,
@@ -96,7 +97,19 @@ def _check_http_url(value: str | None) -> str | None:
     value = value.strip()
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"'{value}' is not an http(s) URL")
+        shown = re.sub(r"//[^/@\s]*@", "//***@", value)  # never echo credentials back
+        raise ValueError(f"'{shown}' is not an http(s) URL")
+    return value
+
+
+def _check_service_url(value: str | None) -> str | None:
+    """A Jenkins or SEI URL: credentials in it would end up in logs, state and payloads."""
+    value = _check_http_url(value)
+    if value and "@" in urlsplit(value).netloc:
+        raise ValueError(
+            "must not contain credentials; set JENKINS_USER and JENKINS_API_TOKEN, or "
+            "SEI_API_KEY, instead"
+        )
     return value
 
 
@@ -114,6 +127,8 @@ class Rule(BaseModel):
 
 class TransportSettings(BaseModel):
     """TLS and proxy for one side; HTTPS_PROXY and NO_PROXY apply unless `proxy` is set."""
+
+    model_config = ConfigDict(hide_input_in_errors=True)  # a bad value may hold a secret
 
     ca_bundle: Path | None = None
     insecure: bool = Field(False, description="skip TLS verification (logged at every start)")
@@ -146,7 +161,7 @@ class JenkinsSettings(TransportSettings):
     upstream_depth: int = Field(5, ge=0, le=10, description="levels of upstream causes read")
 
     _globs = field_validator("include", "exclude", mode="before")(_split_globs)
-    _url = field_validator("url")(_check_http_url)
+    _url = field_validator("url")(_check_service_url)
 
     @model_validator(mode="after")
     def _user_and_token_together(self) -> JenkinsSettings:
@@ -173,7 +188,7 @@ class SeiSettings(TransportSettings):
     )
     integration_id: str | None = None
 
-    _url = field_validator("base_url")(_check_http_url)
+    _url = field_validator("base_url")(_check_service_url)
 
     @field_validator("environment")
     @classmethod
@@ -265,6 +280,7 @@ class Settings(BaseSettings):
         env_nested_max_split=1,
         extra="ignore",
         case_sensitive=False,
+        hide_input_in_errors=True,
     )
 
     jenkins: JenkinsSettings = Field(default_factory=JenkinsSettings)

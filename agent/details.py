@@ -110,6 +110,8 @@ class DetailReader:
                     self._blue(job, number) if source == "blueocean" else self._wfapi(job, number)
                 )
             except JenkinsNotFound:
+                if not self._exists(job, number):
+                    raise  # the build itself was rotated away: that says nothing of the source
                 remaining = sources[index + 1 :]
                 log.info(
                     "%s: no %s answer; %s",
@@ -122,6 +124,13 @@ class DetailReader:
             self._job_sources[job.full_name] = sources[index:]
             return data
         return None
+
+    def _exists(self, job: Job, number: int) -> bool:
+        try:
+            self.client.get_json(api_json(build_path(job.names, number)), "number", kind="exists")
+        except JenkinsNotFound:
+            return False
+        return True
 
     def _blue(self, job: Job, number: int) -> StageData:
         run = blue_run(job.names, number, job.is_branch)

@@ -14,10 +14,7 @@ import argparse
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-import jenkins as python_jenkins
-import requests
+from typing import TYPE_CHECKING, Any
 
 from agent.config import ConfigError, Settings
 from agent.controllers import label
@@ -26,6 +23,9 @@ from agent.discover import discover_jobs, matches
 from agent.jenkins_client import JenkinsClient, JenkinsError
 from agent.logs import redact, secrets_of
 from agent.tables import table
+
+if TYPE_CHECKING:
+    import jenkins as python_jenkins
 
 CUSTOM_CICD = "/v1/custom-cicd"
 STAGE_PLUGINS = (("blueocean-rest", "Blue Ocean"), ("pipeline-stage-view", "wfapi"))
@@ -157,6 +157,8 @@ def check_controller(settings: Settings) -> list[Check]:
 
 
 def _python_jenkins(settings: Settings) -> python_jenkins.Jenkins:
+    import jenkins as python_jenkins  # only `check` pays for importing these
+
     cfg = settings.jenkins
     assert cfg.url is not None
     token = cfg.api_token.get_secret_value() if cfg.api_token else None
@@ -178,6 +180,9 @@ def _who_am_i(settings: Settings, server: python_jenkins.Jenkins) -> list[Check]
     the version from its `X-Jenkins` header rather than get_version, which fetches the whole
     dashboard.
     """
+    import jenkins as python_jenkins  # only `check` pays for importing these
+    import requests
+
     url = server.server
     user_name, token_name = settings.name_of("jenkins.user"), settings.name_of("jenkins.api_token")
     credentials_hint = (
@@ -238,6 +243,9 @@ def _who_am_i(settings: Settings, server: python_jenkins.Jenkins) -> list[Check]
 
 def _stage_source(server: python_jenkins.Jenkins) -> Check:
     """Where stages and steps can come from: Blue Ocean, else wfapi, else none."""
+    import jenkins as python_jenkins  # only `check` pays for importing these
+    import requests
+
     try:
         plugins: Any = server.get_plugins(depth=1)
     except (python_jenkins.JenkinsException, requests.RequestException):

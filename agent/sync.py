@@ -218,7 +218,7 @@ class Collector:
 
     def _read(self, job: Job, window: Window) -> Iterable[dict[str, Any]]:
         pages = read_builds(self.jenkins, job, window, self.settings.jenkins.page_size)
-        return [b for b in pages if isinstance(b.get("number"), int)]
+        return [b for b in pages if _identified(job, b)]
 
     # -- backfill --------------------------------------------------------------------------
 
@@ -252,8 +252,7 @@ class Collector:
         run = _JobRun(job, state)
         window = Window(since_ms=since_ms)
         for build in read_builds(self.jenkins, job, window, self.settings.jenkins.page_size):
-            timestamp = build.get("timestamp")
-            if isinstance(timestamp, int) and timestamp <= until_ms:
+            if _identified(job, build) and build["timestamp"] <= until_ms:
                 self._handle(run, build, since_ms)
         self._submitted_all(run)
 
@@ -453,3 +452,12 @@ def _recreated(anchor: tuple[int, int] | None, newest: tuple[int, int | None] | 
     if anchor is None or newest is None:
         return False
     return newest[0] < anchor[0] or (newest[0] == anchor[0] and newest[1] != anchor[1])
+
+
+def _identified(job: Job, build: dict[str, Any]) -> bool:
+    """A build is known by its number and start time; one lacking either cannot be tracked."""
+    number, started = build.get("number"), build.get("timestamp")
+    if isinstance(number, int) and isinstance(started, int) and not isinstance(started, bool):
+        return True
+    log.warning("%s: a build without a number or start time was listed; skipped", job.full_name)
+    return False

@@ -268,11 +268,6 @@ def test_upstream_build_gone_404_stops_the_chain_and_the_build_is_sent(
     assert not trigger.get("direct_parents")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a 404 on one run's stages (build deleted after listing) makes DetailReader "
-    "drop every stage source for the whole job, so later builds of it go without stages",
-)
 def test_build_404_after_listing_does_not_strip_stages_from_the_next_builds(
     settings: Settings, jenkins: JenkinsSim, sei: SeiStandIn
 ) -> None:
@@ -384,12 +379,6 @@ def test_odd_builds_in_a_listing_never_stop_the_good_ones(
     assert agent.run().exit_code in (0, 1)  # and the next run starts
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a listed build without a start time ends the run with an uncaught KeyError "
-    "(no 'timestamp') or becomes the job's anchor [n, null], after which the state file no "
-    "longer loads (exit 2, 'corrupt') on every run",
-)
 @pytest.mark.parametrize("odd", [{"number": 2}, {"number": 2, "timestamp": None}])
 def test_a_build_without_start_time_neither_crashes_nor_corrupts_the_state(
     agent: Agent, jenkins: JenkinsSim, sei: SeiStandIn, odd: dict[str, Any]
