@@ -6,13 +6,13 @@ whose host is whatever the controller's root-URL setting says (often wrong behin
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import threading
 from collections import Counter
 from typing import Any
 
-import urllib3
 from pyrate_limiter import Duration, Limiter, Rate
 from tenacity import (
     RetryCallState,
@@ -53,7 +53,7 @@ class JenkinsClient:
         headers = {"Accept": "application/json"}
         if settings.user and settings.api_token:
             credentials = f"{settings.user}:{settings.api_token.get_secret_value()}"
-            headers.update(urllib3.util.make_headers(basic_auth=credentials))
+            headers["Authorization"] = "Basic " + base64.b64encode(credentials.encode()).decode()
         self._http = Http(
             self.base,
             settings,

@@ -334,7 +334,7 @@ class Collector:
         is saved once half of them are such builds: a save every few builds, not every build.
         """
         while len(self._inflight) + self._unsaved >= self._workers:
-            if self._unsaved * 2 >= self._workers or not self._inflight:
+            if self._unsaved * 4 >= self._workers or not self._inflight:
                 self._save()
             else:
                 self._collect()

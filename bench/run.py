@@ -72,11 +72,11 @@ def main() -> int:
     rows = []
     with Servers(data, args.latency) as servers, tempfile.TemporaryDirectory() as tmp:
         if not args.skip_naive:
+            before = servers.counts()["cpu"]
             wall, cpu, rss, code = measure(
                 [sys.executable, str(HERE / "naive.py"), servers.jenkins_url, servers.sei_url],
                 dict(os.environ, PYTHONPATH=str(ROOT)),
             )
-            before = servers.counts()["cpu"]
             rows.append(("naive python-jenkins", code, wall, cpu, rss, servers.counts()))
             rows[-1][-1]["cpu"] -= before
             servers.reset()

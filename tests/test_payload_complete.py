@@ -200,7 +200,8 @@ def test_controller_without_either_plugin_sends_no_job_run(
     assert all("job_run" not in p for p in sei.accepted)
     assert "pipeline-stage-view (wfapi)" in caplog.text
     # one detection, one wfapi 404 for the job; its next build asks nothing more
-    assert agent.by_kind == {"discover": 1, "builds": 1, "detect": 1, "stages": 1}
+    # ... and one check that the build itself still exists, so the 404 means "no plugin"
+    assert agent.by_kind == {"discover": 1, "builds": 1, "detect": 1, "stages": 1, "exists": 1}
 
 
 def test_one_job_without_blue_ocean_degrades_alone(settings: Settings, sei: SeiStandIn) -> None:
