@@ -181,6 +181,10 @@ class StateFile:
         except BaseException:
             self._lock.release()
             raise
+        # A crash inside save() leaves its temporary file behind; holding the lock, no other
+        # agent can be writing one now.
+        for leftover in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+            leftover.unlink(missing_ok=True)
 
     def close(self) -> None:
         if self._lock.is_locked:

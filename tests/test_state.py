@@ -105,3 +105,12 @@ def test_state_path_under_a_file_is_a_state_error(tmp_path: Path) -> None:
     blocker.write_text("")
     with pytest.raises(StateError, match="not-a-folder"):
         StateFile(blocker / "state.json").open()
+
+
+def test_temporary_files_of_a_crashed_save_are_removed(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    (tmp_path / ".state.json.4242.tmp").write_text('{"half": ')
+    (tmp_path / "unrelated.tmp").write_text("kept")
+    with StateFile(path):
+        pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json.lock", "unrelated.tmp"]
