@@ -239,7 +239,13 @@ class StateFile:
 
     def save(self) -> None:
         """Write atomically: a crash leaves either the old file or the new one, never half."""
-        text = json.dumps(self.to_json(), separators=(",", ":"), ensure_ascii=False) + "\n"
+        self.write(self.snapshot())
+
+    def snapshot(self) -> str:
+        """The file's text now; `write` may then put it on disk from another thread."""
+        return json.dumps(self.to_json(), separators=(",", ":"), ensure_ascii=False) + "\n"
+
+    def write(self, text: str) -> None:
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
             with open(tmp, "w", encoding="utf-8") as handle:

@@ -148,6 +148,9 @@ class Collector:
         self._pool: ThreadPoolExecutor | None = None
         self._inflight: dict[Future[_Outcome], tuple[_JobRun, dict[str, Any]]] = {}
         self._unsaved = 0  # answers applied to the state since it was last saved
+        self._writer: ThreadPoolExecutor | None = None
+        self._writing: Future[None] | None = None  # a save on the writer thread
+        self._writing_count = 0  # the answers that save records
         self._halt = threading.Event()  # SEI down or refusing: no new deliveries this run
         self._fatal: Exception | None = None
         self._unreadable: set[str] = set()
@@ -262,14 +265,16 @@ class Collector:
     def _deliveries(self) -> Iterator[None]:
         """Worker threads for the run; leaving waits for every build in flight."""
         self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="deliver")
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="state")
         try:
             yield
         finally:
             while self._inflight:
-                self._collect()
+                self._collect(self._writing)
             self._save()
             self._pool.shutdown()
-            self._pool = None
+            self._writer.shutdown()
+            self._pool = self._writer = None
 
     def _finished(self) -> Report:
         self._save()
@@ -331,18 +336,44 @@ class Collector:
 
         A build SEI accepted but the state file does not hold yet would be sent again after a
         crash, just like a build in flight, so both count against `sei.concurrency`. The file
-        is saved once half of them are such builds: a save every few builds, not every build.
+        is saved (on the writer thread) once a quarter of them are such builds: a save every
+        few builds, not every build, and never a wait for the disk on this thread.
         """
-        while len(self._inflight) + self._unsaved >= self._workers:
-            if self._unsaved * 4 >= self._workers or not self._inflight:
-                self._save()
+        while len(self._inflight) + self._unsaved + self._writing_count >= self._workers:
+            if self._writing is not None and self._writing.done():
+                self._written()
+            elif self._writing is None and (
+                self._unsaved * 4 >= self._workers or not self._inflight
+            ):
+                self._save_in_background()
             else:
-                self._collect()
+                self._collect(self._writing)
 
-    def _collect(self) -> None:
-        """Apply every answer that came back, waiting for at least one."""
-        done, _ = wait(list(self._inflight), return_when=FIRST_COMPLETED)
+    def _save_in_background(self) -> None:
+        """Snapshot the state here, write it on the writer thread while deliveries go on.
+
+        The builds it records keep counting against `sei.concurrency` until it is on disk.
+        """
+        assert self._writer is not None
+        if self.dry_run:
+            self._unsaved = 0
+            return
+        self._writing = self._writer.submit(self.state.write, self.state.snapshot())
+        self._writing_count, self._unsaved = self._unsaved, 0
+
+    def _written(self) -> None:
+        assert self._writing is not None
+        self._writing.result()  # a StateError stops the run like a failed save would
+        self._writing, self._writing_count = None, 0
+
+    def _collect(self, writing: Future[None] | None = None) -> None:
+        """Apply every answer that came back, waiting for at least one (or for `writing`)."""
+        waited: list[Future[Any]] = [*self._inflight, *([writing] if writing else [])]
+        done, _ = wait(waited, return_when=FIRST_COMPLETED)
         for future in done:
+            if future is writing:
+                self._written()
+                continue
             run, build = self._inflight.pop(future)
             self._apply(run, build, future.result())
             self._unsaved += 1
@@ -442,6 +473,8 @@ class Collector:
             self.output.flush()
 
     def _save(self) -> None:
+        if self._writing is not None:
+            self._written()
         if not self.dry_run:
             self.state.save()
         self._unsaved = 0
