@@ -106,9 +106,6 @@ class SentRuns:
     def count(self) -> int:
         return sum(r[1] - r[0] + 1 for r in self.runs)
 
-    def newest(self) -> int | None:
-        return self.runs[-1][1] if self.runs else None
-
 
 @dataclass
 class JobState:
