@@ -41,7 +41,11 @@ def test_run_delivers_picks_up_new_builds_and_reports_them(
     started = time.time()
     with AgentProcess(cli.env, cli.cwd) as agent:
         wait_until(lambda: len(sei.accepted) == 4, 10, "the first cycle's 4 builds")
-        wait_until(lambda: agent.health()[1]["status"] == "ok", 5, "a finished cycle")
+        wait_until(
+            lambda: (h := agent.health()[1])["status"] == "ok" and h["last_cycle"] is not None,
+            5,
+            "a finished cycle",
+        )
         status, health = agent.health()
         assert status == 200
         assert health["last_cycle"]["outcome"] == "ok"
