@@ -137,8 +137,10 @@ def map_build(
     number, timestamp, result = build.get("number"), build.get("timestamp"), build.get("result")
     if not _is_int(number) or not _is_int(timestamp):
         raise Unmappable(f"{job.full_name}: build without a number or start time")
-    if build.get("building") or not isinstance(result, str) or not result:
+    if build.get("building") or not isinstance(result, str) or not result.strip():
         raise Unmappable(f"{job.full_name} #{number}: not finished")
+    if not job.pipeline.strip() or not job.full_name.strip():
+        raise Unmappable(f"#{number}: a job without a name")  # SEI would refuse it
     details = details or BuildDetails()
     actions = _dicts(build.get("actions"))
     triggers = _triggers(_start_causes(actions), details.upstream, depth=0)

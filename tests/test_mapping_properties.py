@@ -201,7 +201,12 @@ manifest = anything | st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=400,
+    deadline=None,
+    derandomize=True,  # the same examples on every run: CI must be deterministic
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(build=build, job=job, stages=stages, manifest=manifest)
 def test_mapping_never_raises_and_never_makes_a_payload_sei_drops(
     build: dict[str, Any], job: Job, stages: StageData | None, manifest: Any
@@ -211,12 +216,10 @@ def test_mapping_never_raises_and_never_makes_a_payload_sei_drops(
     except Unmappable:
         ints = [build["number"], build["timestamp"]]
         valid = all(isinstance(v, int) and not isinstance(v, bool) for v in ints)
-        assert (
-            not valid
-            or build.get("building")
-            or build["result"] in (None, "")
-            or not (isinstance(build["result"], str))
-        )
+        named = bool(job.pipeline.strip() and job.full_name.strip())
+        result = build["result"]
+        finished = isinstance(result, str) and bool(result.strip()) and not build.get("building")
+        assert not (valid and named and finished)
         return
     body = json.loads(json.dumps(payload.to_json(), allow_nan=False))
     assert _validate_cicd(body) is None
