@@ -277,7 +277,7 @@ class Collector:
             self._pool = self._writer = None
 
     def _finished(self) -> Report:
-        self._save()
+        """After `_deliveries`, which drained the workers and saved the state."""
         if self._fatal is not None:
             raise self._fatal
         return self.report
