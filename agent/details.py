@@ -93,15 +93,18 @@ class DetailReader:
             return self._controller_sources
 
     def _stages(self, job: Job, build: dict[str, Any]) -> StageData | None:
-        if job.full_name in self._job_sources:
-            return self._stages_from(job, build["number"], self._job_sources[job.full_name])
-        # The job's first pipeline run finds which source answers for it; the job's other
-        # builds, on other threads, wait for that rather than each probing for themselves.
-        with self._lock:
-            probing = self._reading.setdefault(("stages", job.full_name), threading.Lock())
-        with probing:
-            sources = self._job_sources.get(job.full_name, self._sources())
-            return self._stages_from(job, build["number"], sources)
+        known = self._job_sources.get(job.full_name)
+        if known is None:
+            # The job's first pipeline run finds which source answers for it; the job's other
+            # builds, on other threads, wait for that rather than each probing for themselves,
+            # then read their own stages side by side, outside the lock.
+            with self._lock:
+                probing = self._reading.setdefault(("stages", job.full_name), threading.Lock())
+            with probing:
+                known = self._job_sources.get(job.full_name)
+                if known is None:
+                    return self._stages_from(job, build["number"], self._sources())
+        return self._stages_from(job, build["number"], known)
 
     def _stages_from(self, job: Job, number: int, sources: tuple[str, ...]) -> StageData | None:
         for index, source in enumerate(sources):

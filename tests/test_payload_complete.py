@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,10 @@ from jenkins_sim import JenkinsSim
 from sei_standin import SeiStandIn
 
 from agent.config import Settings
+from agent.details import DetailReader
+from agent.discover import Job
+from agent.jenkins_client import JenkinsClient
+from agent.mapping import BuildDetails
 
 FAILED_RUN = [
     {
@@ -227,6 +232,52 @@ def test_steps_switched_off(settings: Settings, sei: SeiStandIn) -> None:
     [payload] = sei.accepted
     assert [len(s["steps"]) for s in payload["job_run"]["stages"]] == [0, 0, 0]
     assert "steps" not in agent.by_kind
+
+
+class MeetingClient:
+    """Holds each run-level stage read until the other run's has started: serial reads fail."""
+
+    def __init__(self, client: JenkinsClient) -> None:
+        self.client = client
+        self.both_reading = threading.Barrier(2, timeout=10)
+
+    def get_json(self, path: str, tree: str | None = None, *, kind: str, shape: type = dict) -> Any:
+        if kind == "stages":
+            self.both_reading.wait()
+        return self.client.get_json(path, tree, kind=kind, shape=shape)
+
+
+def test_runs_waiting_for_their_jobs_probe_then_read_stages_side_by_side(
+    settings: Settings, sei: SeiStandIn
+) -> None:
+    """Only a job's first pipeline run probes for a source; the runs that queued behind it
+    must not go on reading one at a time once the source is known."""
+    with controller(sei, blueocean=False) as sim:
+        sim.add_job("app", "pipeline")
+        for _ in range(2):
+            sim.add_build("app", stages=FAILED_RUN)
+        client = JenkinsClient(with_url(settings, sim.url).jenkins)
+        meeting = MeetingClient(client)
+        reader = DetailReader(meeting, steps=True, upstream_depth=0)  # type: ignore[arg-type]
+        job = Job(("app",), cls="org.jenkinsci.plugins.workflow.job.WorkflowJob")
+        read: dict[int, BuildDetails] = {}
+        probing = reader._reading.setdefault(("stages", "app"), threading.Lock())
+        with probing:  # a first run is probing: both runs queue behind it
+            runs = [
+                threading.Thread(
+                    target=lambda n=n: read.update({n: reader.read(job, {"number": n})})
+                )
+                for n in (1, 2)
+            ]
+            for run in runs:
+                run.start()
+            reader._job_sources["app"] = ("wfapi",)  # what the probe found
+        for run in runs:
+            run.join(timeout=20)
+        client.close()
+    assert not meeting.both_reading.broken
+    assert sorted(read) == [1, 2]
+    assert all(details.stages and len(details.stages.nodes) == 3 for details in read.values())
 
 
 def test_freestyle_has_no_job_run_and_costs_no_stage_request(
