@@ -14,6 +14,7 @@ ForkServer) so that many kills fit in the time; the reruns at the end are plain 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -151,15 +152,18 @@ class ForkServer:
         assert wait_for(lambda: pid in self._exits, timeout), f"run {pid} did not exit"
         return self._exits[pid]
 
-    def kill(self, pid: int) -> None:
-        os.kill(pid, signal.SIGKILL)
-        assert self.wait(pid) == -signal.SIGKILL
+    def kill(self, pid: int) -> bool:
+        """SIGKILL the run; False when it had exited on its own an instant before."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        return self.wait(pid) == -signal.SIGKILL
 
     def close(self) -> None:
         """Stop the server; a run still going (a failed test) is killed first."""
         for pid in self._started:
             if pid not in self._exits:
-                os.kill(pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
         assert self.proc.stdin is not None
         self.proc.stdin.close()
         try:
@@ -339,10 +343,9 @@ def kill_once(
     if delay:
         wait_for(lambda: exited() is not None, delay)
     tally.iterations += 1
-    if exited() is not None:
+    if exited() is not None or not server.kill(pid):
         tally.finished_first[server.wait(pid)] += 1
         return
-    server.kill(pid)
     tally.kills += 1
     tally.triggers[trigger] += 1
     tally.in_state_write += tmp_file.exists()
