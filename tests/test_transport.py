@@ -1,0 +1,116 @@
+"""The HTTP layer's own header reading, against raw answers a real server may send."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from agent.config import TransportSettings
+from agent.transport import Http
+
+CHUNKED = (
+    b"HTTP/1.1 200 OK\r\n"
+    b"Content-Type: application/json;charset=utf-8\r\n"
+    b"X-Jenkins: 2.440\r\n"
+    b"Set-Cookie: a=1\r\n"
+    b"set-cookie: b=2\r\n"
+    b"X-Folded: first\r\n"
+    b"  second\r\n"
+    b"Transfer-Encoding: chunked\r\n"
+    b"\r\n"
+    b"7\r\n"
+    b'{"a": 1\r\n'
+    b"1\r\n"
+    b"}\r\n"
+    b"0\r\n"
+    b"\r\n"
+)
+CLOSING = b"HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 4\r\n\r\ngone"
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\n{}"
+
+
+@pytest.fixture
+def raw_server() -> Iterator[tuple[str, list[bytes], list[int]]]:
+    """Answers each request with the next canned bytes; counts the connections it accepted."""
+    answers: list[bytes] = []
+    connections: list[int] = []
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            connections.append(1)
+            with conn:
+                while answers:
+                    if not _read_request(conn):
+                        break
+                    answer = answers.pop(0)
+                    conn.sendall(answer)
+                    if b"Connection: close" in answer:
+                        break
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/", answers, connections
+    listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() above
+    listener.close()
+    thread.join(timeout=5)
+
+
+def _read_request(conn: socket.socket) -> bool:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return False
+        data += chunk
+    return True
+
+
+def http_to(url: str) -> Http:
+    return Http(url, TransportSettings(), side="Jenkins", headers={}, timeout=5, connections=1)
+
+
+def test_chunked_body_repeated_and_folded_headers(
+    raw_server: tuple[str, list[bytes], list[int]],
+) -> None:
+    url, answers, connections = raw_server
+    answers.extend([CHUNKED, CHUNKED])
+    client = http_to(url)
+    first = client.request("GET", "api/json")
+    second = client.request("GET", "api/json")
+    client.close()
+    assert first.status == 200 and first.json() == {"a": 1} == second.json()
+    assert first.header("content-type") == "application/json;charset=utf-8"
+    assert first.header("X-FOLDED") == "first second"
+    assert first.headers["Set-Cookie"] == "a=1" and first.headers["set-cookie"] == "b=2"
+    assert connections == [1]  # kept alive across both
+
+
+def test_connection_close_is_honoured_and_a_new_one_opened(
+    raw_server: tuple[str, list[bytes], list[int]],
+) -> None:
+    url, answers, connections = raw_server
+    answers.extend([CLOSING, CHUNKED])
+    client = http_to(url)
+    gone = client.request("GET", "missing")
+    again = client.request("GET", "api/json")
+    client.close()
+    assert (gone.status, gone.body) == (404, b"gone")
+    assert again.json() == {"a": 1}
+    assert connections == [1, 1]
+
+
+def test_interim_100_continue_is_skipped(raw_server: tuple[str, list[bytes], list[int]]) -> None:
+    url, answers, _ = raw_server
+    answers.append(CONTINUE)
+    client = http_to(url)
+    answer = client.request("POST", "v1/custom-cicd", body=b"{}")
+    client.close()
+    assert (answer.status, answer.body) == (202, b"{}")
