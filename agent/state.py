@@ -116,10 +116,21 @@ class JobState:
     open: set[int] = field(default_factory=set)  # seen but not sent: running, or delivery failed
     dead: dict[int, dict[str, Any]] = field(default_factory=dict)  # refused by SEI (4xx)
     anchor: tuple[int, int] | None = None  # newest build (number, start) at the last full read
+    _text: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def is_dead(self, number: int, start_ms: int) -> bool:
         letter = self.dead.get(number)
         return letter is not None and letter.get("start_time") == start_ms
+
+    def changed(self) -> None:
+        """Say this state was modified: the next `StateFile.snapshot(reuse=True)` rewrites it."""
+        self._text = None
+
+    def text(self, *, reuse: bool) -> str:
+        """This job's part of the file, kept for the next snapshot."""
+        if self._text is None or not reuse:
+            self._text = _dumps(self.to_json())
+        return self._text
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"sent": self.sent.runs}
@@ -152,6 +163,7 @@ class StateFile:
         self.path = path
         self._lock = FileLock(str(path) + ".lock", timeout=0)
         self._controllers: dict[str, dict[str, Any]] = {}
+        self._keys: dict[str, str] = {}  # job name -> its JSON string, for `snapshot`
 
     def __enter__(self) -> StateFile:
         self.open()
@@ -238,9 +250,30 @@ class StateFile:
         """Write atomically: a crash leaves either the old file or the new one, never half."""
         self.write(self.snapshot())
 
-    def snapshot(self) -> str:
-        """The file's text now; `write` may then put it on disk from another thread."""
-        return json.dumps(self.to_json(), separators=(",", ":"), ensure_ascii=False) + "\n"
+    def snapshot(self, *, reuse: bool = False) -> str:
+        """The file's text now (the same as `to_json` serialised); `write` may then put it on
+        disk from another thread.
+
+        With `reuse`, a job's text from the previous snapshot is used again unless the job was
+        marked `changed()` since, so that frequent saves during a run cost what changed rather
+        than the whole file (14 ms for 5,000 jobs, every few builds).
+        """
+        sections = ",".join(
+            f'{_dumps(key)}:{{"url":{_dumps(section.get("url"))},"jobs":{{'
+            + ",".join(
+                f"{self._key(name)}:{job.text(reuse=reuse)}"
+                for name, job in sorted(section["jobs"].items())
+            )
+            + "}}"
+            for key, section in sorted(self._controllers.items())
+        )
+        return f'{{"version":{FORMAT_VERSION},"controllers":{{{sections}}}}}\n'
+
+    def _key(self, name: str) -> str:
+        key = self._keys.get(name)
+        if key is None:
+            key = self._keys[name] = _dumps(name)
+        return key
 
     def write(self, text: str) -> None:
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
@@ -258,6 +291,10 @@ class StateFile:
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             raise StateError(f"cannot write state file {self.path}: {exc}") from None
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def _parse(data: Any, problem: str, advice: str) -> dict[str, dict[str, Any]]:

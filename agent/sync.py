@@ -183,6 +183,7 @@ class Collector:
                     state = self.tracked[job.full_name] = JobState()
                 if state.floor_ms is None:
                     state.floor_ms = self.clock() - lookback_ms
+                    state.changed()
                 self._guarded(self._sync_job, job, state)
         return self._finished()
 
@@ -193,6 +194,7 @@ class Collector:
         floor = state.floor_ms or 0
         if newest is None or ((newest[1] or 0) < floor and not state.open):
             state.anchor = newest  # no build inside the lookback window
+            state.changed()
             return
         recreated = _recreated(state.anchor, newest)
         if recreated:
@@ -215,6 +217,7 @@ class Collector:
             state.open &= builds.keys()  # builds listed earlier and now gone were rotated away
             newest_read = max(builds, default=None)
             state.anchor = (newest_read, builds[newest_read]["timestamp"]) if newest_read else None
+            state.changed()
 
         run.finish = finish
         for number in sorted(builds):
@@ -311,10 +314,13 @@ class Collector:
             return
         if build.get("building"):
             state.open.add(number)
+            state.changed()
             self.report.running += 1
             return
         if state.sent.contains(number, timestamp) or state.is_dead(number, timestamp):
-            state.open.discard(number)
+            if number in state.open:
+                state.open.discard(number)
+                state.changed()
             return
         if self._halted():
             run.failed = True  # the anchor stays put, so this build is read again next run
@@ -361,7 +367,7 @@ class Collector:
         if self.dry_run:
             self._unsaved = 0
             return
-        self._writing = self._writer.submit(self.state.write, self.state.snapshot())
+        self._writing = self._writer.submit(self.state.write, self.state.snapshot(reuse=True))
         self._writing.add_done_callback(self._done.put)
         self._writing_count, self._unsaved = self._unsaved, 0
 
@@ -433,6 +439,7 @@ class Collector:
         """Record what became of one build: the only place deliveries change the state."""
         state, job = run.state, run.job
         number, timestamp = build["number"], build["timestamp"]
+        state.changed()
         if outcome.kind == "sent":
             assert outcome.payload is not None
             if not self.dry_run:

@@ -150,6 +150,23 @@ def settings(tmp_path: Path, jenkins: JenkinsSim, sei: SeiStandIn) -> Settings:
     )
 
 
+class CheckedStateFile(StateFile):
+    """A state file that proves every snapshot reusing unchanged jobs' text is the whole truth.
+
+    A mutation the collector forgets to mark `changed()` would leave an old job text in a
+    save made during a run; every in-process test run fails on it here.
+    """
+
+    snapshots = 0
+
+    def snapshot(self, *, reuse: bool = False) -> str:
+        text = super().snapshot(reuse=reuse)
+        fresh = json.dumps(self.to_json(), separators=(",", ":"), ensure_ascii=False) + "\n"
+        assert text == fresh, "a job's state changed without being marked changed()"
+        CheckedStateFile.snapshots += 1
+        return text
+
+
 class Agent:
     """One agent process's worth of objects, re-created per run like the CLI does."""
 
@@ -162,7 +179,7 @@ class Agent:
         jenkins = JenkinsClient(self.settings.jenkins)
         sei = SeiClient(self.settings.sei)
         try:
-            with StateFile(self.settings.agent.state_file) as state:
+            with CheckedStateFile(self.settings.agent.state_file) as state:
                 collector = Collector(self.settings, jenkins, sei, state)
                 if command == "sync":
                     report = collector.sync(kwargs.get("globs"))  # type: ignore[arg-type]
