@@ -17,11 +17,13 @@ import queue
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import chain
 from typing import Any, Literal, TextIO
 
 from tqdm import tqdm
@@ -235,13 +237,14 @@ class Collector:
         interactive = sys.stderr.isatty()
         bar = tqdm(total=len(jobs), unit="job", disable=not interactive, file=sys.stderr)
         last_log = time.monotonic()
+        window = Window(since_ms=since_ms)
         try:
-            with self._deliveries():
-                for done, job in enumerate(jobs, 1):
+            with self._deliveries(), ThreadPoolExecutor(1, thread_name_prefix="list") as lister:
+                for done, (job, listing) in enumerate(self._ahead(lister, jobs, window), 1):
                     if self._halted():
                         break
                     state = self.tracked.setdefault(job.full_name, JobState())
-                    self._guarded(self._backfill_job, job, state, since_ms, until_ms)
+                    self._guarded(self._backfill_job, job, state, listing, since_ms, until_ms)
                     bar.update(1)
                     bar.set_postfix(sent=self.report.sent, refused=self.report.dead)
                     if not interactive and time.monotonic() - last_log >= PROGRESS_LOG_SECONDS:
@@ -256,10 +259,34 @@ class Collector:
             bar.close()
         return self._finished()
 
-    def _backfill_job(self, job: Job, state: JobState, since_ms: int, until_ms: int) -> None:
+    def _ahead(
+        self, lister: ThreadPoolExecutor, jobs: list[Job], window: Window
+    ) -> Iterator[tuple[Job, Future[Iterator[dict[str, Any]]]]]:
+        """Each job with its listing, whose first page is read while the job before it is
+        handled: the main thread would otherwise stop collecting answers during every read."""
+        pending: deque[tuple[Job, Future[Iterator[dict[str, Any]]]]] = deque()
+        for job in jobs:
+            pending.append((job, lister.submit(self._start_listing, job, window)))
+            if len(pending) > 1:
+                yield pending.popleft()
+        yield from pending
+
+    def _start_listing(self, job: Job, window: Window) -> Iterator[dict[str, Any]]:
+        """Make a listing's first request; its further pages are read as they are consumed."""
+        builds = read_builds(self.jenkins, job, window, self.settings.jenkins.page_size)
+        first = next(builds, None)
+        return builds if first is None else chain([first], builds)
+
+    def _backfill_job(
+        self,
+        job: Job,
+        state: JobState,
+        listing: Future[Iterator[dict[str, Any]]],
+        since_ms: int,
+        until_ms: int,
+    ) -> None:
         run = _JobRun(job, state)
-        window = Window(since_ms=since_ms)
-        for build in read_builds(self.jenkins, job, window, self.settings.jenkins.page_size):
+        for build in listing.result():
             if _identified(job, build) and build["timestamp"] <= until_ms:
                 self._handle(run, build, since_ms)
         self._submitted_all(run)

@@ -332,6 +332,21 @@ def test_truncated_json_past_retries_on_one_job_does_not_stop_the_others(
     assert sent(sei) == [("a", 1), ("a", 2), ("b", 1), ("b", 2)]
 
 
+def test_backfill_listing_read_ahead_failing_fails_its_own_job_only(
+    agent: Agent, jenkins: JenkinsSim, sei: SeiStandIn
+) -> None:
+    """Backfill reads each job's listing while the job before it is handled; an error there
+    belongs to that job, not to the one being handled, nor to the run."""
+    jobs_with_builds(jenkins, ["a", "b", "c"], 2)
+    jenkins.inject_fault(r"^/job/b/api/json", status=500, times=3)
+    first = agent.run("backfill")
+    assert first.exit_code == 1 and first.failed_jobs == 1
+    assert sent(sei) == [("a", 1), ("a", 2), ("c", 1), ("c", 2)]
+    assert agent.by_kind["builds"] == 3 + 2  # one per job, plus b's two retries
+    assert agent.run("backfill").exit_code == 0
+    assert sent(sei) == [("a", 1), ("a", 2), ("b", 1), ("b", 2), ("c", 1), ("c", 2)]
+
+
 @pytest.mark.parametrize(
     "body",
     [
