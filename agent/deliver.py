@@ -26,6 +26,7 @@ from tenacity import (
 )
 
 from agent.config import SeiSettings
+from agent.retries import call_with_retries
 from agent.transport import Answer, Http, TransportFailure, Unreachable
 
 log = logging.getLogger(__name__)
@@ -96,10 +97,18 @@ class SeiClient:
 
     def post(self, path: str, body: dict[str, Any]) -> Refusal | Answer:
         """Deliver `body`; an Answer means 2xx, a Refusal a 4xx for this body alone."""
+        data = json.dumps(body, separators=(",", ":")).encode()
+        try:
+            return call_with_retries(self._retrying, _Retry, self._post_once, path, data)
+        except _Retry as exc:
+            attempts = self._settings.retries + 1
+            raise SeiUnavailable(f"{exc} (after {attempts} attempts)", exc.unreachable) from None
+
+    def _retrying(self) -> Retrying:
         stop = stop_after_attempt(self._settings.retries + 1)
         if self._stop is not None:  # asked to stop: one more try at most, then give up
             stop = stop | stop_when_event_set(self._stop)
-        retrying = Retrying(
+        return Retrying(
             stop=stop,
             wait=self._wait,
             sleep=self._sleep,
@@ -107,12 +116,6 @@ class SeiClient:
             before_sleep=_log_retry,
             reraise=True,
         )
-        data = json.dumps(body, separators=(",", ":")).encode()
-        try:
-            return retrying(self._post_once, path, data)
-        except _Retry as exc:
-            attempts = self._settings.retries + 1
-            raise SeiUnavailable(f"{exc} (after {attempts} attempts)", exc.unreachable) from None
 
     def _post_once(self, path: str, data: bytes) -> Refusal | Answer:
         with self._count_lock:

@@ -23,6 +23,7 @@ from tenacity import (
 )
 
 from agent.config import JenkinsSettings
+from agent.retries import call_with_retries
 from agent.transport import Http, TransportFailure, Unreachable
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,7 @@ class JenkinsClient:
 
     def _retrying(self, *args: Any) -> Any:
         try:
-            return self._retry(*args)
+            return call_with_retries(lambda: self._retry, _Retryable, *args)
         except _Retryable as exc:
             raise JenkinsError(str(exc)) from None
 

@@ -54,7 +54,8 @@ class Answer:
         return json.loads(self.body)
 
     def header(self, name: str) -> str | None:
-        return next((v for k, v in self.headers.items() if k.lower() == name.lower()), None)
+        wanted = name.lower()
+        return next((v for k, v in self.headers.items() if k.lower() == wanted), None)
 
 
 class _Headers:
@@ -62,7 +63,7 @@ class _Headers:
     http.client and vcrpy make. Names match case-insensitively; `get` returns the first.
     """
 
-    __slots__ = ("_items",)
+    __slots__ = ("_first", "_items")
 
     def __init__(self, lines: list[bytes]) -> None:
         items: list[tuple[str, str]] = []
@@ -75,10 +76,12 @@ class _Headers:
             if colon:
                 items.append((name.strip(), value.strip()))
         self._items = items
+        self._first: dict[str, str] = {}
+        for name, value in items:
+            self._first.setdefault(name.lower(), value)
 
     def get(self, name: str, default: str | None = None) -> str | None:
-        wanted = name.lower()
-        return next((v for k, v in self._items if k.lower() == wanted), default)
+        return self._first.get(name.lower(), default)
 
     def get_all(self, name: str, default: Any = None) -> Any:
         wanted = name.lower()
@@ -94,7 +97,7 @@ class _Headers:
         return self.get(name)
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and self.get(name) is not None
+        return isinstance(name, str) and name.lower() in self._first
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.keys())
