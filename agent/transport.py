@@ -105,8 +105,37 @@ class _Headers:
         return len(self._items)
 
 
-def _read_header_lines(fp: Any) -> _Headers:
-    return _Headers(http.client._read_headers(fp))  # type: ignore[attr-defined]
+MAX_HEADER_LINE = 65536  # the limits http.client applies
+MAX_HEADERS = 100
+
+
+def _read_header_lines(fp: Any, _class: Any = None, *, _max_headers: int | None = None) -> _Headers:
+    """What `http.client.parse_headers` reads, with its limits, into `_Headers`."""
+    lines: list[bytes] = []
+    limit = _max_headers or MAX_HEADERS
+    while True:
+        line = fp.readline(MAX_HEADER_LINE + 1)
+        if len(line) > MAX_HEADER_LINE:
+            raise http.client.LineTooLong("header line")
+        if line in (b"\r\n", b"\n", b""):
+            return _Headers(lines)
+        lines.append(line)
+        if len(lines) > limit:
+            raise http.client.HTTPException(f"got more than {limit} headers")
+
+
+def _light_headers(begin: Callable[..., None]) -> Callable[..., None]:
+    """`HTTPResponse.begin` as the running Python has it, reading headers with
+    `_read_header_lines` in place of `http.client.parse_headers`."""
+    light = types.FunctionType(
+        begin.__code__,
+        {**vars(http.client), "parse_headers": _read_header_lines},
+        begin.__name__,
+        begin.__defaults__,
+        begin.__closure__,
+    )
+    light.__kwdefaults__ = begin.__kwdefaults__
+    return light
 
 
 class _Response(http.client.HTTPResponse):
@@ -116,11 +145,7 @@ class _Response(http.client.HTTPResponse):
     `http.client.parse_headers`; status line, chunked bodies and keep-alive rules are unchanged.
     """
 
-    begin = types.FunctionType(  # type: ignore[assignment]
-        http.client.HTTPResponse.begin.__code__,
-        {**vars(http.client), "parse_headers": _read_header_lines},
-        "begin",
-    )
+    begin = _light_headers(http.client.HTTPResponse.begin)  # type: ignore[assignment]
 
 
 class Http:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import http.client
+import io
 import socket
 import threading
 from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from agent.config import TransportSettings
-from agent.transport import Http
+from agent.transport import Http, _light_headers
 
 CHUNKED = (
     b"HTTP/1.1 200 OK\r\n"
@@ -114,3 +118,18 @@ def test_interim_100_continue_is_skipped(raw_server: tuple[str, list[bytes], lis
     answer = client.request("POST", "v1/custom-cicd", body=b"{}")
     client.close()
     assert (answer.status, answer.body) == (202, b"{}")
+
+
+def test_light_headers_keep_working_where_begin_takes_a_header_limit() -> None:
+    """Newer Pythons give `HTTPResponse.begin` a keyword-only `_max_headers` that it passes on
+    to `parse_headers`; the light reader takes it and applies it."""
+
+    def begin(self: Any, *, _max_headers: int | None = None) -> Any:
+        return parse_headers(self.fp, _max_headers=_max_headers)  # type: ignore[name-defined]  # noqa: F821
+
+    light = _light_headers(begin)
+    answer = SimpleNamespace(fp=io.BytesIO(b"A: 1\r\nB: 2\r\n\r\nbody"))
+    assert light(answer).items() == [("A", "1"), ("B", "2")]
+    crowded = SimpleNamespace(fp=io.BytesIO(b"A: 1\r\nB: 2\r\nC: 3\r\n\r\n"))
+    with pytest.raises(http.client.HTTPException, match="more than 2 headers"):
+        light(crowded, _max_headers=2)
