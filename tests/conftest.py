@@ -157,13 +157,10 @@ class CheckedStateFile(StateFile):
     save made during a run; every in-process test run fails on it here.
     """
 
-    snapshots = 0
-
     def snapshot(self, *, reuse: bool = False) -> str:
         text = super().snapshot(reuse=reuse)
         fresh = json.dumps(self.to_json(), separators=(",", ":"), ensure_ascii=False) + "\n"
         assert text == fresh, "a job's state changed without being marked changed()"
-        CheckedStateFile.snapshots += 1
         return text
 
 
