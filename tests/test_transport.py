@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from agent.config import TransportSettings
-from agent.transport import Http, _light_headers
+from agent.transport import Answer, Http, _light_headers
 
 CHUNKED = (
     b"HTTP/1.1 200 OK\r\n"
@@ -36,8 +36,11 @@ CLOSING = b"HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 4\r\n
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\n{}"
 
 
+Server = tuple[str, list[bytes], list[int]]  # URL, answers still to give, connections accepted
+
+
 @pytest.fixture
-def raw_server() -> Iterator[tuple[str, list[bytes], list[int]]]:
+def raw_server() -> Iterator[Server]:
     """Answers each request with the next canned bytes; counts the connections it accepted."""
     answers: list[bytes] = []
     connections: list[int] = []
@@ -77,46 +80,38 @@ def _read_request(conn: socket.socket) -> bool:
     return True
 
 
-def http_to(url: str) -> Http:
-    return Http(url, TransportSettings(), side="Jenkins", headers={}, timeout=5, connections=1)
+def ask(server: Server, answers: list[bytes], *requests: tuple[str, str]) -> list[Answer]:
+    """Make the requests over one Http client while the server gives the canned answers."""
+    url, queued, _ = server
+    queued.extend(answers)
+    client = Http(url, TransportSettings(), side="Jenkins", headers={}, timeout=5, connections=1)
+    try:
+        return [
+            client.request(method, path, body=b"{}" if method == "POST" else None)
+            for method, path in requests
+        ]
+    finally:
+        client.close()
 
 
-def test_chunked_body_repeated_and_folded_headers(
-    raw_server: tuple[str, list[bytes], list[int]],
-) -> None:
-    url, answers, connections = raw_server
-    answers.extend([CHUNKED, CHUNKED])
-    client = http_to(url)
-    first = client.request("GET", "api/json")
-    second = client.request("GET", "api/json")
-    client.close()
+def test_chunked_body_repeated_and_folded_headers(raw_server: Server) -> None:
+    first, second = ask(raw_server, [CHUNKED, CHUNKED], ("GET", "api/json"), ("GET", "api/json"))
     assert first.status == 200 and first.json() == {"a": 1} == second.json()
     assert first.header("content-type") == "application/json;charset=utf-8"
     assert first.header("X-FOLDED") == "first second"
     assert first.headers["Set-Cookie"] == "a=1" and first.headers["set-cookie"] == "b=2"
-    assert connections == [1]  # kept alive across both
+    assert raw_server[2] == [1]  # one connection, kept alive across both
 
 
-def test_connection_close_is_honoured_and_a_new_one_opened(
-    raw_server: tuple[str, list[bytes], list[int]],
-) -> None:
-    url, answers, connections = raw_server
-    answers.extend([CLOSING, CHUNKED])
-    client = http_to(url)
-    gone = client.request("GET", "missing")
-    again = client.request("GET", "api/json")
-    client.close()
+def test_connection_close_is_honoured_and_a_new_one_opened(raw_server: Server) -> None:
+    gone, again = ask(raw_server, [CLOSING, CHUNKED], ("GET", "missing"), ("GET", "api/json"))
     assert (gone.status, gone.body) == (404, b"gone")
     assert again.json() == {"a": 1}
-    assert connections == [1, 1]
+    assert raw_server[2] == [1, 1]
 
 
-def test_interim_100_continue_is_skipped(raw_server: tuple[str, list[bytes], list[int]]) -> None:
-    url, answers, _ = raw_server
-    answers.append(CONTINUE)
-    client = http_to(url)
-    answer = client.request("POST", "v1/custom-cicd", body=b"{}")
-    client.close()
+def test_interim_100_continue_is_skipped(raw_server: Server) -> None:
+    [answer] = ask(raw_server, [CONTINUE], ("POST", "v1/custom-cicd"))
     assert (answer.status, answer.body) == (202, b"{}")
 
 
