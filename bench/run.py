@@ -6,12 +6,14 @@ same latency on every Jenkins and SEI request. Each runs as a process of its own
 run in a third. Prints requests, wall time, peak memory and the speed ratio.
 
 Usage: python bench/run.py [--latency 0.002] [--folders 10 --jobs 10 --builds 20] [--skip-naive]
+                           [--repeat N] [--set NAME=VALUE]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -52,6 +54,39 @@ def agent_env(servers: Servers, state: Path, extra: dict[str, str]) -> dict[str,
     }
 
 
+Row = tuple[str, int, float, float, float, dict[str, int]]
+
+
+def run_once(servers: Servers, state: Path, naive: bool, extra: dict[str, str]) -> list[Row]:
+    """One run of each collector against fresh counters and a fresh state file."""
+    runs = []
+    if naive:
+        runs.append(
+            (
+                "naive python-jenkins",
+                [sys.executable, str(HERE / "naive.py"), servers.jenkins_url, servers.sei_url],
+                dict(os.environ, PYTHONPATH=str(ROOT)),
+            )
+        )
+    runs.append(
+        (
+            "jenkins-sei-agent",
+            [sys.executable, "-m", "agent", "backfill", "--since", "2000-01-01"],
+            agent_env(servers, state, extra),
+        )
+    )
+    rows: list[Row] = []
+    for name, command, env in runs:
+        servers.reset()
+        state.unlink(missing_ok=True)
+        before = servers.counts()["cpu"]
+        wall, cpu, rss, code = measure(command, env)
+        counts = servers.counts()
+        counts["cpu"] -= before
+        rows.append((name, code, wall, cpu, rss, counts))
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency", type=float, default=0.002)
@@ -59,6 +94,12 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=10)
     parser.add_argument("--builds", type=int, default=20)
     parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run both collectors this many times, in turn; timings here drift between minutes",
+    )
     parser.add_argument(
         "--set",
         action="append",
@@ -69,25 +110,16 @@ def main() -> int:
     args = parser.parse_args()
     data = Dataset(args.folders, args.jobs, args.builds)
     extra = dict(item.split("=", 1) for item in args.set)
-    rows = []
+    rows: list[Row] = []
+    ratios = []
     with Servers(data, args.latency) as servers, tempfile.TemporaryDirectory() as tmp:
-        if not args.skip_naive:
-            before = servers.counts()["cpu"]
-            wall, cpu, rss, code = measure(
-                [sys.executable, str(HERE / "naive.py"), servers.jenkins_url, servers.sei_url],
-                dict(os.environ, PYTHONPATH=str(ROOT)),
-            )
-            rows.append(("naive python-jenkins", code, wall, cpu, rss, servers.counts()))
-            rows[-1][-1]["cpu"] -= before
-            servers.reset()
-        before = servers.counts()["cpu"]
-        wall, cpu, rss, code = measure(
-            [sys.executable, "-m", "agent", "backfill", "--since", "2000-01-01"],
-            agent_env(servers, Path(tmp) / "state.json", extra),
-        )
-        rows.append(("jenkins-sei-agent", code, wall, cpu, rss, servers.counts()))
-        rows[-1][-1]["cpu"] -= before
-        state_bytes = (Path(tmp) / "state.json").stat().st_size
+        state = Path(tmp) / "state.json"
+        for _ in range(args.repeat):
+            pair = run_once(servers, state, not args.skip_naive, extra)
+            rows.extend(pair)
+            if len(pair) == 2:
+                ratios.append(pair[0][2] / pair[1][2])
+        state_bytes = state.stat().st_size
     print(
         f"dataset: {data.builds} builds in {data.folders * data.jobs_per_folder} jobs, "
         f"latency {args.latency * 1000:.1f} ms per request"
@@ -101,8 +133,9 @@ def main() -> int:
             f"{name:22} {code:>4} {wall:7.2f} {cpu:6.2f} {rss:7.1f} {counts['jenkins']:>11} "
             f"{counts['sei']:>7} {counts['accepted']:>9} {counts['cpu']:12.2f}"
         )
-    if len(rows) == 2:
-        print(f"speed-up: {rows[0][2] / rows[1][2]:.1f}x")
+    if ratios:
+        print("speed-up: " + ", ".join(f"{r:.1f}x" for r in ratios), end="")
+        print(f" (median {statistics.median(ratios):.1f}x)" if len(ratios) > 1 else "")
     print(f"agent state file: {state_bytes} bytes")
     return 0 if all(row[1] == 0 for row in rows) else 1
 
