@@ -6,7 +6,8 @@ so a crash at any point can cause a resend, never a loss.
 
 Reading a build's details, mapping it and posting it happen on `sei.concurrency` worker
 threads; the state is changed and saved only by the calling thread, as answers come back. No
-more builds are in flight than workers, so a crash resends at most that many.
+more builds are in flight than workers, so a crash resends at most that many. In a backfill, a
+lister thread reads each job's first page of builds while the job before it is handled.
 """
 
 from __future__ import annotations
