@@ -99,12 +99,13 @@ class SeiClient:
         """Deliver `body`; an Answer means 2xx, a Refusal a 4xx for this body alone."""
         data = json.dumps(body, separators=(",", ":")).encode()
         try:
-            return call_with_retries(self._retrying, _Retry, self._post_once, path, data)
+            return call_with_retries(self._policy, _Retry, self._post_once, path, data)
         except _Retry as exc:
             attempts = self._settings.retries + 1
             raise SeiUnavailable(f"{exc} (after {attempts} attempts)", exc.unreachable) from None
 
-    def _retrying(self) -> Retrying:
+    def _policy(self) -> Retrying:
+        """The retry policy of one delivery (a stop request ends its waits)."""
         stop = stop_after_attempt(self._settings.retries + 1)
         if self._stop is not None:  # asked to stop: one more try at most, then give up
             stop = stop | stop_when_event_set(self._stop)
