@@ -23,7 +23,7 @@ import threading
 import time
 import types
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import SplitResult, unquote, urlencode, urlsplit
@@ -58,8 +58,9 @@ class Answer:
 
 
 class _Headers:
-    """A response's header lines with the mapping reads of `email.message.Message` that
-    http.client and vcrpy make. Names match case-insensitively; `get` returns the first.
+    """A response's header lines with the reads of `email.message.Message` that http.client
+    (`get`, `get_all`, `items`) and vcrpy (`keys`, `get_all`) make. Names match
+    case-insensitively; `get` returns the first, as `Message.get` does.
     """
 
     __slots__ = ("_first", "_items")
@@ -91,18 +92,6 @@ class _Headers:
 
     def keys(self) -> list[str]:
         return [k for k, _ in self._items]
-
-    def __getitem__(self, name: str) -> str | None:
-        return self.get(name)
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._first
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.keys())
-
-    def __len__(self) -> int:
-        return len(self._items)
 
 
 MAX_HEADER_LINE = 65536  # the limits http.client applies
