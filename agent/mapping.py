@@ -478,21 +478,60 @@ class _RuleMatch(dict[str, Any]):
 
 
 def map_job_run(data: StageData) -> JobRun:
+    """Stages with their steps, each under its flow-node id, whatever the source.
+
+    SEI stores a stage only under an id unique within the run and a step under one unique
+    within its stage: a node without a usable id, or repeating one, is left out.
+    """
     if data.source == "blueocean":
         stages = [
-            _blue_stage(node, data.children.get(str(node.get("id")))) for node in _dicts(data.nodes)
+            _blue_stage(node, data.children.get(node_id))
+            for node_id, node in _with_ids(_dicts(data.nodes))
         ]
     else:
-        stages = [s for node in _dicts(data.nodes) for s in _wfapi_stages(node, data)]
-    return JobRun(stages=stages)
+        stages = [s for _, node in _with_ids(_dicts(data.nodes)) for s in _wfapi_stages(node, data)]
+    return JobRun(stages=_unique(stages))
 
 
-def _blue_fields(node: dict[str, Any]) -> dict[str, Any]:
+# The longest id SEI stores (its column is 50 characters).
+MAX_NODE_ID = 50
+
+
+def node_id(node: dict[str, Any]) -> str | None:
+    """A flow node's id as SEI keys it: a non-empty string of at most 50 characters."""
+    value = node.get("id")
+    if _is_int(value):
+        value = str(value)
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_NODE_ID:
+        return None
+    return value
+
+
+def _with_ids(nodes: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """The nodes that have a usable id, each id once (the first node that has it)."""
+    seen: dict[str, dict[str, Any]] = {}
+    for node in nodes:
+        key = node_id(node)
+        if key is not None and key not in seen:
+            seen[key] = node
+    return list(seen.items())
+
+
+def _unique(stages: list[Stage]) -> list[Stage]:
+    """Each stage id once within the run (a parallel branch repeating a stage's id is dropped)."""
+    seen: dict[str, Stage] = {}
+    for stage in stages:
+        seen.setdefault(stage.id, stage)
+    return list(seen.values())
+
+
+def _blue_fields(node_key: str, node: dict[str, Any]) -> dict[str, Any]:
     result = node.get("result")
     state = node.get("state")
     duration = node.get("durationInMillis")
     return {
-        "displayName": str(node.get("displayName") or node.get("id") or ""),
+        "id": node_key,
+        "displayName": str(node.get("displayName") or node_key),
         "displayDescription": _text(node.get("displayDescription")),
         "result": result if isinstance(result, str) and result in _RESULTS else "NOT_BUILT",
         "state": state if isinstance(state, str) and state in _STATES else "NOT_BUILT",
@@ -502,9 +541,11 @@ def _blue_fields(node: dict[str, Any]) -> dict[str, Any]:
 
 
 def _blue_stage(node: dict[str, Any], steps: Any) -> Stage:
+    key = node_id(node)
+    assert key is not None  # map_job_run passes only nodes with ids
     return Stage(
-        **_blue_fields(node),
-        steps=[Step(**_blue_fields(step)) for step in _dicts(steps)],
+        **_blue_fields(key, node),
+        steps=[Step(**_blue_fields(k, step)) for k, step in _with_ids(_dicts(steps))],
     )
 
 
@@ -513,8 +554,10 @@ def _wfapi_fields(node: dict[str, Any], description_key: str | None) -> dict[str
     duration = node.get("durationMillis")
     start = node.get("startTimeMillis")
     description = node.get(description_key) if description_key else None
+    key = node_id(node)
     return {
-        "displayName": str(node.get("name") or node.get("id") or ""),
+        "id": key,
+        "displayName": str(node.get("name") or key),
         "displayDescription": _text(description),
         "result": result,
         "state": state,
@@ -551,17 +594,21 @@ def _wfapi_steps(describe: dict[str, Any], branch: str | None = None) -> list[St
     roots = _chain_roots(describe)
     return [
         Step(**_wfapi_fields(n, "parameterDescription"))
-        for n in _dicts(describe.get("stageFlowNodes"))
-        if branch is None or roots.get(str(n.get("id"))) == branch
+        for key, n in _with_ids(_dicts(describe.get("stageFlowNodes")))
+        if branch is None or roots.get(key) == branch
     ]
 
 
 def _wfapi_stages(stage: dict[str, Any], data: StageData) -> list[Stage]:
-    """A wfapi stage, and its parallel branches as stages of their own."""
+    """A wfapi stage, and its parallel branches as stages of their own (with their node ids)."""
     describe = data.children.get(str(stage.get("id")))
     if not isinstance(describe, dict):
         return [Stage(**_wfapi_fields(stage, None))]
-    branches = [b for b in wfapi_branches(describe) if isinstance(data.children.get(b), dict)]
+    branches = [
+        b
+        for b in wfapi_branches(describe)
+        if isinstance(data.children.get(b), dict) and node_id(data.children[b])
+    ]
     if not branches:
         return [Stage(**_wfapi_fields(stage, None), steps=_wfapi_steps(describe))]
     stages = [Stage(**_wfapi_fields(stage, None))]

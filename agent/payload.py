@@ -30,10 +30,15 @@ class Trigger(BaseModel):
 
 
 class Step(BaseModel):
-    """A stage or a step, in Blue Ocean's field names, which are the ones SEI reads."""
+    """A stage or a step, in Blue Ocean's field names, which are the ones SEI reads.
+
+    `id` is the Jenkins flow-node id: SEI keys stages on (run, id) and steps on (stage, id),
+    both NOT NULL, and abandons every stage of a run when one lacks it.
+    """
 
     model_config = ConfigDict(frozen=True)
 
+    id: str = Field(min_length=1, max_length=50)
     displayName: str
     displayDescription: str | None = None
     result: str

@@ -115,9 +115,9 @@ def with_url(settings: Settings, url: str, **jenkins: Any) -> Settings:
     )
 
 
-def stages_of(payload: dict[str, Any]) -> list[tuple[str, str, str, int]]:
+def stages_of(payload: dict[str, Any]) -> list[tuple[str, str, str, str, int]]:
     return [
-        (s["displayName"], s["result"], s["state"], s["durationInMillis"])
+        (s["id"], s["displayName"], s["result"], s["state"], s["durationInMillis"])
         for s in payload["job_run"]["stages"]
     ]
 
@@ -132,13 +132,14 @@ def test_failed_stage_and_not_started_stage(
         Agent(with_url(settings, sim.url)).run()
     [payload] = sei.accepted
     assert stages_of(payload) == [
-        ("Build", "SUCCESS", "FINISHED", 500),
-        ("Test", "FAILURE", "FINISHED", 700),
-        ("Deploy", "NOT_BUILT", "NOT_BUILT", 0),
+        ("3", "Build", "SUCCESS", "FINISHED", 500),
+        ("5", "Test", "FAILURE", "FINISHED", 700),
+        ("7", "Deploy", "NOT_BUILT", "NOT_BUILT", 0),
     ]
     test = payload["job_run"]["stages"][1]
     assert test["steps"] == [
         {
+            "id": "6",
             "displayName": "Shell Script",
             "displayDescription": "pytest",
             "result": "FAILURE",
@@ -167,9 +168,9 @@ def test_aborted_run_with_stages_that_never_started(
     [payload] = sei.accepted
     assert payload["result"] == "ABORTED"
     assert stages_of(payload) == [
-        ("Build", "ABORTED", "FINISHED", 20),
-        ("Test", "NOT_BUILT", "NOT_BUILT", 0),
-        ("Ship", "NOT_BUILT", "NOT_BUILT", 0),
+        ("3", "Build", "ABORTED", "FINISHED", 20),
+        ("4", "Test", "NOT_BUILT", "NOT_BUILT", 0),
+        ("5", "Ship", "NOT_BUILT", "NOT_BUILT", 0),
     ]
     assert sei.dropped == []  # no null duration anywhere
 
@@ -183,8 +184,8 @@ def test_parallel_branches_are_stages_of_their_own(
         sim.add_build("app", result="FAILURE", stages=PARALLEL_RUN)
         Agent(with_url(settings, sim.url)).run()
     [payload] = sei.accepted
-    names = [s["displayName"] for s in payload["job_run"]["stages"]]
-    assert names == ["Build", "Checks", "unit", "lint"]
+    names = [(s["id"], s["displayName"]) for s in payload["job_run"]["stages"]]
+    assert names == [("3", "Build"), ("6", "Checks"), ("7", "unit"), ("9", "lint")]
     by_name = {s["displayName"]: s for s in payload["job_run"]["stages"]}
     assert [st["displayDescription"] for st in by_name["lint"]["steps"]] == ["ruff", "done"]
     assert [st["displayDescription"] for st in by_name["unit"]["steps"]] == ["pytest"]
