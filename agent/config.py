@@ -158,7 +158,9 @@ class JenkinsSettings(TransportSettings):
     concurrency: int = Field(4, ge=1, le=64, description="requests to Jenkins at once")
     rate_limit: int | None = Field(None, ge=1, description="requests per second at most")
     steps: bool = Field(True, description="read each stage's steps (one request per stage)")
-    upstream_depth: int = Field(5, ge=0, le=10, description="levels of upstream causes read")
+    upstream_depth: int = Field(
+        25, ge=0, le=100, description="levels of upstream builds read to find who started a chain"
+    )
 
     _globs = field_validator("include", "exclude", mode="before")(_split_globs)
     _url = field_validator("url")(_check_service_url)
@@ -176,6 +178,10 @@ class SeiSettings(TransportSettings):
     api_key: SecretStr | None = None
     instance_guid: str | None = None
     instance_name: str | None = None
+    instance_url: str | None = Field(
+        None,
+        description="the controller's public URL in SEI; default: the root URL Jenkins reports",
+    )
     timeout: float = Field(30.0, gt=0, description="seconds per request")
     retries: int = Field(5, ge=0, description="retries of a failed delivery (429, 5xx, timeout)")
     concurrency: int = Field(
@@ -188,7 +194,7 @@ class SeiSettings(TransportSettings):
     )
     integration_id: str | None = None
 
-    _url = field_validator("base_url")(_check_service_url)
+    _url = field_validator("base_url", "instance_url")(_check_service_url)
 
     @field_validator("environment")
     @classmethod
@@ -235,7 +241,11 @@ class AgentSettings(BaseModel):
     interval: int = Field(300, gt=0, description="seconds between cycles in `run`")
     cron: str | None = None
     http_port: int = Field(9464, ge=0, le=65535)
+    job_names: Literal["plugin", "jenkins"] = Field(
+        "plugin", description="job_full_name as the official plugin names jobs, or Jenkins fullName"
+    )
     cd_jobs: Globs = Field(default_factory=list)
+    ci_jobs: Globs = Field(default_factory=list)
     library_repos: Globs = Field(default_factory=list)
     project_name: str | None = None
     max_artifacts: int = Field(20, ge=0, description="archived files sent as artifacts per build")
@@ -244,21 +254,21 @@ class AgentSettings(BaseModel):
     log_format: Literal["text", "json"] = "text"
     config: Path | None = None
 
-    _globs = field_validator("cd_jobs", "library_repos", mode="before")(_split_globs)
+    _globs = field_validator("cd_jobs", "ci_jobs", "library_repos", mode="before")(_split_globs)
 
     @field_validator("lookback", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> timedelta:
         return parse_duration(value)
 
-    @field_validator("log_level", "log_format", mode="before")
+    @field_validator("log_level", "log_format", "job_names", mode="before")
     @classmethod
     def _case(cls, value: Any) -> Any:
         if not isinstance(value, str):
             return value
         if value.lower() in ("debug", "info", "warning", "error"):
             return value.upper()
-        return value.lower()
+        return value.strip().lower()
 
 
 _yaml_data: ContextVar[dict[str, Any] | None] = ContextVar("yaml_data", default=None)

@@ -5,7 +5,7 @@
   stated in the logs; a job that 404s on it falls back to the next source, for that job only.
 - The causes of upstream builds, recursively, cached so that a fan-out of downstream builds
   reads each upstream build once.
-- An archived artifact manifest.
+- The archived artifact manifests (both, when a build archived both).
 
 A transient failure here fails the build's delivery for this run rather than sending it
 without the missing part: SEI keeps the first write of a run, so a partial payload could never
@@ -22,10 +22,11 @@ from typing import Any
 
 from agent.discover import Job
 from agent.jenkins_client import JenkinsClient, JenkinsNotFound
+from agent.jobnames import JobNaming
 from agent.mapping import (
     BuildDetails,
     StageData,
-    manifest_path,
+    manifest_paths,
     start_causes,
     upstream_of,
     wfapi_branches,
@@ -57,10 +58,18 @@ def is_pipeline_run(job: Job, build: dict[str, Any]) -> bool:
 
 
 class DetailReader:
-    def __init__(self, client: JenkinsClient, *, steps: bool, upstream_depth: int) -> None:
+    def __init__(
+        self,
+        client: JenkinsClient,
+        *,
+        steps: bool,
+        upstream_depth: int,
+        naming: JobNaming | None = None,
+    ) -> None:
         self.client = client
         self.steps = steps
         self.upstream_depth = upstream_depth
+        self.naming = naming or JobNaming()  # where upstream jobs live (Maven modules differ)
         self._controller_sources: tuple[str, ...] | None = None
         self._job_sources: dict[str, tuple[str, ...]] = {}
         self._upstream: OrderedDict[tuple[str, int], dict[str, Any] | None] = OrderedDict()
@@ -73,7 +82,7 @@ class DetailReader:
         return BuildDetails(
             stages=self._stages(job, build) if is_pipeline_run(job, build) else None,
             upstream=self._upstream_causes(start_causes(build)),
-            manifest=self._manifest(job, build),
+            manifests=self._manifests(job, build),
         )
 
     # -- stages ----------------------------------------------------------------------------
@@ -130,7 +139,11 @@ class DetailReader:
 
     def _exists(self, job: Job, number: int) -> bool:
         try:
-            self.client.get_json(api_json(build_path(job.names, number)), "number", kind="exists")
+            self.client.get_json(
+                api_json(build_path(job.names, number, job.path_containers)),
+                "number",
+                kind="exists",
+            )
         except JenkinsNotFound:
             return False
         return True
@@ -175,7 +188,11 @@ class DetailReader:
     def _upstream_causes(
         self, causes: list[dict[str, Any]]
     ) -> dict[tuple[str, int], list[dict[str, Any]]]:
-        """Causes of every upstream build up the chain, `upstream_depth` levels deep."""
+        """Causes of every upstream build up the chain, `upstream_depth` levels deep.
+
+        Each upstream build is read once, whatever the number of paths leading to it, so a
+        cycle of builds causing each other ends.
+        """
         found: dict[tuple[str, int], list[dict[str, Any]]] = {}
         level = [key for key in map(upstream_of, causes) if key]
         for _ in range(self.upstream_depth):
@@ -200,7 +217,8 @@ class DetailReader:
                     self._upstream.move_to_end(key)
                     return self._upstream[key]
             project, number = key
-            path = api_json(build_path(tuple(project.split("/")), number))
+            names = tuple(project.split("/"))
+            path = api_json(build_path(names, number, self.naming.containers_of(names)))
             try:
                 build = self.client.get_json(path, CAUSE_FIELDS, kind="upstream")
             except JenkinsNotFound:
@@ -214,18 +232,20 @@ class DetailReader:
 
     # -- artifacts -------------------------------------------------------------------------
 
-    def _manifest(self, job: Job, build: dict[str, Any]) -> Any:
-        relative = manifest_path(build)
-        if relative is None:
-            return None
-        try:
-            raw = self.client.get_bytes(
-                artifact_path(job.names, build["number"], relative), kind="artifact"
-            )
-        except JenkinsNotFound:
-            return None
-        try:
-            return json.loads(raw[:MANIFEST_MAX_BYTES])
-        except (ValueError, UnicodeDecodeError):
-            log.warning("%s #%s: %s is not JSON; ignored", job.full_name, build["number"], relative)
-            return None
+    def _manifests(self, job: Job, build: dict[str, Any]) -> tuple[Any, ...]:
+        """The JSON of every manifest the build archived; one that is gone or not JSON is left
+        out with a warning naming the build."""
+        found = []
+        for relative in manifest_paths(build):
+            path = artifact_path(job.names, build["number"], relative, job.path_containers)
+            try:
+                raw = self.client.get_bytes(path, kind="artifact")
+            except JenkinsNotFound:
+                continue
+            try:
+                found.append(json.loads(raw[:MANIFEST_MAX_BYTES]))
+            except (ValueError, UnicodeDecodeError, RecursionError):
+                log.warning(
+                    "%s #%s: %s is not JSON; ignored", job.full_name, build["number"], relative
+                )
+        return tuple(found)

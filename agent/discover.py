@@ -8,29 +8,46 @@ requests whatever the number of jobs.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
-from urllib.parse import unquote
 
 from agent.jenkins_client import JenkinsClient
+from agent.jobnames import decode_name, is_module_set, is_multibranch
 from agent.queries import api_json, discovery_tree, job_path
 
 
 @dataclass(frozen=True)
 class Job:
-    """A buildable item, named as Jenkins names it."""
+    """A buildable item, named as Jenkins names it.
+
+    `containers` holds the class of the container each name lives in, aligned with `names`
+    from the right (the last entry is the parent's class; missing entries are unknown).
+    """
 
     names: tuple[str, ...]
     cls: str | None = None
-    parent_cls: str | None = None
+    containers: tuple[str | None, ...] = ()
     last_build: int | None = None
     last_build_ts: int | None = None
 
     @property
     def full_name(self) -> str:
-        """Jenkins `fullName`: item names joined by '/', branch names still encoded."""
+        """Jenkins `fullName`: item names joined by '/', branch names still encoded.
+
+        The state file and every job glob use this name, whatever SEI is sent.
+        """
         return "/".join(self.names)
+
+    @property
+    def path_containers(self) -> tuple[str | None, ...]:
+        """One container class per name (None at the top level and where unknown)."""
+        known = self.containers[-len(self.names) :] if self.names else ()
+        return (None,) * (len(self.names) - len(known)) + tuple(known)
+
+    @property
+    def parent_cls(self) -> str | None:
+        return self.path_containers[-1] if self.names else None
 
     @property
     def name(self) -> str:
@@ -38,22 +55,34 @@ class Job:
 
     @property
     def path(self) -> str:
-        return job_path(self.names)
+        return job_path(self.names, self.path_containers)
 
     @property
     def is_branch(self) -> bool:
         """A branch job of a multibranch project (its parent's class says so)."""
-        return bool(self.parent_cls and self.parent_cls.endswith("MultiBranchProject"))
+        return is_multibranch(self.parent_cls)
+
+    @property
+    def is_module(self) -> bool:
+        """A module of a Maven project: its builds are sent with a `module_name`."""
+        return is_module_set(self.parent_cls)
 
     @property
     def pipeline(self) -> str:
-        """SEI's pipeline name: the job, or for a branch job the multibranch project."""
-        return self.names[-2] if self.is_branch and len(self.names) > 1 else self.name
+        """SEI's pipeline name: the job, or the multibranch or Maven project it belongs to."""
+        if (self.is_branch or self.is_module) and len(self.names) > 1:
+            return self.names[-2]
+        return self.name
 
     @property
     def branch(self) -> str | None:
-        """The decoded branch of a branch job: `feature%2Flogin` -> `feature/login`."""
-        return unquote(self.name) if self.is_branch else None
+        """The real branch of a branch job: `feature%2Flogin` -> `feature/login`."""
+        return decode_name(self.name) if self.is_branch else None
+
+    @property
+    def module(self) -> str | None:
+        """A Maven module's name (`groupId$artifactId`, its directory too)."""
+        return self.name if self.is_module else None
 
 
 def matches(full_name: str, include: list[str], exclude: list[str]) -> bool:
@@ -63,45 +92,86 @@ def matches(full_name: str, include: list[str], exclude: list[str]) -> bool:
     return not any(fnmatchcase(full_name, g) for g in exclude)
 
 
-def discover_jobs(client: JenkinsClient, levels: int) -> Iterator[Job]:
-    """Every job under the root, depth-first, containers at any depth included."""
-    pending: list[tuple[tuple[str, ...], str | None]] = [((), None)]
+@dataclass
+class Inventory:
+    """What one discovery found: every job, and the root URL Jenkins reports for itself."""
+
+    jobs: list[Job] = field(default_factory=list)
+    root_url: str | None = None
+
+
+def discover(client: JenkinsClient, levels: int) -> Inventory:
+    """Every job under the root, containers and Maven modules at any depth included.
+
+    The root URL comes from the answers themselves: every absolute `url` Jenkins writes starts
+    with the URL it is configured to have, which is the address users click.
+    """
+    found = Inventory()
+    # (a container's names, the container classes its items live under), the root first
+    pending: list[tuple[tuple[str, ...], tuple[str | None, ...]]] = [((), (None,))]
     while pending:
-        names, cls = pending.pop()
+        names, above = pending.pop()
         answer = client.get_json(api_json(job_path(names)), discovery_tree(levels), kind="discover")
+        if found.root_url is None:
+            found.root_url = _root_of(answer.get("url"), job_path(names, above[:-1]))
         items = answer.get("jobs")
-        yield from _walk(items if isinstance(items, list) else [], names, cls, levels, pending)
+        found.jobs.extend(
+            _walk(items if isinstance(items, list) else [], names, above, levels, pending, found)
+        )
+    return found
+
+
+def discover_jobs(client: JenkinsClient, levels: int) -> Iterator[Job]:
+    yield from discover(client, levels).jobs
+
+
+def _root_of(url: Any, path: str) -> str | None:
+    """The root URL from the `url` of the item at `path` (`job/a/job/b/`): its host and
+    context path, whatever the names' encoding."""
+    if not isinstance(url, str) or "://" not in url:
+        return None
+    base = url.rstrip("/")
+    for _ in range(path.count("/")):
+        base = base.rsplit("/", 1)[0]
+    return base + "/" if "://" in base else None
 
 
 def _walk(
-    items: list[dict[str, Any]],
+    items: list[Any],
     parent: tuple[str, ...],
-    parent_cls: str | None,
+    above: tuple[str | None, ...],
     levels_left: int,
-    deeper: list[tuple[tuple[str, ...], str | None]],
+    deeper: list[tuple[tuple[str, ...], tuple[str | None, ...]]],
+    found: Inventory,
 ) -> Iterator[Job]:
+    """Jobs among `items`; `above` is the class of each container on their path."""
     for item in items:
         if not isinstance(item, dict):
             continue
         name = item.get("name")
-        if not isinstance(name, str):
+        if not isinstance(name, str) or not name:
             continue
         names = (*parent, name)
-        cls = item.get("_class")
+        cls = item.get("_class") if isinstance(item.get("_class"), str) else None
+        if found.root_url is None:
+            found.root_url = _root_of(item.get("url"), job_path(names, above))
         if "nextBuildNumber" in item:
             last = item.get("lastBuild")
             last = last if isinstance(last, dict) else {}
             number, started = last.get("number"), last.get("timestamp")
             yield Job(
                 names=names,
-                cls=cls if isinstance(cls, str) else None,
-                parent_cls=parent_cls,
+                cls=cls,
+                containers=above,
                 last_build=number if isinstance(number, int) else None,
                 last_build_ts=started if isinstance(started, int) else None,
             )
+        modules = item.get("modules")
+        if isinstance(modules, list) and modules:
+            yield from _walk(modules, names, (*above, cls), 1, [], found)
         children = item.get("jobs")
         if isinstance(children, list) and children:
             if levels_left > 1:
-                yield from _walk(children, names, cls, levels_left - 1, deeper)
+                yield from _walk(children, names, (*above, cls), levels_left - 1, deeper, found)
             else:
-                deeper.append((names, cls))
+                deeper.append((names, (*above, cls)))

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from agent.config import Rule
 from agent.discover import Job
+from agent.jobnames import JobNaming, normalized
 from agent.payload import Artifact, CicdPayload, JobRun, Param, Stage, Step, Trigger
 from agent.queries import artifact_path
 
@@ -93,8 +94,10 @@ class MapContext:
 
     instance_guid: str
     instance_name: str
-    instance_url: str
+    instance_url: str  # the controller's public root URL (agent/discover.py), or SEI_INSTANCE_URL
+    naming: JobNaming = field(default_factory=JobNaming)
     cd_jobs: tuple[str, ...] = ()
+    ci_jobs: tuple[str, ...] = ()
     library_repos: tuple[str, ...] = ()
     project_name: str | None = None
     rules: tuple[Rule, ...] = ()
@@ -121,7 +124,7 @@ class BuildDetails:
 
     stages: StageData | None = None
     upstream: Mapping[tuple[str, int], list[dict[str, Any]]] = field(default_factory=dict)
-    manifest: Any = None
+    manifests: tuple[Any, ...] = ()  # each archived manifest's JSON, in MANIFEST_NAMES order
 
 
 @dataclass
@@ -134,6 +137,11 @@ class _Checkout:
 def map_build(
     build: dict[str, Any], job: Job, ctx: MapContext, details: BuildDetails | None = None
 ) -> CicdPayload:
+    """The heart of the agent: one finished Jenkins build as the payload SEI stores.
+
+    `build` is the listing's JSON (queries.BUILD_FIELDS), `details` what was read beside it.
+    Raises Unmappable when the build lacks what every payload needs.
+    """
     number, timestamp, result = build.get("number"), build.get("timestamp"), build.get("result")
     if not _is_int(number) or not _is_int(timestamp):
         raise Unmappable(f"{job.full_name}: build without a number or start time")
@@ -143,16 +151,20 @@ def map_build(
         raise Unmappable(f"#{number}: a job without a name")  # SEI would refuse it
     details = details or BuildDetails()
     actions = _dicts(build.get("actions"))
-    triggers = _triggers(_start_causes(actions), details.upstream, depth=0)
+    itself = frozenset({(job.full_name, number)})
+    triggers = _triggers(_start_causes(actions), details.upstream, ctx.naming, itself, _Budget())
     checkouts = _checkouts(actions)
     project, libraries = _pick_checkout(checkouts, job, ctx.library_repos)
     params = _params(a for a in actions if "parameters" in a)
     duration = build.get("duration")
     rule = _RuleMatch(ctx.rules, job.full_name, result)
+    full_name = ctx.naming.full_name(job.names, job.path_containers)
+    declared, _ = parse_manifests(details.manifests)
+    cd = _is_cd(job, ctx, declared)
     return CicdPayload(
         pipeline=job.pipeline,
-        job_full_name=job.full_name,
-        qualified_name=job.full_name,
+        job_full_name=full_name,
+        qualified_name=normalized(full_name) if ctx.naming.scheme == "plugin" else full_name,
         instance_guid=ctx.instance_guid,
         instance_name=ctx.instance_name,
         instance_url=ctx.instance_url,
@@ -165,14 +177,15 @@ def map_build(
         user_id=_user_id(triggers),
         trigger_chain=triggers,
         job_run_params=params,
-        scm_commit_ids=_commits(build, project, libraries, params),
+        scm_commit_ids=_commits(build, project, libraries, _declared_commits(actions, params)),
         repo_url=_repo_url(project),
         branch_name=job.branch or (project.branch if project else None),
+        module_name=job.module,
         project_name=_project_name(rule.get("project_name") or ctx.project_name, job),
-        ci=not _is_cd(job, ctx),
-        cd=_is_cd(job, ctx),
+        ci=not cd,
+        cd=cd,
         job_run=map_job_run(details.stages) if details.stages else None,
-        artifacts=_artifacts(build, job, ctx, details.manifest) or None,
+        artifacts=declared + _archived(build, job, ctx) or None,
         cfr_status=rule.get("cfr_status"),
         themes=rule.get("themes"),
     )
@@ -225,13 +238,20 @@ def _simple_class(obj: dict[str, Any]) -> str:
 
 
 def _cause_class(cause: dict[str, Any]) -> str:
+    """The cause's simple class, or what its fields say it is when Jenkins 1.x left it out.
+
+    Any cause naming an upstream build is an UpstreamCause, whatever its class: the Pipeline
+    `build` step's BuildUpstreamCause, the Rebuild plugin's cause and other subclasses alike.
+    """
+    if upstream_of(cause):
+        return "UpstreamCause"
     cls = _simple_class(cause)
     if cls:
         return cls
-    if "upstreamProject" in cause:
-        return "UpstreamCause"
-    if "userId" in cause or "userName" in cause:
+    if "userId" in cause:
         return "UserIdCause"
+    if "userName" in cause:
+        return "UserCause"  # Jenkins before 1.427 knew users by name only
     description = str(cause.get("shortDescription") or "")
     for prefix, name in _DESCRIPTION_CLASSES:
         if description.startswith(prefix):
@@ -240,51 +260,75 @@ def _cause_class(cause: dict[str, Any]) -> str:
 
 
 def upstream_of(cause: dict[str, Any]) -> tuple[str, int] | None:
-    """(job full name, build number) of an upstream cause."""
+    """(Jenkins full name, build number) of the upstream build a cause names, if it names one."""
     project, number = cause.get("upstreamProject"), cause.get("upstreamBuild")
-    if _cause_class(cause) != "UpstreamCause" or not isinstance(project, str):
+    if isinstance(number, str) and number.isdigit():
+        number = int(number)
+    if not isinstance(project, str) or not project.strip() or not _is_int(number):
         return None
-    return (project, number) if isinstance(number, int) else None
+    return project, number
 
 
 def start_causes(build: dict[str, Any]) -> list[dict[str, Any]]:
     return _start_causes(_dicts(build.get("actions")))
 
 
-# Bound on upstream recursion, against cycles and absurd chains; agent/details.py reads as deep.
-MAX_UPSTREAM_DEPTH = 10
+# At most this many entries in one trigger chain: a diamond of upstream builds repeats whole
+# sub-chains, and a chain that large says nothing more to SEI.
+MAX_TRIGGERS = 1000
+
+
+class _Budget:
+    """How many more trigger entries one chain may get."""
+
+    def __init__(self, left: int = MAX_TRIGGERS) -> None:
+        self.left = left
+
+    def take(self) -> bool:
+        self.left -= 1
+        return self.left >= 0
 
 
 def _triggers(
     causes: list[dict[str, Any]],
     upstream: Mapping[tuple[str, int], list[dict[str, Any]]],
-    depth: int,
+    naming: JobNaming,
+    path: frozenset[tuple[str, int]],
+    budget: _Budget,
 ) -> list[Trigger]:
+    """One entry per cause; an upstream one carries its build's own causes as direct parents.
+
+    SEI links two runs only for type `UpstreamCause` with the upstream job's `job_full_name` as
+    id, so every upstream cause is sent so. `path` holds the builds above (and the build itself):
+    a build caused by one of them is listed but not expanded again, so cycles end.
+    """
     triggers: list[Trigger] = []
     for cause in causes:
         cls = _cause_class(cause)
-        if cls == "UpstreamCause" and isinstance(cause.get("upstreamProject"), str):
-            number = cause.get("upstreamBuild")
-            key = upstream_of(cause)
+        key = upstream_of(cause)
+        if key is not None:
             parents = None
-            if key in upstream and depth < MAX_UPSTREAM_DEPTH:
-                parents = _triggers(_start_causes(upstream[key]), upstream, depth + 1) or None
+            if key in upstream and key not in path:
+                parents = _triggers(
+                    _start_causes(upstream[key]), upstream, naming, path | {key}, budget
+                )
             trigger = Trigger(
-                id=cause["upstreamProject"],
+                id=naming.upstream(key[0]),
                 type="UpstreamCause",
-                job_run_number=str(number) if number is not None else None,
-                direct_parents=parents,
+                job_run_number=str(key[1]),
+                direct_parents=parents or None,
             )
         elif cls == "UserIdCause":
-            user = _text(cause.get("userId")) or "anonymous"
-            trigger = Trigger(id=user, type="UserIdCause")
+            trigger = Trigger(id=_text(cause.get("userId")) or "anonymous", type=cls)
+        elif cls == "UserCause":
+            trigger = Trigger(id=_text(cause.get("userName")) or "anonymous", type=cls)
         elif cls in _SCM_CAUSES:
             trigger = Trigger(id="SCMTrigger", type="SCMTriggerCause")
         elif cls:
             trigger = Trigger(id=_CAUSE_IDS.get(cls, cls.removesuffix("Cause") or cls), type=cls)
         else:
             continue
-        if trigger not in triggers:
+        if trigger not in triggers and budget.take():
             triggers.append(trigger)
     return triggers
 
@@ -308,7 +352,7 @@ def _user_id(triggers: list[Trigger]) -> str:
     roots = _roots(triggers)
     if any(t.id in ("SCMTrigger", "BranchEvent") for t in roots):
         return "SCMTrigger"
-    users = [t.id for t in roots if t.type == "UserIdCause"]
+    users = [t.id for t in roots if t.type in ("UserIdCause", "UserCause")]
     return users[0] if users else "SYSTEM"
 
 
@@ -407,11 +451,11 @@ def _commits(
     build: dict[str, Any],
     project: _Checkout | None,
     libraries: list[_Checkout],
-    params: list[Param],
+    declared: list[str],
 ) -> list[str]:
     """Changeset commits, then the built revision; never a shared library's head.
 
-    A build without a changeset may name its commits in a SEI_SCM_COMMIT_IDS parameter.
+    A build without a changeset may name its commits in SEI_SCM_COMMIT_IDS (`declared`).
     """
     sets = _dicts(build.get("changeSets")) + _dicts([build.get("changeSet")])
     library_shas = {c.sha for c in libraries if c.sha}
@@ -422,13 +466,28 @@ def _commits(
             if isinstance(commit, str | int) and not isinstance(commit, bool):
                 commits.append(str(commit))
     if not commits:
-        declared = [p.value for p in params if p.name == COMMIT_IDS_PARAMETER]
-        for value in declared[:1]:
-            commits.extend(s.lower() for s in re.split(r"[\s,;]+", value) if _SHA.fullmatch(s))
+        commits.extend(declared)
     if project and project.sha:
         commits.append(project.sha)
     unique = dict.fromkeys(c for c in commits if c and c not in library_shas)
     return list(unique)[:MAX_COMMIT_IDS]
+
+
+def _declared_commits(actions: list[dict[str, Any]], params: list[Param]) -> list[str]:
+    """SEI_SCM_COMMIT_IDS as the official plugin reads it: the Pipeline environment first (a
+    Jenkinsfile's `env.SEI_SCM_COMMIT_IDS = ...`), then a build parameter.
+
+    40-hex SHAs split on commas, semicolons or white space, each once, at most 100.
+    """
+    values = [
+        a["environment"].get(COMMIT_IDS_PARAMETER)
+        for a in actions
+        if isinstance(a.get("environment"), dict)
+    ]
+    values += [p.value for p in params if p.name == COMMIT_IDS_PARAMETER]
+    value = next((v for v in values if isinstance(v, str) and v.strip()), "")
+    shas = (s.lower() for s in re.split(r"[\s,;]+", value) if _SHA.fullmatch(s))
+    return list(dict.fromkeys(shas))[:MAX_COMMIT_IDS]
 
 
 def _repo_url(project: _Checkout | None) -> str | None:
@@ -454,8 +513,17 @@ def _project_name(template: str | None, job: Job) -> str | None:
     return name or None
 
 
-def _is_cd(job: Job, ctx: MapContext) -> bool:
-    return any(fnmatchcase(job.full_name, glob) for glob in ctx.cd_jobs)
+def _is_cd(job: Job, ctx: MapContext, declared: list[Artifact]) -> bool:
+    """A CD run, or else a CI run (SEI wants one true and the other false).
+
+    AGENT_CD_JOBS, then AGENT_CI_JOBS decide when they match the job; otherwise the data does:
+    a build whose manifest declares an input artifact consumed it, as a deployment does.
+    """
+    if any(fnmatchcase(job.full_name, glob) for glob in ctx.cd_jobs):
+        return True
+    if any(fnmatchcase(job.full_name, glob) for glob in ctx.ci_jobs):
+        return False
+    return any(a.input for a in declared)
 
 
 class _RuleMatch(dict[str, Any]):
@@ -630,8 +698,27 @@ def _iso(ms: int) -> str:
 # -- artifacts ----------------------------------------------------------------------------
 
 
+def parse_manifests(manifests: tuple[Any, ...]) -> tuple[list[Artifact], list[str]]:
+    """Every archived manifest's artifacts, concatenated as the official plugin does."""
+    artifacts: list[Artifact] = []
+    problems: list[str] = []
+    for manifest in manifests:
+        found, skipped = parse_manifest(manifest)
+        artifacts += found
+        problems += skipped
+    return artifacts, problems
+
+
+_REQUIRED_ARTIFACT_FIELDS = ("type", "location", "name", "qualifier")
+
+
 def parse_manifest(manifest: Any) -> tuple[list[Artifact], list[str]]:
-    """Artifacts of a manifest in any of its three shapes, and why entries were skipped."""
+    """Artifacts of a manifest in any of its three shapes, and why entries were skipped.
+
+    Read as the official plugin reads it: `input`/`output` true only for true or "true" (any
+    case), absent when absent; metadata values as text, nulls dropped; an entry whose type,
+    location, name or qualifier is missing or blank is skipped.
+    """
     if manifest is None:
         return [], []
     if isinstance(manifest, dict) and isinstance(manifest.get("artifacts"), list):
@@ -647,9 +734,10 @@ def parse_manifest(manifest: Any) -> tuple[list[Artifact], list[str]]:
         if not isinstance(entry, dict):
             problems.append(f"entry {index} is not an object")
             continue
-        missing = [
-            k for k in ("type", "location", "name", "qualifier") if entry.get(k) in (None, "")
-        ]
+        required = {
+            k: _scalar_text(entry.get(k)) for k in ("type", "location", "name", "qualifier")
+        }
+        missing = [k for k, v in required.items() if not v or not v.strip()]
         if missing:
             problems.append(f"entry {index} lacks {', '.join(missing)}")
             continue
@@ -657,14 +745,15 @@ def parse_manifest(manifest: Any) -> tuple[list[Artifact], list[str]]:
         try:
             artifacts.append(
                 Artifact(
-                    input=bool(entry.get("input", False)),
-                    output=bool(entry.get("output", True)),
-                    type=str(entry["type"]),
-                    location=str(entry["location"]),
-                    name=str(entry["name"]),
-                    qualifier=str(entry["qualifier"]),
-                    hash=str(entry["hash"]) if entry.get("hash") else None,
-                    metadata={str(k): str(v) for k, v in metadata.items()}
+                    **{k: v for k, v in required.items() if v},
+                    input=_as_boolean(entry["input"]) if "input" in entry else None,
+                    output=_as_boolean(entry["output"]) if "output" in entry else None,
+                    hash=_scalar_text(entry.get("hash")) or None,
+                    metadata={
+                        str(k): text
+                        for k, v in metadata.items()
+                        if (text := _json_text(v)) is not None
+                    }
                     if isinstance(metadata, dict)
                     else None,
                 )
@@ -674,31 +763,61 @@ def parse_manifest(manifest: Any) -> tuple[list[Artifact], list[str]]:
     return artifacts, problems
 
 
-def manifest_path(build: dict[str, Any]) -> str | None:
-    """The relative path of the build's artifact manifest, if it archived one at the root."""
+def _as_boolean(value: Any) -> bool:
+    """Jackson's asBoolean as the plugin applies it: true, or the text "true" in any case."""
+    return value is True or (isinstance(value, str) and value.strip().lower() == "true")
+
+
+def _scalar_text(value: Any) -> str | None:
+    """A JSON string, number or boolean as text; None for null, objects and lists."""
+    if value is None or isinstance(value, dict | list):
+        return None
+    return _json_text(value)
+
+
+def _json_text(value: Any) -> str | None:
+    """A JSON value as text the way Jackson writes it: `true`, `3`, `1.5`; null is None."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, allow_nan=False)
+
+
+def manifest_paths(build: dict[str, Any]) -> list[str]:
+    """Relative paths of the artifact manifests the build archived at its root."""
     names = {str(a.get("relativePath")) for a in _dicts(build.get("artifacts"))}
-    return next((name for name in MANIFEST_NAMES if name in names), None)
+    return [name for name in MANIFEST_NAMES if name in names]
 
 
-def _artifacts(build: dict[str, Any], job: Job, ctx: MapContext, manifest: Any) -> list[Artifact]:
-    declared, _ = parse_manifest(manifest)
+def _archived(build: dict[str, Any], job: Job, ctx: MapContext) -> list[Artifact]:
+    """Archived files other than manifests, as output artifacts (`AGENT_MAX_ARTIFACTS` of them).
+
+    Named by their path in the build and qualified by the build, so that (name, qualifier),
+    which SEI correlates on, is unique per execution across jobs.
+    """
     archived = []
     number = build["number"]
+    qualifier = f"{job.full_name}#{number}"
     for entry in _dicts(build.get("artifacts")):
-        relative, name = entry.get("relativePath"), entry.get("fileName")
-        if not isinstance(relative, str) or not relative or relative in MANIFEST_NAMES:
+        relative = entry.get("relativePath")
+        if not isinstance(relative, str) or not relative.strip() or relative in MANIFEST_NAMES:
             continue
-        if not isinstance(name, str) or not name:
+        name = entry.get("fileName")
+        if not isinstance(name, str) or not name.strip():
             name = relative.rsplit("/", 1)[-1]
+        location = artifact_path(job.names, number, relative, job.path_containers)
         archived.append(
             Artifact(
-                type=_file_type(str(name)),
-                location=ctx.instance_url + artifact_path(job.names, number, relative),
-                name=str(name),
-                qualifier=str(number),
+                type=_file_type(name),
+                location=ctx.instance_url + location,
+                name=relative,
+                qualifier=qualifier,
+                input=False,
+                output=True,
             )
         )
-    return declared + archived[: ctx.max_artifacts]
+    return archived[: ctx.max_artifacts]
 
 
 def _file_type(name: str) -> str:

@@ -60,8 +60,8 @@ class JobRun(BaseModel):
 class Artifact(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    input: bool = False
-    output: bool = True
+    input: bool | None = None  # absent in a manifest stays absent, as the plugin sends it
+    output: bool | None = None
     type: str = Field(min_length=1)
     location: str = Field(min_length=1)
     name: str = Field(min_length=1)

@@ -9,14 +9,19 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+from agent.jobnames import MAVEN_MODULE_SET
+
 # Fields of one build that the payload is mapped from. Actions are matched by their fields, so
 # the same query serves controllers that omit `_class` (Jenkins 1.x).
+# Of a Pipeline's environment (EnvActionImpl) only the one variable the mapping reads is asked
+# for: the rest is whatever the Jenkinsfile put there, secrets included.
 BUILD_FIELDS = (
     "number,timestamp,duration,result,building,"
     "actions["
     "causes[shortDescription,userId,userName,upstreamProject,upstreamBuild,upstreamUrl],"
     "parameters[name,value],"
-    "lastBuiltRevision[SHA1,branch[SHA1,name]],remoteUrls"
+    "lastBuiltRevision[SHA1,branch[SHA1,name]],remoteUrls,"
+    "environment[SEI_SCM_COMMIT_IDS]"
     "],"
     "changeSet[kind,items[commitId,revision]],"
     "changeSets[kind,items[commitId,revision]],"
@@ -29,8 +34,10 @@ CAUSE_FIELDS = (
 )
 
 # What tells, for every job at once, whether it has anything new: its newest build's number and
-# start time. `nextBuildNumber` only exists on jobs, which tells jobs from containers.
-JOB_STATUS_FIELDS = "name,nextBuildNumber,lastBuild[number,timestamp]"
+# start time. `nextBuildNumber` only exists on jobs, which tells jobs from containers; `url`
+# carries the root URL Jenkins reports; a Maven project lists its modules, jobs of their own.
+JOB_STATUS_FIELDS = "name,url,nextBuildNumber,lastBuild[number,timestamp]"
+MODULE_FIELDS = f"modules[{JOB_STATUS_FIELDS}]"
 
 # Jenkins keeps `builds` to the newest 100; older builds are reachable only through `allBuilds`,
 # which walks the job's whole history on every page (backfill and catch-up only).
@@ -41,8 +48,8 @@ def discovery_tree(levels: int) -> str:
     """`jobs[...]` nested `levels` deep; the last level asks only whether more items lie below."""
     inner = "jobs[name]"
     for _ in range(levels):
-        inner = f"jobs[{JOB_STATUS_FIELDS},{inner}]"
-    return inner
+        inner = f"jobs[{JOB_STATUS_FIELDS},{MODULE_FIELDS},{inner}]"
+    return f"url,{inner}"
 
 
 def builds_tree(start: int, end: int) -> str:
@@ -51,12 +58,18 @@ def builds_tree(start: int, end: int) -> str:
     return f"{field}[{BUILD_FIELDS}]{{{start},{end}}}"
 
 
-def job_path(names: tuple[str, ...]) -> str:
+def job_path(names: tuple[str, ...], containers: tuple[str | None, ...] = ()) -> str:
     """Relative URL path of an item: each name percent-encoded once, as Jenkins' rawEncode does.
 
-    A branch job named `feature%2Flogin` becomes `job/feature%252Flogin/`.
+    A branch job named `feature%2Flogin` becomes `job/feature%252Flogin/`. A Maven module sits
+    right below its project (`job/app/com.example$core/`, no `job/`); `containers`, aligned with
+    `names` from the right, says which names are modules.
     """
-    return "".join(f"job/{quote(name, safe='')}/" for name in names)
+    parents = (None,) * (len(names) - len(containers)) + tuple(containers[-len(names) :])
+    return "".join(
+        f"{quote(name, safe='')}/" if parent == MAVEN_MODULE_SET else f"job/{quote(name, safe='')}/"
+        for name, parent in zip(names, parents, strict=True)
+    )
 
 
 def api_json(path: str) -> str:
@@ -64,12 +77,17 @@ def api_json(path: str) -> str:
     return f"{path}api/json"
 
 
-def build_path(names: tuple[str, ...], number: int) -> str:
-    return f"{job_path(names)}{number}/"
+def build_path(names: tuple[str, ...], number: int, containers: tuple[str | None, ...] = ()) -> str:
+    return f"{job_path(names, containers)}{number}/"
 
 
-def artifact_path(names: tuple[str, ...], number: int, relative_path: str) -> str:
-    return f"{build_path(names, number)}artifact/{quote(relative_path, safe='/')}"
+def artifact_path(
+    names: tuple[str, ...],
+    number: int,
+    relative_path: str,
+    containers: tuple[str | None, ...] = (),
+) -> str:
+    return f"{build_path(names, number, containers)}artifact/{quote(relative_path, safe='/')}"
 
 
 # pipeline-stage-view ("wfapi"): the run's stages, then one stage's flow nodes (its steps).

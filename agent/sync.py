@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from itertools import chain
 from typing import Any, Literal, TextIO
@@ -33,18 +33,19 @@ from agent.builds import Window, read_builds
 from agent.config import Settings
 from agent.deliver import Refusal, SeiClient, SeiRefused, SeiUnavailable
 from agent.details import DetailReader
-from agent.discover import Job, discover_jobs, matches
+from agent.discover import Job, discover, matches
 from agent.jenkins_client import (
     JenkinsClient,
     JenkinsError,
     JenkinsNotFound,
     JenkinsUnavailable,
 )
+from agent.jobnames import JobNaming
 from agent.mapping import (
     MapContext,
     Unmappable,
     map_build,
-    parse_manifest,
+    parse_manifests,
     push_artifacts_body,
 )
 from agent.state import JobState, StateFile
@@ -134,8 +135,10 @@ class Collector:
         self.context = MapContext(
             instance_guid=settings.sei.instance_guid,
             instance_name=settings.sei.instance_name,
-            instance_url=settings.jenkins_base,
+            instance_url=settings.sei.instance_url or settings.jenkins_base,
+            naming=JobNaming(settings.agent.job_names),
             cd_jobs=tuple(settings.agent.cd_jobs),
+            ci_jobs=tuple(settings.agent.ci_jobs),
             library_repos=tuple(settings.agent.library_repos),
             project_name=settings.agent.project_name,
             rules=tuple(settings.agent.rules),
@@ -146,6 +149,7 @@ class Collector:
             steps=settings.jenkins.steps,
             upstream_depth=settings.jenkins.upstream_depth,
         )
+        self._said_url = False
         self.tracked = state.jobs(settings.sei.instance_guid, settings.jenkins_base)
         self.report = Report()
         self._workers = settings.sei.concurrency
@@ -163,15 +167,39 @@ class Collector:
     # -- discovery -------------------------------------------------------------------------
 
     def jobs(self, extra_globs: list[str] | None = None) -> list[Job]:
+        """The selected jobs; what discovery saw also names upstream jobs and the instance URL."""
         cfg = self.settings.jenkins
+        inventory = discover(self.jenkins, cfg.folder_depth)
+        naming = JobNaming.of(
+            self.settings.agent.job_names, ((j.names, j.path_containers) for j in inventory.jobs)
+        )
+        self.details.naming = naming
+        self.context = replace(
+            self.context, naming=naming, instance_url=self._instance_url(inventory.root_url)
+        )
         found = [
             job
-            for job in discover_jobs(self.jenkins, cfg.folder_depth)
+            for job in inventory.jobs
             if matches(job.full_name, cfg.include, cfg.exclude)
             and matches(job.full_name, extra_globs or [], [])
         ]
         self.report.jobs = len(found)
         return found
+
+    def _instance_url(self, reported: str | None) -> str:
+        """SEI_INSTANCE_URL, else the root URL Jenkins reports (the one users click; SEI builds
+        every link from it), else the configured address, which is what Jenkins itself reports
+        when no root URL is set."""
+        configured = self.settings.sei.instance_url
+        if configured:
+            return configured.rstrip("/") + "/"
+        if reported and reported != self.context.instance_url and not self._said_url:
+            self._said_url = True
+            log.info(
+                "Jenkins reports its URL as %s: SEI links to it (SEI_INSTANCE_URL overrides)",
+                reported,
+            )
+        return reported or self.settings.jenkins_base
 
     # -- sync ------------------------------------------------------------------------------
 
@@ -439,7 +467,7 @@ class Collector:
             return _Outcome("fatal", error=exc)
         except JenkinsError as exc:
             return _Outcome("unreadable", error=exc)
-        for problem in parse_manifest(details.manifest)[1]:
+        for problem in parse_manifests(details.manifests)[1]:
             log.warning("%s #%d: artifact manifest %s; skipped", job.full_name, number, problem)
         try:
             payload = map_build(build, job, self.context, details).to_json()

@@ -51,10 +51,10 @@ def test_recorded_multibranch_builds_through_the_real_client() -> None:
     payloads = {}
     with replay.use_cassette("devlake_multibranch_builds.yaml") as cassette:
         for names in jobs:
-            job = Job(names=names, parent_cls=MULTIBRANCH)
+            job = Job(names=names, containers=(MULTIBRANCH,))
             for build in read_builds(client, job, Window(since_ms=0), page_size=50):
                 payload = map_build(build, job, ctx).to_json()
-                payloads[(payload["job_full_name"], payload["build_number"])] = payload
+                payloads[(job.full_name, payload["build_number"])] = payload
         assert cassette.all_played
     assert client.requests["builds"] == len(jobs) == 4  # one page per job, never one per build
 

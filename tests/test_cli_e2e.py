@@ -28,8 +28,8 @@ def test_first_sync_sends_every_finished_build_then_nothing(
 
     first = cli("sync")
     assert first.code == 0, first.stderr
-    assert sent(sei) == [("app", 1), ("app", 2), ("app", 3), ("team/backend/api", 1)]
-    payload = next(p for p in sei.accepted if p["job_full_name"] == "team/backend/api")
+    assert sent(sei) == [("app", 1), ("app", 2), ("app", 3), ("team/jobs/backend/jobs/api", 1)]
+    payload = next(p for p in sei.accepted if p["job_full_name"] == "team/jobs/backend/jobs/api")
     assert payload["result"] == "FAILURE"
     assert payload["pipeline"] == "api"
     assert payload["instance_guid"] == GUID
@@ -106,12 +106,16 @@ def test_folders_branches_with_slash_and_context_path(tmp_path: Path, sei: SeiSt
         result = Cli(env, tmp_path)("sync")
     assert result.code == 0, result.stderr
     [payload] = sei.accepted
-    assert payload["job_full_name"] == "org/platform/web/feature%2Flogin"
+    assert payload["job_full_name"] == "org/jobs/platform/jobs/web/branches/feature-login.lgkpmn"
+    assert payload["qualified_name"] == "org/platform/web/feature-login.lgkpmn"
     assert payload["pipeline"] == "web"
     assert payload["branch_name"] == "feature/login"
     assert payload["repo_url"] == "https://git.example/web.git"
-    assert payload["web_url"] == sim.url + "job/org/job/platform/job/web/job/feature%252Flogin/1/"
-    assert payload["instance_url"] == sim.url
+    # requests went to the configured address; SEI gets the root URL Jenkins reports, the one
+    # users click (here a wrong one: SEI_INSTANCE_URL is how an operator overrides it)
+    path = "job/org/job/platform/job/web/job/feature%252Flogin/1/"
+    assert payload["web_url"] == "https://wrong.example/" + path
+    assert payload["instance_url"] == "https://wrong.example/"
 
 
 def test_lookback_then_backfill_history(cli: Cli, jenkins: JenkinsSim, sei: SeiStandIn) -> None:
@@ -146,7 +150,7 @@ def test_backfill_jobs_glob_and_progress_lines(
         jenkins.add_build(name)
     result = cli("backfill", "--since", "2020-01-01", "--jobs", "a/*")
     assert result.code == 0, result.stderr
-    assert sent(sei) == [("a/one", 1), ("a/two", 1)]
+    assert sent(sei) == [("a/jobs/one", 1), ("a/jobs/two", 1)]
     assert "backfill done" in result.stderr
 
 

@@ -11,6 +11,7 @@ from sei_standin import SeiStandIn
 
 from agent.config import Settings
 from agent.jenkins_client import JenkinsUnavailable
+from agent.namemangler import mangle
 
 
 def sent(sei: SeiStandIn) -> list[tuple[str, int]]:
@@ -77,17 +78,19 @@ def test_folders_any_depth_multibranch_and_org_folders(
     jenkins.add_build("mx")
     report = agent.run()
     assert report.exit_code == 0
+    feature = f"github/jobs/repo/branches/{mangle('feature/x')}"  # the plugin's directory names
     assert sent(sei) == [
-        ("a/b/c/d/e/f/g", 1),
-        ("github/repo/PR-7", 1),
-        ("github/repo/feature%2Fx", 1),
-        ("github/repo/main", 1),
+        ("a/jobs/b/jobs/c/jobs/d/jobs/e/jobs/f/jobs/g", 1),
+        ("github/jobs/repo/branches/PR-7", 1),
+        (feature, 1),
+        ("github/jobs/repo/branches/main", 1),
         ("m", 1),
         ("mx", 1),
     ]
     by_name = {p["job_full_name"]: p for p in sei.accepted}
-    assert by_name["github/repo/feature%2Fx"]["branch_name"] == "feature/x"
-    assert by_name["github/repo/feature%2Fx"]["pipeline"] == "repo"
+    assert by_name[feature]["branch_name"] == "feature/x"
+    assert by_name[feature]["pipeline"] == "repo"
+    assert by_name[feature]["qualified_name"] == f"github/repo/{mangle('feature/x')}"
     # folder_depth 4: the part of the tree deeper than 4 levels costs a request of its own
     assert jenkins.count(r"^/api/json") == 1
     assert jenkins.count(r"^/job/a/job/b/job/c/job/d/api/json") == 1
@@ -106,9 +109,9 @@ def test_include_exclude_and_cd_globs(
         }
     )
     Agent(tuned).run()
-    assert sent(sei) == [("team/build", 1), ("team/deploy-prod", 1)]
+    assert sent(sei) == [("team/jobs/build", 1), ("team/jobs/deploy-prod", 1)]
     flags = {p["job_full_name"]: (p["ci"], p["cd"]) for p in sei.accepted}
-    assert flags == {"team/build": (True, False), "team/deploy-prod": (False, True)}
+    assert flags == {"team/jobs/build": (True, False), "team/jobs/deploy-prod": (False, True)}
 
 
 def test_jenkins_errors_on_one_job_do_not_stop_the_others(

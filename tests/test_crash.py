@@ -255,8 +255,14 @@ def read_state(path: Path) -> Callable[[BuildKey], bool]:
     return sent
 
 
+def jenkins_name(job_full_name: str) -> str:
+    """The Jenkins name the state file keys on, from the plugin-style name SEI is sent (these
+    tests' jobs are all in plain folders)."""
+    return job_full_name.replace("/jobs/", "/")
+
+
 def key_of(payload: dict[str, Any]) -> BuildKey:
-    return payload["job_full_name"], payload["build_number"], payload["start_time"]
+    return jenkins_name(payload["job_full_name"]), payload["build_number"], payload["start_time"]
 
 
 TRIGGERS = ("sei", "jenkins", "clock", "write")
@@ -373,7 +379,7 @@ def finish_and_count(
     assert result.code == 0, result.stderr
     state_path = Path(cli.env["AGENT_STATE_FILE"])
     sent = read_state(state_path)
-    delivered = {(job, number) for _, job, number in sei.runs}
+    delivered = {(jenkins_name(job), number) for _, job, number in sei.runs}
     lost = {(job, number) for job, number, _ in controller.finished} - delivered
     posts = Counter(key_of(p) for p in sei.accepted)
     resent = sum(count - 1 for count in posts.values())

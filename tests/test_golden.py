@@ -65,7 +65,7 @@ def test_recorded_multibranch_run_payload(
     stages: list[dict[str, Any]],
     request: pytest.FixtureRequest,
 ) -> None:
-    job = Job(names=tuple(full_name.split("/")), parent_cls=MULTIBRANCH)
+    job = Job(names=tuple(full_name.split("/")), containers=(MULTIBRANCH,))
     details = BuildDetails(stages=StageData(source="wfapi", nodes=stages) if stages else None)
     payload = map_build(build, job, CTX, details).to_json()
     name = f"wfapi_{full_name.replace('/', '_')}_{build['number']}.json"

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from agent.discover import Job
-from agent.mapping import MapContext, Unmappable, execution_id, map_build
+from agent.jobnames import JobNaming
+from agent.mapping import BuildDetails, MapContext, Unmappable, execution_id, map_build
 
 FIXTURES = Path(__file__).parent / "fixtures" / "jenkins"
 GUID = "666ba79b-3f3d-4236-ac04-4686ce526705"
@@ -33,12 +35,13 @@ DEVLAKE_FOLDERS = ("Test-jenkins-dir", "test-jenkins-sub-dir", "test-sub-sub-dir
 
 def test_freestyle_three_folders_deep() -> None:
     build = devlake_row("_raw_jenkins_api_builds", "93")["data"]
-    job = Job(names=DEVLAKE_FOLDERS, cls="hudson.model.FreeStyleProject", parent_cls=FOLDER)
+    job = Job(names=DEVLAKE_FOLDERS, cls="hudson.model.FreeStyleProject", containers=(FOLDER,))
     payload = map_build(build, job, CTX).to_json()
     full_name = "Test-jenkins-dir/test-jenkins-sub-dir/test-sub-sub-dir/devlake"
+    on_disk = "Test-jenkins-dir/jobs/test-jenkins-sub-dir/jobs/test-sub-sub-dir/jobs/devlake"
     assert payload == {
         "pipeline": "devlake",
-        "job_full_name": full_name,
+        "job_full_name": on_disk,  # the official plugin's name: its directory under jobs/
         "qualified_name": full_name,
         "instance_guid": GUID,
         "instance_name": "jenkins-1",
@@ -64,12 +67,11 @@ def test_freestyle_three_folders_deep() -> None:
 def test_multibranch_branch_job_uses_project_as_pipeline() -> None:
     row = devlake_row("_raw_jenkins_api_builds_multibranch", "1")
     assert row["input"]["FullName"] == "github_org/devlake-jenkins/main"
-    job = Job(names=("github_org", "devlake-jenkins", "main"), parent_cls=MULTIBRANCH)
+    job = Job(names=("github_org", "devlake-jenkins", "main"), containers=(MULTIBRANCH,))
     payload = map_build(row["data"], job, CTX).to_json()
     assert payload["pipeline"] == "devlake-jenkins"
-    assert (
-        payload["job_full_name"] == payload["qualified_name"] == "github_org/devlake-jenkins/main"
-    )
+    assert payload["job_full_name"] == "github_org/jobs/devlake-jenkins/branches/main"
+    assert payload["qualified_name"] == "github_org/devlake-jenkins/main"
     assert payload["branch_name"] == "main"
     assert payload["repo_url"] == "git@github.com:gustavobini/devlake-jenkins.git"
     assert payload["scm_commit_ids"] == ["c83ae02076382670e286ac2474b7a7327fc28cde"]
@@ -93,7 +95,7 @@ def test_multibranch_branch_job_uses_project_as_pipeline() -> None:
 def test_every_recorded_multibranch_build_keeps_its_result(row_id: str, result: str) -> None:
     row = devlake_row("_raw_jenkins_api_builds_multibranch", row_id)
     names = tuple(row["input"]["FullName"].split("/"))
-    payload = map_build(row["data"], Job(names=names, parent_cls=MULTIBRANCH), CTX).to_json()
+    payload = map_build(row["data"], Job(names=names, containers=(MULTIBRANCH,)), CTX).to_json()
     assert payload["result"] == result
     assert payload["branch_name"] == names[-1]
     assert payload["build_number"] == row["data"]["number"]
@@ -114,7 +116,7 @@ def test_branch_indexing_is_system() -> None:
         )
     )
     names = tuple(row["input"]["FullName"].split("/"))
-    payload = map_build(row["data"], Job(names=names, parent_cls=MULTIBRANCH), CTX).to_json()
+    payload = map_build(row["data"], Job(names=names, containers=(MULTIBRANCH,)), CTX).to_json()
     assert {"id": "BranchIndexing", "type": "BranchIndexingCause"} in payload["trigger_chain"]
     assert payload["user_id"] == "SYSTEM"
 
@@ -125,12 +127,17 @@ def test_encoded_branch_name_is_decoded_only_in_branch_name() -> None:
     for action in build["actions"]:
         if "lastBuiltRevision" in action:
             action["lastBuiltRevision"]["branch"][0]["name"] = "feature/login"
-    job = Job(names=("web", "feature%2Flogin"), parent_cls=MULTIBRANCH)
+    job = Job(names=("web", "feature%2Flogin"), containers=(MULTIBRANCH,))
     payload = map_build(build, job, CTX).to_json()
-    assert payload["job_full_name"] == "web/feature%2Flogin"
+    # branch-api names the branch's directory with NameMangler (vector from NameManglerTest)
+    assert payload["job_full_name"] == "web/branches/feature-login.lgkpmn"
+    assert payload["qualified_name"] == "web/feature-login.lgkpmn"
     assert payload["branch_name"] == "feature/login"
     assert payload["pipeline"] == "web"
     assert payload["web_url"] == BASE + "job/web/job/feature%252Flogin/4/"
+    jenkins = map_build(build, job, replace(CTX, naming=JobNaming("jenkins"))).to_json()
+    assert jenkins["job_full_name"] == jenkins["qualified_name"] == "web/feature%2Flogin"
+    assert jenkins["branch_name"] == "feature/login"
 
 
 @pytest.mark.parametrize("row_id", ["10002", "10003", "10005"])
@@ -208,7 +215,7 @@ def test_library_checkout_first_is_not_taken_for_a_job_named_like_its_repo() -> 
 
 def test_branch_job_picks_its_own_branch_checkout() -> None:
     build = load("hygieia/buildDetails_withMultipleSCM.json")
-    job = Job(names=("Hygieia", "test"), parent_cls=MULTIBRANCH)
+    job = Job(names=("Hygieia", "test"), containers=(MULTIBRANCH,))
     payload = map_build(build, job, CTX)
     assert payload.repo_url == "https://github.com/myrepo/Hygieia222.git"
     assert payload.scm_commit_ids == ["385bbf9dd7bc367b9980f58a6c4489ba95cbb9a9"]
@@ -304,7 +311,7 @@ def test_causes_of_every_kind() -> None:
     }
     payload = map_build(build, Job(names=("deploy",)), CTX).to_json()
     assert payload["trigger_chain"] == [
-        {"id": "team/build", "type": "UpstreamCause", "job_run_number": "51"},
+        {"id": "team/jobs/build", "type": "UpstreamCause", "job_run_number": "51"},
         {"id": "SCMTrigger", "type": "SCMTriggerCause"},
         {"id": "TimerTrigger", "type": "TimerTriggerCause"},
         {"id": "RemoteTrigger", "type": "RemoteCause"},
@@ -343,7 +350,7 @@ def test_interruption_causes_are_not_triggers() -> None:
         )
     )
     names = tuple(row["input"]["FullName"].split("/"))
-    payload = map_build(row["data"], Job(names=names, parent_cls=MULTIBRANCH), CTX).to_json()
+    payload = map_build(row["data"], Job(names=names, containers=(MULTIBRANCH,)), CTX).to_json()
     assert payload["result"] == "ABORTED"
     assert [t["type"] for t in payload["trigger_chain"]] == ["BranchEventCause"]
     old = {
@@ -358,3 +365,300 @@ def test_interruption_causes_are_not_triggers() -> None:
     }
     assert map_build(old, Job(names=("x",)), CTX).trigger_chain[0].id == "bob"
     assert len(map_build(old, Job(names=("x",)), CTX).trigger_chain) == 1
+
+
+def finished(causes: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    return {
+        "number": 9,
+        "timestamp": 1,
+        "duration": 1,
+        "result": "SUCCESS",
+        "actions": [{}, {"causes": causes}],
+        **extra,
+    }
+
+
+BUILD_STEP_CAUSE = {
+    "_class": "org.jenkinsci.plugins.workflow.support.steps.build.BuildUpstreamCause",
+    "shortDescription": 'Started by upstream project "platform/web/main" build number 12',
+    "upstreamBuild": 12,
+    "upstreamProject": "platform/web/main",
+    "upstreamUrl": "job/platform/job/web/job/main/",
+}
+
+
+def test_every_cause_naming_an_upstream_build_is_an_upstream_cause() -> None:
+    rebuild = {
+        "_class": "com.sonyericsson.rebuild.RebuildCause",
+        "upstreamBuild": 3,
+        "upstreamProject": "tools",
+        "upstreamUrl": "job/tools/",
+    }
+    naming = JobNaming.of(
+        "plugin",
+        [(("platform", "web", "main"), (None, FOLDER, MULTIBRANCH)), (("tools",), (None,))],
+    )
+    upstream = {
+        ("platform/web/main", 12): [{"causes": [{"userId": "ann", "userName": "Ann"}]}],
+    }
+    payload = map_build(
+        finished([BUILD_STEP_CAUSE, rebuild]),
+        Job(names=("deploy",)),
+        replace(CTX, naming=naming),
+        BuildDetails(upstream=upstream),
+    ).to_json()
+    assert payload["trigger_chain"] == [
+        {
+            "id": "platform/jobs/web/branches/main",
+            "type": "UpstreamCause",
+            "job_run_number": "12",
+            "direct_parents": [{"id": "ann", "type": "UserIdCause"}],
+        },
+        {"id": "tools", "type": "UpstreamCause", "job_run_number": "3"},
+    ]
+    assert payload["user_id"] == "ann"
+    jenkins = map_build(
+        finished([BUILD_STEP_CAUSE]),
+        Job(names=("deploy",)),
+        replace(CTX, naming=replace(naming, scheme="jenkins")),
+    )
+    assert jenkins.trigger_chain[0].id == "platform/web/main"
+
+
+def test_an_upstream_job_outside_discovery_is_named_as_if_in_folders() -> None:
+    payload = map_build(finished([BUILD_STEP_CAUSE]), Job(names=("deploy",)), CTX)
+    assert payload.trigger_chain[0].id == "platform/jobs/web/jobs/main"
+
+
+def test_root_user_of_a_chain_thirty_builds_deep_and_a_cycle() -> None:
+    def cause(level: int) -> dict[str, Any]:
+        return {"upstreamProject": f"job{level}", "upstreamBuild": level}
+
+    upstream: dict[tuple[str, int], list[dict[str, Any]]] = {
+        (f"job{level}", level): [{"causes": [cause(level + 1)]}] for level in range(1, 30)
+    }
+    upstream[("job30", 30)] = [{"causes": [{"userId": "root-user"}]}]
+    payload = map_build(
+        finished([cause(1)]), Job(names=("deploy",)), CTX, BuildDetails(upstream=upstream)
+    )
+    assert payload.user_id == "root-user"
+    depth, trigger = 0, payload.trigger_chain[0]
+    while trigger.direct_parents:
+        depth, trigger = depth + 1, trigger.direct_parents[0]
+    assert (depth, trigger.id) == (30, "root-user")
+
+    # a -> b -> a: each build is expanded once on a path, so the chain ends
+    cycle = {
+        ("a", 1): [{"causes": [{"upstreamProject": "b", "upstreamBuild": 2}]}],
+        ("b", 2): [{"causes": [{"upstreamProject": "a", "upstreamBuild": 1}]}],
+    }
+    looped = map_build(
+        finished([{"upstreamProject": "a", "upstreamBuild": 1}]),
+        Job(names=("deploy",)),
+        CTX,
+        BuildDetails(upstream=cycle),
+    ).to_json()
+    assert looped["trigger_chain"] == [
+        {
+            "id": "a",
+            "type": "UpstreamCause",
+            "job_run_number": "1",
+            "direct_parents": [
+                {
+                    "id": "b",
+                    "type": "UpstreamCause",
+                    "job_run_number": "2",
+                    "direct_parents": [{"id": "a", "type": "UpstreamCause", "job_run_number": "1"}],
+                }
+            ],
+        }
+    ]
+    assert looped["user_id"] == "SYSTEM"
+
+
+def test_a_build_caused_by_itself_is_not_expanded() -> None:
+    itself = {"upstreamProject": "deploy", "upstreamBuild": 9}
+    payload = map_build(
+        finished([itself]),
+        Job(names=("deploy",)),
+        CTX,
+        BuildDetails(upstream={("deploy", 9): [{"causes": [itself]}]}),
+    ).to_json()
+    assert payload["trigger_chain"] == [
+        {"id": "deploy", "type": "UpstreamCause", "job_run_number": "9"}
+    ]
+
+
+def test_jenkins_1x_user_cause_is_a_user_cause() -> None:
+    cause = {"_class": "hudson.model.Cause$UserCause", "userName": "bob"}
+    classless = {"shortDescription": "Started by user carol", "userName": "carol"}
+    for raw, user in ((cause, "bob"), (classless, "carol")):
+        payload = map_build(finished([raw]), Job(names=("x",)), CTX)
+        assert payload.to_json()["trigger_chain"] == [{"id": user, "type": "UserCause"}]
+        assert payload.user_id == user
+
+
+MAVEN = "hudson.maven.MavenModuleSet"
+ORG = "jenkins.branch.OrganizationFolder"
+
+
+@pytest.mark.parametrize(
+    ("names", "containers", "plugin", "qualified", "jenkins"),
+    [
+        (("deploy",), (None,), "deploy", "deploy", "deploy"),
+        (("Team A", "deploy"), (None, FOLDER), "Team A/jobs/deploy", "Team A/deploy", None),
+        (
+            ("platform", "web", "main"),
+            (None, FOLDER, MULTIBRANCH),
+            "platform/jobs/web/branches/main",
+            "platform/web/main",
+            None,
+        ),
+        (
+            ("acme", "my.repo", "feature%2Flogin"),
+            (None, ORG, MULTIBRANCH),
+            "acme/jobs/my-repo.47uuud/branches/feature-login.lgkpmn",
+            "acme/my-repo.47uuud/feature-login.lgkpmn",
+            "acme/my.repo/feature%2Flogin",
+        ),
+        (
+            ("app", "com.example$core"),
+            (None, MAVEN),
+            "app/modules/com.example$core",
+            "app/com.example$core",
+            None,
+        ),
+    ],
+)
+def test_job_names_in_both_schemes(
+    names: tuple[str, ...],
+    containers: tuple[str | None, ...],
+    plugin: str,
+    qualified: str,
+    jenkins: str | None,
+) -> None:
+    build = finished([{"userId": "u"}])
+    job = Job(names=names, containers=containers)
+    payload = map_build(build, job, CTX)
+    assert (payload.job_full_name, payload.qualified_name) == (plugin, qualified)
+    other = map_build(build, job, replace(CTX, naming=JobNaming("jenkins")))
+    full = jenkins or "/".join(names)
+    assert (other.job_full_name, other.qualified_name) == (full, full)
+    assert (
+        payload.pipeline
+        == other.pipeline
+        == (
+            names[-2]
+            if len(containers) > 1 and containers[-1] in (MULTIBRANCH, MAVEN)
+            else names[-1]
+        )
+    )
+    assert (
+        payload.module_name == other.module_name == (names[-1] if containers[-1] == MAVEN else None)
+    )
+
+
+def test_both_manifests_are_read_as_the_plugin_reads_them() -> None:
+    first = {
+        "artifacts": [
+            {
+                "type": "container",
+                "location": "registry/app",
+                "name": "app",
+                "qualifier": "1.4",
+                "output": "TRUE",
+                "metadata": {"signed": True, "layers": 3, "note": None, "by": "ci"},
+            },
+            {"type": "jar", "location": " ", "name": "lib", "qualifier": "1"},
+        ]
+    }
+    second = {
+        "artifact": {
+            "type": "container",
+            "location": "r/base",
+            "name": "base",
+            "qualifier": 7,
+            "input": "false",
+        }
+    }
+    payload = map_build(
+        finished([{"userId": "u"}]),
+        Job(names=("x",)),
+        CTX,
+        BuildDetails(manifests=(first, second)),
+    ).to_json()
+    assert payload["artifacts"] == [
+        {
+            "output": True,
+            "type": "container",
+            "location": "registry/app",
+            "name": "app",
+            "qualifier": "1.4",
+            "metadata": {"signed": "true", "layers": "3", "by": "ci"},
+        },
+        {
+            "input": False,
+            "type": "container",
+            "location": "r/base",
+            "name": "base",
+            "qualifier": "7",
+        },
+    ]
+    assert (payload["ci"], payload["cd"]) == (True, False)
+
+
+def test_an_input_artifact_makes_a_cd_run_unless_a_job_rule_says_otherwise() -> None:
+    manifest = {
+        "type": "container",
+        "location": "r/app",
+        "name": "app",
+        "qualifier": "2",
+        "input": True,
+    }
+    build, job = finished([{"userId": "u"}]), Job(names=("team", "release"))
+    details = BuildDetails(manifests=(manifest,))
+    assert map_build(build, job, CTX, details).cd is True
+    ci = map_build(build, job, replace(CTX, ci_jobs=("team/*",)), details)
+    assert (ci.ci, ci.cd) == (True, False)
+    cd = map_build(build, job, replace(CTX, cd_jobs=("team/*",), ci_jobs=("team/*",)))
+    assert (cd.ci, cd.cd) == (False, True)
+
+
+def test_archived_files_are_unique_per_execution_across_jobs() -> None:
+    build = finished(
+        [{"userId": "u"}], artifacts=[{"fileName": "app.jar", "relativePath": "target/app.jar"}]
+    )
+    one = map_build(build, Job(names=("a",)), CTX).to_json()["artifacts"]
+    two = map_build(build, Job(names=("b",)), CTX).to_json()["artifacts"]
+    assert {(x["name"], x["qualifier"]) for x in one}.isdisjoint(
+        (x["name"], x["qualifier"]) for x in two
+    )
+    assert one == [
+        {
+            "input": False,
+            "output": True,
+            "type": "jar",
+            "location": BASE + "job/a/9/artifact/target/app.jar",
+            "name": "target/app.jar",
+            "qualifier": "a#9",
+        }
+    ]
+
+
+SHA_A, SHA_B = "a" * 40, "B" * 40
+
+
+def test_commit_ids_from_the_pipeline_environment_then_a_parameter() -> None:
+    env = {
+        "_class": "org.jenkinsci.plugins.workflow.cps.EnvActionImpl",
+        "environment": {"SEI_SCM_COMMIT_IDS": f"{SHA_A}; {SHA_B},{SHA_A} nope"},
+    }
+    params = {"parameters": [{"name": "SEI_SCM_COMMIT_IDS", "value": "c" * 40}]}
+    build = finished([{"userId": "u"}])
+    build["actions"] += [env, params]
+    assert map_build(build, Job(names=("x",)), CTX).scm_commit_ids == [SHA_A, SHA_B.lower()]
+    build["actions"].remove(env)
+    assert map_build(build, Job(names=("x",)), CTX).scm_commit_ids == ["c" * 40]
+    many = " ".join(f"{n:040x}" for n in range(150))
+    build["actions"] = [{"environment": {"SEI_SCM_COMMIT_IDS": many}}]
+    assert len(map_build(build, Job(names=("x",)), CTX).scm_commit_ids) == 100

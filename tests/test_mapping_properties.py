@@ -183,7 +183,14 @@ stages = st.none() | st.builds(
 job = st.builds(
     Job,
     names=st.lists(st.text(min_size=1, max_size=6), min_size=1, max_size=3).map(tuple),
-    parent_cls=st.sampled_from([None, MULTIBRANCH]),
+    containers=st.sampled_from(
+        [
+            (),
+            (MULTIBRANCH,),
+            ("hudson.maven.MavenModuleSet",),
+            ("x.OrganizationFolder", MULTIBRANCH),
+        ]
+    ),
 )
 manifest = anything | st.fixed_dictionaries(
     {
@@ -212,7 +219,7 @@ def test_mapping_never_raises_and_never_makes_a_payload_sei_drops(
     build: dict[str, Any], job: Job, stages: StageData | None, manifest: Any
 ) -> None:
     try:
-        payload = map_build(build, job, CTX, BuildDetails(stages=stages, manifest=manifest))
+        payload = map_build(build, job, CTX, BuildDetails(stages=stages, manifests=(manifest,)))
     except Unmappable:
         ints = [build["number"], build["timestamp"]]
         valid = all(isinstance(v, int) and not isinstance(v, bool) for v in ints)

@@ -315,7 +315,7 @@ def test_two_level_upstream_chain_with_direct_parents(
     assert len(smoke) == 5
     assert smoke[0]["trigger_chain"] == [
         {
-            "id": "team/deploy",
+            "id": "team/jobs/deploy",
             "type": "UpstreamCause",
             "job_run_number": "1",
             "direct_parents": [
@@ -330,7 +330,7 @@ def test_two_level_upstream_chain_with_direct_parents(
     ]
     assert smoke[0]["user_id"] == "admin"  # the user at the root of the chain
     ids = {p["job_full_name"] for p in sei.accepted}
-    assert "team/deploy" in ids  # the id each chain names is that job's job_full_name
+    assert "team/jobs/deploy" in ids  # the id each chain names is that job's job_full_name
     # team/deploy#1 and build#1 are read once each, for 5 smoke builds and team/deploy#1 itself
     assert agent.by_kind["upstream"] == 2
 
@@ -407,8 +407,6 @@ def test_artifact_manifest_in_each_shape(
     if shape == "list":
         assert declared == [
             {
-                "input": False,
-                "output": True,
                 "type": "container",
                 "location": "registry/app:1.2",
                 "name": "app",
@@ -436,8 +434,8 @@ def test_artifact_manifest_in_each_shape(
             "input": False,
             "output": True,
             "type": "tar.gz",
-            "name": "app.tar.gz",
-            "qualifier": "1",
+            "name": "dist/app.tar.gz",
+            "qualifier": "pkg#1",
             "location": jenkins.url + "job/pkg/1/artifact/dist/app.tar.gz",
         },
         {
@@ -445,7 +443,7 @@ def test_artifact_manifest_in_each_shape(
             "output": True,
             "type": "file",
             "name": "README",
-            "qualifier": "1",
+            "qualifier": "pkg#1",
             "location": jenkins.url + "job/pkg/1/artifact/README",
         },
     ]
@@ -489,7 +487,7 @@ def test_push_artifacts_endpoint_when_switched_on(
             {
                 "name": "app.jar",
                 "location": jenkins.url + "job/pkg/1/artifact/app.jar",
-                "tag": "1",
+                "tag": "pkg#1",
                 "digest": "",
                 "type": "jar",
                 "artifact_created_at": first["timestamp"] + 5000,
@@ -555,7 +553,7 @@ def test_rules_set_cfr_status_themes_and_project(
     jenkins.add_build("other")
     Agent(tuned).run()
     got = {(p["job_full_name"], p["build_number"]): p for p in sei.accepted}
-    failed, ok = got[("payments/deploy-prod", 1)], got[("payments/deploy-prod", 2)]
+    failed, ok = got[("payments/jobs/deploy-prod", 1)], got[("payments/jobs/deploy-prod", 2)]
     assert (failed["cfr_status"], failed["themes"], failed["project_name"]) == (
         True,
         ["deployments"],

@@ -72,7 +72,10 @@ def test_run_delivers_picks_up_new_builds_and_reports_them(
         added = time.monotonic()
         wait_until(lambda: len(sei.accepted) == 6, 5, "the new and the finished build")
         assert time.monotonic() - added <= 2 * 1.0 + 0.5
-        assert sent(sei) == [("app", n) for n in (1, 2, 3, 4)] + [("team/api", 1), ("team/api", 2)]
+        assert sent(sei) == [("app", n) for n in (1, 2, 3, 4)] + [
+            ("team/jobs/api", 1),
+            ("team/jobs/api", 2),
+        ]
         metrics = wait_until(
             lambda: (m := agent.metrics()) and sample(m, P + "running_builds_pending") == 0 and m,
             5,

@@ -95,7 +95,9 @@ def test_no_secret_in_logs_output_state_or_payloads_under_failures(
     assert dry.code == 0 and len(dry.lines()) == 4, dry.stderr  # every build shown
     sei.fail_next(1, status=503)  # with the reset, at most 2 of a build's 3 attempts fail
     sei.reset_next(1)
-    sei.reject(lambda p: p["job_full_name"] == "tools/build" and p["build_number"] == 2, 400, "no")
+    sei.reject(
+        lambda p: p["job_full_name"] == "tools/jobs/build" and p["build_number"] == 2, 400, "no"
+    )
     jenkins.inject_fault(r"^/job/tools/job/build/api/json", status=500)
     jenkins.inject_fault(r"^/job/deploy/api/json", truncate=True)
     jenkins.inject_fault(r"/runs/1/nodes/$", status=502)
