@@ -49,12 +49,14 @@ _JOB_CLASSES = {
     "pipeline": "org.jenkinsci.plugins.workflow.job.WorkflowJob",
     "maven": "hudson.maven.MavenModuleSet",
     "matrix": "hudson.matrix.MatrixProject",
+    "module": "hudson.maven.MavenModule",
 }
 _BUILD_CLASSES = {
     "freestyle": "hudson.model.FreeStyleBuild",
     "pipeline": "org.jenkinsci.plugins.workflow.job.WorkflowRun",
     "maven": "hudson.maven.MavenModuleSetBuild",
     "matrix": "hudson.matrix.MatrixBuild",
+    "module": "hudson.maven.MavenBuild",
 }
 _COLORS = {
     "SUCCESS": "blue",
@@ -349,7 +351,12 @@ class _Item:
 
     @property
     def rel_path(self) -> str:
-        """Path below the root: `job/a/job/b/`, each name encoded once (Jenkins rawEncode)."""
+        """Path below the root: `job/a/job/b/`, each name encoded once (Jenkins rawEncode).
+
+        A Maven module sits right below its project, without `job/` (its getShortUrl).
+        """
+        if self.kind == "module" and self.parent is not None:
+            return f"{self.parent.rel_path}{quote(self.name, safe=_RAW_SAFE)}/"
         return "".join(f"job/{quote(name, safe=_RAW_SAFE)}/" for name in self.names)
 
     def newest_first(self) -> Iterator[dict[str, Any]]:
@@ -566,6 +573,20 @@ class JenkinsSim:
         with self._lock:
             self._create(full_name, kind)
 
+    def add_module(self, project_full_name: str, module: str) -> str:
+        """Add a module to a Maven project, named `groupId$artifactId` as the maven plugin does;
+        returns its full name. Its builds are added with add_build like any job's."""
+        with self._lock:
+            project = self._find(project_full_name)
+            if project.kind != "maven":
+                raise ValueError(f"{project_full_name!r} is not a Maven project")
+            if "$" not in module:
+                raise ValueError("a module is named groupId$artifactId")
+            item = project.children.get(module)
+            if item is None:
+                item = project.children[module] = _Item(name=module, kind="module", parent=project)
+            return item.full_name
+
     def add_branch(self, project_full_name: str, branch: str) -> str:
         """Add a branch job, named like multibranch does: `feature/login` -> `feature%2Flogin`."""
         with self._lock:
@@ -734,7 +755,7 @@ class JenkinsSim:
                 else {"_class": "hudson.scm.EmptyChangeLogSet", "items": [], "kind": None}
             )
             build["culprits"] = []
-            if job.kind == "maven":
+            if job.kind in ("maven", "module"):
                 build["mavenArtifacts"] = None
                 build["mavenVersionUsed"] = "3.9.6"
             if job.kind == "matrix":
@@ -852,6 +873,12 @@ class JenkinsSim:
             job.stages.pop(number, None)
             for key in [k for k in self.artifact_content if k[:2] == (full_name, number)]:
                 del self.artifact_content[key]
+
+    def stages_of(self, full_name: str, number: int) -> list[dict[str, Any]]:
+        """A run's stages as the simulator keeps them (id, name, status, parallel_of, steps):
+        the truth every stage source answers from."""
+        with self._lock:
+            return copy.deepcopy(self._job(full_name).stages.get(number, []))
 
     def build(self, full_name: str, number: int) -> dict[str, Any]:
         """The stored build JSON (the live object: edits change what the server answers)."""
@@ -1007,14 +1034,16 @@ class JenkinsSim:
         item, i = self._root, 0
         while i + 1 < len(segs) and segs[i] in ("job", "view"):
             if segs[i] == "job":
-                child = item.children.get(unquote(segs[i + 1]))
+                child = item.children.get(unquote(segs[i + 1])) if item.is_container else None
                 if child is None:
-                    raise _NotFound
+                    raise _NotFound  # a Maven module is not under job/ (see below)
                 item = child
             elif not item.is_container:
                 raise _NotFound
             i += 2
         rest = segs[i:]
+        if item.kind == "maven" and rest and unquote(rest[0]) in item.children:
+            item, rest = item.children[unquote(rest[0])], rest[1:]  # job/app/g$a/...
         if item is self._root:
             if rest == ["api", "json"]:
                 return self._root_json()
@@ -1162,6 +1191,8 @@ class JenkinsSim:
             "queueItem": None,
             "concurrentBuild": False,
         }
+        if item.kind == "maven":
+            job["modules"] = _Lazy(lambda: [self._item_json(c) for c in item.sorted_children()])
         if item.kind == "pipeline":
             job["resumeBlocked"] = False
         else:

@@ -4,6 +4,12 @@ No SEI server runs in tests, so this one imitates what the agent talks to, as de
 /work/shared/sei-api.md: the custom-cicd validation order and messages, first write wins, the
 silent drops (202 but discarded), plus scripted gateway failures (503 with Retry-After,
 connection resets, slow answers) so retry and error handling can be tested without a network.
+
+It also keeps what the server's tables would keep after the 202 (`kept`, `instance_urls`,
+`jobs`): stages keyed on their id (a stage without one, or repeating one, abandons every stage
+of the run), steps without an id skipped, names cut to 50 characters, upstream links only for
+`UpstreamCause` entries naming a known job_full_name, artifacts replaced on every send, the
+instance URL overwritten by every run. Tests compare that with what Jenkins said.
 Standard library only, so it works wherever the tests do.
 """
 
@@ -117,6 +123,74 @@ def _null_param(payload: Payload) -> bool:
     return False
 
 
+# The server's stage and step rows (its 2023 table definitions): ids NOT NULL, at most 50.
+_ID_COLUMN = 50
+_NAME_COLUMN = 50
+
+
+def _kept_row(node: dict[str, Any]) -> dict[str, Any]:
+    name = node.get("displayName")
+    return {
+        "id": node["id"],
+        "name": name[:_NAME_COLUMN] if isinstance(name, str) else name,
+        "result": node.get("result"),
+        "state": node.get("state"),
+        "duration": node.get("durationInMillis"),
+        "start": node.get("startTime"),
+    }
+
+
+def _usable_id(node: Any) -> bool:
+    value = node.get("id") if isinstance(node, dict) else None
+    return isinstance(value, str) and 0 < len(value) <= _ID_COLUMN
+
+
+def _kept_stages(job_run: Any) -> list[dict[str, Any]] | str:
+    """The stage rows a run keeps. One stage without a usable id, or repeating one, fails the
+    insert the handler does not catch: every stage of the run is lost (a string says why)."""
+    stages = job_run.get("stages") if isinstance(job_run, dict) else None
+    if not isinstance(stages, list):
+        return []
+    if not all(_usable_id(stage) for stage in stages):
+        return "a stage without an id: every stage of the run abandoned"
+    if len({stage["id"] for stage in stages}) != len(stages):
+        return "a repeated stage id: every stage of the run abandoned"
+    kept = []
+    for stage in stages:
+        row = _kept_row(stage)
+        steps: dict[str, dict[str, Any]] = {}
+        for step in stage.get("steps") or []:
+            if _usable_id(step) and step["id"] not in steps:  # others are skipped
+                steps[step["id"]] = _kept_row(step)
+        row["steps"] = list(steps.values())
+        kept.append(row)
+    return kept
+
+
+def _job_row(payload: Payload) -> Payload:
+    """The job row, unique on (instance, job_full_name), written by its first run."""
+    return {
+        "job_full_name": payload.get("job_full_name"),
+        "name": _field(payload, ("pipeline", "job_name")),
+        "qualified_name": _field(payload, ("qualified_name", "job_normalized_full_name")),
+        "branch_name": payload.get("branch_name"),
+        "module_name": payload.get("module_name"),
+    }
+
+
+def _upstream_links(chain: Any, known_jobs: set[str]) -> list[tuple[str, int]]:
+    """The runs a run is linked to: only `UpstreamCause` entries whose id is the job_full_name
+    of a job the instance knows and whose job_run_number is a number."""
+    links = []
+    for trigger in chain if isinstance(chain, list) else []:
+        if not isinstance(trigger, dict) or trigger.get("type") != "UpstreamCause":
+            continue
+        number = trigger.get("job_run_number")
+        if trigger.get("id") in known_jobs and isinstance(number, str) and number.isdigit():
+            links.append((trigger["id"], int(number)))
+    return links
+
+
 def _canonical_header(name: str) -> str:
     """Title-Case a header name so tests can index headers the same way whatever the client sent."""
     return "-".join(part.capitalize() for part in name.split("-"))
@@ -208,6 +282,9 @@ class SeiStandIn:
         self.accepted: list[Payload] = []
         self.dropped: list[tuple[Payload, str]] = []
         self.runs: dict[tuple[str, str, int], Payload] = {}
+        self.stages: dict[tuple[str, str, int], list[dict[str, Any]] | str] = {}
+        self.jobs: dict[tuple[str, str], Payload] = {}
+        self.instance_urls: dict[str, str] = {}
         self.instances: list[Payload] = []
         self.artifact_pushes: list[Payload] = []
         self._lock = threading.RLock()
@@ -547,9 +624,40 @@ class SeiStandIn:
             stored = self.runs.get(key)
             if stored is None:
                 self.runs[key] = copy.deepcopy(payload)
+                self.stages[key] = _kept_stages(payload.get("job_run"))
+                self.jobs.setdefault(key[:2], _job_row(payload))
             elif payload.get("artifacts") is not None:
                 stored["artifacts"] = copy.deepcopy(payload["artifacts"])
+            url = _field(payload, ("instance_url", "jenkins_instance_url"))
+            if isinstance(url, str):
+                self.instance_urls[guid] = url
         return 202, {}, {}
+
+    def kept(self, job_full_name: str, build_number: int, guid: str | None = None) -> Payload:
+        """What the server keeps of one run: its fields, its stages (or why they were all
+        abandoned, as a string), its upstream links, its artifacts."""
+        with self._lock:
+            matches = [
+                key
+                for key in self.runs
+                if key[1:] == (job_full_name, build_number) and guid in (None, key[0])
+            ]
+            if len(matches) != 1:
+                raise KeyError(f"{len(matches)} runs of {job_full_name} #{build_number} kept")
+            key = matches[0]
+            run = copy.deepcopy(self.runs[key])
+            known = {job for g, job in self.jobs if g == key[0]}
+            return {
+                "result": run.get("result"),
+                "start_time": run.get("start_time"),
+                "duration": run.get("duration"),
+                "user_id": _field(run, ("user_id", "triggered_by")),
+                "stages": copy.deepcopy(self.stages[key]),
+                "upstream": _upstream_links(run.get("trigger_chain"), known),
+                "artifacts": run.get("artifacts") or [],
+                "scm_commit_ids": run.get("scm_commit_ids") or [],
+                "job": copy.deepcopy(self.jobs[key[:2]]),
+            }
 
     def _create_instance(self, payload: Payload) -> Reply:
         """Create an instance GUID and make it known, so builds sent with it are kept."""

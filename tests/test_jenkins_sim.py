@@ -417,6 +417,27 @@ def test_multibranch_branch_with_slash(sim: JenkinsSim, client: httpx.Client) ->
     assert get(client, "job/gh/api/json", "name")["_class"] == "jenkins.branch.OrganizationFolder"
 
 
+def test_maven_modules_sit_right_below_their_project(sim: JenkinsSim, client: httpx.Client) -> None:
+    sim.add_folder("libs")
+    sim.add_job("libs/core", "maven")
+    module = sim.add_module("libs/core", "com.acme$core")
+    assert module == "libs/core/com.acme$core"
+    sim.add_build(module)
+    project = get(client, "/job/libs/job/core/api/json", "modules[name,url,nextBuildNumber]")
+    assert project["_class"] == "hudson.maven.MavenModuleSet"
+    assert project["modules"] == [
+        {
+            "_class": "hudson.maven.MavenModule",
+            "name": "com.acme$core",
+            "url": f"{sim.url}job/libs/job/core/com.acme$core/",
+            "nextBuildNumber": 2,
+        }
+    ]
+    build = get(client, "/job/libs/job/core/com.acme%24core/1/api/json", "number")
+    assert build == {"_class": "hudson.maven.MavenBuild", "number": 1}
+    assert client.get("/job/libs/job/core/job/com.acme%24core/1/api/json").status_code == 404
+
+
 def test_odd_names_and_view_prefix(sim: JenkinsSim, client: httpx.Client) -> None:
     sim.add_job("my folder/déploiement ü")
     sim.add_build("my folder/déploiement ü")

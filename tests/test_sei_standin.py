@@ -409,3 +409,81 @@ def test_stop_is_quick_with_open_connections() -> None:
         started = time.monotonic()
         sei.stop()
         assert time.monotonic() - started < 1
+
+
+# -- what the server keeps after the 202 -----------------------------------------------------
+
+
+def stage(node_id: str | None, name: str = "Build", steps: list[Any] | None = None) -> Any:
+    node: dict[str, Any] = {
+        "displayName": name,
+        "result": "SUCCESS",
+        "state": "FINISHED",
+        "durationInMillis": 5,
+        "steps": steps or [],
+    }
+    if node_id is not None:
+        node["id"] = node_id
+    return node
+
+
+def test_stages_are_kept_by_id_and_steps_without_one_are_skipped(
+    sei: SeiStandIn, client: httpx.Client
+) -> None:
+    steps = [stage("4", "sh"), stage(None, "no id"), stage("4", "repeat"), stage("5", "x" * 60)]
+    run = {"stages": [stage("3", "Build", steps), stage("6", "Test")]}
+    assert client.post(CICD, json=build(job_run=run)).status_code == 202
+    kept = sei.kept("folder/build", 7)
+    assert [(s["id"], s["name"]) for s in kept["stages"]] == [("3", "Build"), ("6", "Test")]
+    assert [(s["id"], s["name"]) for s in kept["stages"][0]["steps"]] == [
+        ("4", "sh"),
+        ("5", "x" * 50),  # names are cut to 50 characters
+    ]
+
+
+@pytest.mark.parametrize(
+    "stages",
+    [[stage("3"), stage(None, "Test")], [stage("3"), stage("3", "Test")], [stage("x" * 51)]],
+    ids=["missing", "repeated", "too-long"],
+)
+def test_one_stage_without_a_usable_id_abandons_every_stage(
+    sei: SeiStandIn, client: httpx.Client, stages: list[Any]
+) -> None:
+    assert client.post(CICD, json=build(job_run={"stages": stages})).status_code == 202
+    assert isinstance(sei.kept("folder/build", 7)["stages"], str)
+    fixed = build(job_run={"stages": [stage("3")]})
+    assert client.post(CICD, json=fixed).status_code == 202
+    assert isinstance(sei.kept("folder/build", 7)["stages"], str)  # first write wins
+
+
+def test_runs_are_linked_only_by_upstream_cause_naming_a_known_job(
+    sei: SeiStandIn, client: httpx.Client
+) -> None:
+    upstream = build(job_full_name="team/jobs/build", build_number=51)
+    assert client.post(CICD, json=upstream).status_code == 202
+    chain = [
+        {"id": "team/jobs/build", "type": "UpstreamCause", "job_run_number": "51"},
+        {"id": "team/jobs/build", "type": "BuildUpstreamCause", "job_run_number": "51"},
+        {"id": "team/build", "type": "UpstreamCause", "job_run_number": "51"},
+        {"id": "team/jobs/build", "type": "UpstreamCause"},
+    ]
+    downstream = build(job_full_name="deploy", build_number=3, trigger_chain=chain)
+    assert client.post(CICD, json=downstream).status_code == 202
+    assert sei.kept("deploy", 3)["upstream"] == [("team/jobs/build", 51)]
+
+
+def test_every_run_overwrites_the_instance_url_and_artifacts(
+    sei: SeiStandIn, client: httpx.Client
+) -> None:
+    client.post(CICD, json=build(instance_url="https://ci.example/"))
+    client.post(CICD, json=build(build_number=8, instance_url="http://jenkins.internal:8080/"))
+    assert sei.instance_urls[GUID] == "http://jenkins.internal:8080/"
+    client.post(CICD, json=build(artifacts=[]))
+    assert sei.kept("folder/build", 7)["artifacts"] == []
+    assert sei.kept("folder/build", 7)["job"] == {
+        "job_full_name": "folder/build",
+        "name": "build",
+        "qualified_name": "folder/build",
+        "branch_name": None,
+        "module_name": None,
+    }
