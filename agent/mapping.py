@@ -26,6 +26,8 @@ from agent.queries import artifact_path
 
 # Parameter values that must never leave the controller, whatever the job calls them.
 _SECRET_PARAM = re.compile(r"Password|Credentials|FileParameter", re.IGNORECASE)
+# Jenkins 1.x sends parameters without `_class`: then the name is all there is to go by.
+_SECRET_NAME = re.compile(r"password|passwd|secret|token|key|credential", re.IGNORECASE)
 
 _SCM_CAUSES = {
     "SCMTriggerCause",
@@ -364,6 +366,8 @@ def _params(actions: Any) -> list[Param]:
             cls = _simple_class(raw)
             if not isinstance(name, str) or value is None or _SECRET_PARAM.search(cls):
                 continue
+            if not cls and _SECRET_NAME.search(name):
+                continue  # a class-less DB_PASSWORD may hold the password itself
             if isinstance(value, bool):
                 text, inferred = ("true" if value else "false"), "BooleanParameterValue"
             elif isinstance(value, str):

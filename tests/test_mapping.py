@@ -662,3 +662,18 @@ def test_commit_ids_from_the_pipeline_environment_then_a_parameter() -> None:
     many = " ".join(f"{n:040x}" for n in range(150))
     build["actions"] = [{"environment": {"SEI_SCM_COMMIT_IDS": many}}]
     assert len(map_build(build, Job(names=("x",)), CTX).scm_commit_ids) == 100
+
+
+def test_classless_parameters_named_like_secrets_are_never_sent() -> None:
+    names = ["DB_PASSWORD", "api_token", "ssh-key", "AwsSecret", "GIT_CREDENTIALS", "VERSION"]
+    build = finished(
+        [{"userId": "u"}],
+        actions=[{"causes": []}, {"parameters": [{"name": n, "value": "v4lue"} for n in names]}],
+    )
+    payload = map_build(build, Job(names=("x",)), CTX)
+    assert [p.name for p in payload.job_run_params] == ["VERSION"]
+    typed = {"_class": "hudson.model.StringParameterValue", "name": "TOKEN_TTL", "value": "5"}
+    build["actions"][1]["parameters"] = [typed]
+    assert [p.name for p in map_build(build, Job(names=("x",)), CTX).job_run_params] == [
+        "TOKEN_TTL"
+    ]
