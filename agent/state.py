@@ -12,6 +12,7 @@ the process, so two agents can never interleave their writes.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from bisect import bisect_right
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 FORMAT_VERSION = 1
+
+log = logging.getLogger(__name__)
 
 
 class StateError(Exception):
@@ -133,6 +136,8 @@ class JobState:
         return self._text
 
     def to_json(self) -> dict[str, Any]:
+        """What `from_json` reads back: an anchor is written only when it is two integers, so
+        a newest build without a start time can never make the file unreadable."""
         data: dict[str, Any] = {"sent": self.sent.runs}
         if self.floor_ms is not None:
             data["floor_ms"] = self.floor_ms
@@ -140,19 +145,30 @@ class JobState:
             data["open"] = sorted(self.open)
         if self.dead:
             data["dead"] = {str(n): letter for n, letter in sorted(self.dead.items())}
-        if self.anchor:
+        if self.anchor and all(_is_int(x) for x in self.anchor):
             data["anchor"] = list(self.anchor)
         return data
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> JobState:
+    def from_json(cls, data: Any) -> JobState:
+        """One job's entry; ValueError (or TypeError) when it is not one."""
         anchor = data.get("anchor")
+        floor = data.get("floor_ms")
+        if floor is not None and not _is_int(floor):
+            raise ValueError(f"floor_ms {floor!r} is not an integer")
+        if anchor is not None and not (
+            isinstance(anchor, list) and len(anchor) == 2 and all(_is_int(x) for x in anchor)
+        ):
+            raise ValueError(f"anchor {anchor!r} is not [number, start time]")
+        runs = data.get("sent", [])
+        if not all(isinstance(r, list) and len(r) == 4 and all(map(_is_int, r)) for r in runs):
+            raise ValueError("sent runs are not [first, last, first start, last start]")
         return cls(
-            floor_ms=data.get("floor_ms"),
-            sent=SentRuns([[int(x) for x in run] for run in data.get("sent", [])]),
+            floor_ms=floor,
+            sent=SentRuns([list(run) for run in runs]),
             open={int(n) for n in data.get("open", [])},
             dead={int(n): dict(letter) for n, letter in data.get("dead", {}).items()},
-            anchor=(int(anchor[0]), int(anchor[1])) if anchor else None,
+            anchor=(anchor[0], anchor[1]) if anchor else None,
         )
 
 
@@ -204,13 +220,17 @@ class StateFile:
             return {}
         problem = f"state file {self.path} is unreadable or corrupt"
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
+            text = self.path.read_text(encoding="utf-8")
+            if not text.strip():
+                return {}  # created but never written (a disk that filled up, a `touch`)
+            data = json.loads(text)
         except (OSError, ValueError) as exc:
             raise StateError(
                 f"{problem} ({type(exc).__name__}: {exc}); fix or move it away, "
                 "the agent does not overwrite it"
             ) from None
-        return _parse(data, problem, "; fix or move it away, the agent does not overwrite it")
+        advice = "; fix or move it away, the agent does not overwrite it"
+        return _parse(data, str(self.path), problem, advice)
 
     def jobs(self, controller: str, url: str | None = None) -> dict[str, JobState]:
         section = self._controllers.setdefault(controller, {"url": url, "jobs": {}})
@@ -244,7 +264,7 @@ class StateFile:
 
         Raises StateError naming `source` when it is not a state export; this state is then kept.
         """
-        self._controllers = _parse(data, f"{source} is not a state export", "")
+        self._controllers = _parse(data, source, f"{source} is not a state export", "")
 
     def save(self) -> None:
         """Write atomically: a crash leaves either the old file or the new one, never half."""
@@ -297,14 +317,33 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def _parse(data: Any, problem: str, advice: str) -> dict[str, dict[str, Any]]:
-    """The controllers of a state document; StateError `problem (why)advice` when it is not one."""
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _parse(data: Any, where: str, problem: str, advice: str) -> dict[str, dict[str, Any]]:
+    """The controllers of a state document; StateError `problem (why)advice` when it is not one.
+
+    One job's entry that cannot be read is left out with a warning naming the job: the agent
+    then treats the job as never seen, which at worst sends some builds again (SEI keeps the
+    first write), rather than refusing every job's record.
+    """
     try:
         if data.get("version") != FORMAT_VERSION:
-            raise StateError(f"{problem}: unknown format version {data.get('version')!r}")
+            raise StateError(f"{problem}: unknown format version {data.get('version')!r}{advice}")
         controllers = {}
         for key, section in data["controllers"].items():
-            jobs = {name: JobState.from_json(job) for name, job in section["jobs"].items()}
+            jobs = {}
+            for name, job in section["jobs"].items():
+                try:
+                    jobs[name] = JobState.from_json(job)
+                except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+                    log.warning(
+                        "%s: the record of job %s is unreadable (%s); the job is read afresh",
+                        where,
+                        name,
+                        exc,
+                    )
             controllers[key] = {"url": section.get("url"), "jobs": jobs}
         return controllers
     except StateError:

@@ -223,7 +223,7 @@ class Collector:
         if newest == state.anchor and not state.open:
             return  # nothing started or finished since the last complete read
         floor = state.floor_ms or 0
-        if newest is None or ((newest[1] or 0) < floor and not state.open):
+        if newest is None or (newest[1] is not None and newest[1] < floor and not state.open):
             state.anchor = newest  # no build inside the lookback window
             state.changed()
             return

@@ -114,3 +114,42 @@ def test_temporary_files_of_a_crashed_save_are_removed(tmp_path: Path) -> None:
     with StateFile(path):
         pass
     assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json.lock", "unrelated.tmp"]
+
+
+def test_an_empty_file_is_an_empty_state(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    path.write_text("")
+    with StateFile(path) as state:
+        assert state.controllers() == {}
+
+
+def test_one_unreadable_job_is_skipped_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "state.json"
+    good = {"sent": [[1, 2, 10, 20]], "anchor": [2, 20]}
+    bad = {"sent": [[1, 2, 10, 20]], "anchor": [2, None]}  # what an old agent could write
+    path.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "controllers": {
+                    "g": {"url": None, "jobs": {"good": good, "bad": bad, "worse": {"sent": "x"}}}
+                },
+            }
+        )
+    )
+    with caplog.at_level("WARNING"), StateFile(path) as state:
+        jobs = state.jobs("g")
+    assert list(jobs) == ["good"]
+    assert jobs["good"].anchor == (2, 20)
+    assert "job bad is unreadable" in caplog.text and "job worse is unreadable" in caplog.text
+
+
+def test_an_anchor_without_a_start_time_is_never_written(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    with StateFile(path) as state:
+        state.jobs("g")["j"] = JobState(anchor=(3, None))  # type: ignore[arg-type]
+        state.save()
+    with StateFile(path) as state:
+        assert state.jobs("g")["j"].anchor is None
