@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
 import os
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +20,7 @@ import pytest
 from jenkins_sim import JenkinsSim
 from sei_standin import SeiStandIn
 
+from agent.cli import main
 from agent.config import Settings, load_settings
 from agent.deliver import SeiClient
 from agent.jenkins_client import JenkinsClient
@@ -76,12 +81,49 @@ class Result:
 
 @dataclass
 class Cli:
-    """Runs `python -m agent` with a complete, valid environment that a test can edit."""
+    """Runs the real CLI with a complete, valid environment that a test can edit.
+
+    In this process (`agent.cli.main(argv)` with this environment, folder and streams), which
+    costs no interpreter start; `run`, which serves until signalled, in a subprocess.
+    """
 
     env: dict[str, str]
     cwd: Path
 
     def __call__(self, *args: str, timeout: float = 60) -> Result:
+        if "run" in args:
+            return self.subprocess(*args, timeout=timeout)
+        return self.in_process(*args)
+
+    def in_process(self, *args: str) -> Result:
+        out, err = io.StringIO(), io.StringIO()
+        root = logging.getLogger()
+        handlers, level = root.handlers[:], root.level
+        environ, cwd, stdin = dict(os.environ), os.getcwd(), sys.stdin
+        os.environ.clear()
+        os.environ.update(self.env)
+        os.chdir(self.cwd)
+        sys.stdin = io.StringIO("")  # not a terminal, as the subprocess's /dev/null
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                try:
+                    code = main(list(args))
+                except SystemExit as exc:  # argparse: usage errors, --help, --version
+                    code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+                except Exception:  # what the interpreter would print before exit 1
+                    traceback.print_exc()
+                    code = 1
+        finally:
+            sys.stdin = stdin
+            os.chdir(cwd)
+            os.environ.clear()
+            os.environ.update(environ)
+            root.handlers[:] = handlers
+            root.setLevel(level)
+        return Result(code, out.getvalue(), err.getvalue())
+
+    def subprocess(self, *args: str, timeout: float = 60) -> Result:
+        """`python -m agent` as a process of its own (signals, locks held by another process)."""
         done = subprocess.run(
             [sys.executable, "-m", "agent", *args],
             env=self.env,

@@ -1,4 +1,4 @@
-"""End to end: the real CLI as a subprocess against the Jenkins simulator and the SEI stand-in."""
+"""End to end: the real CLI (agent.cli.main, in process) against the simulator and stand-in."""
 
 from __future__ import annotations
 
