@@ -1578,6 +1578,7 @@ class JenkinsSim:
         node has no totalDurationMillis. Older ones wrote every getter, with 0 while running.
         """
         running = stage["status"] in ("IN_PROGRESS", "PAUSED_PENDING_INPUT")
+        never = stage["status"] == "NOT_EXECUTED"
         node: dict[str, Any] = {
             "id": stage["id"],
             "name": stage["name"],
@@ -1585,10 +1586,10 @@ class JenkinsSim:
             "type": "STAGE",
             "title": stage["name"],
             "pauseDurationMillis": 0,
-            "startTimeMillis": 0 if stage["status"] == "NOT_EXECUTED" else stage["start"],
+            "startTimeMillis": 0 if never else stage["start"],
         }
         if not running or self.graphview_paths == "old":
-            node["totalDurationMillis"] = 0 if running else stage["duration"]
+            node["totalDurationMillis"] = 0 if running or never else stage["duration"]
         return node
 
     def _graph_stage(
