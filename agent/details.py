@@ -127,9 +127,11 @@ def detect(client: JenkinsClient, forced: str = "auto") -> Detection:
     except JenkinsNotFound:
         return Detection(sources=SOURCES, how="probe", refused="no plugin list (HTTP 404)")
     plugins = answer.get("plugins")
+    if not isinstance(plugins, list):  # a proxy's answer, say: it says nothing of the plugins
+        return Detection(sources=SOURCES, how="probe", refused="no plugins in the plugin list")
     active = {
         str(p.get("shortName")): str(p.get("version") or "")
-        for p in (plugins if isinstance(plugins, list) else [])
+        for p in plugins
         if isinstance(p, dict) and p.get("active") is True
     }
     found = [s for s in SOURCES if SOURCE_PLUGINS[s] in active]

@@ -474,6 +474,16 @@ def test_plugin_list_refused_and_no_graph_view_or_blue_ocean(
     assert "no Blue Ocean: its organization answers 404" in caplog.text
 
 
+def test_a_plugin_list_without_plugins_is_no_answer(settings: Settings, sei: SeiStandIn) -> None:
+    with controller() as sim:
+        sim.inject_fault(r"pluginManager", status=200, body='{"_class":"hudson.PluginManager"}')
+        sim.add_job("app", "pipeline")
+        sim.add_build("app", stages=RUN)
+        Agent(with_url(settings, sim.url)).run()
+    [payload] = sei.accepted
+    assert len(payload["job_run"]["stages"]) == 8  # probed, not taken for "no stage plugin"
+
+
 @pytest.mark.parametrize(
     ("forced", "asked", "count"),
     [("wfapi", r"wfapi", 3), ("blueocean", r"^/blue/", 3), ("graphview", STAGE_REQUESTS, 2)],
