@@ -157,7 +157,9 @@ class JenkinsSettings(TransportSettings):
     page_size: int = Field(50, ge=1, le=100, description="builds per listing request")
     concurrency: int = Field(4, ge=1, le=64, description="requests to Jenkins at once")
     rate_limit: int | None = Field(None, ge=1, description="requests per second at most")
-    steps: bool = Field(True, description="read each stage's steps (one request per stage)")
+    steps: bool = Field(
+        True, description="read steps: one request a run with pipeline-graph-view, else a stage"
+    )
     stage_source: Literal["auto", "graphview", "blueocean", "wfapi", "none"] = Field(
         "auto", description="where stages come from; auto: detected once per controller"
     )
