@@ -157,13 +157,23 @@ class JenkinsSettings(TransportSettings):
     page_size: int = Field(50, ge=1, le=100, description="builds per listing request")
     concurrency: int = Field(4, ge=1, le=64, description="requests to Jenkins at once")
     rate_limit: int | None = Field(None, ge=1, description="requests per second at most")
-    steps: bool = Field(True, description="read each stage's steps (one request per stage)")
+    steps: bool = Field(
+        True, description="read steps: one request a run with pipeline-graph-view, else a stage"
+    )
+    stage_source: Literal["auto", "graphview", "blueocean", "wfapi", "none"] = Field(
+        "auto", description="where stages come from; auto: detected once per controller"
+    )
     upstream_depth: int = Field(
         25, ge=0, le=100, description="levels of upstream builds read to find who started a chain"
     )
 
     _globs = field_validator("include", "exclude", mode="before")(_split_globs)
     _url = field_validator("url")(_check_service_url)
+
+    @field_validator("stage_source", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _user_and_token_together(self) -> JenkinsSettings:

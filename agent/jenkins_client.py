@@ -41,6 +41,14 @@ class JenkinsUnavailable(JenkinsError):
     """Jenkins cannot be reached or refuses the credentials: nothing can be read at all."""
 
 
+class JenkinsRefused(JenkinsUnavailable):
+    """401/403: the credentials were refused, or lack a permission this request needs.
+
+    Fatal like any JenkinsUnavailable; only a request that is optional (the plugin list) may
+    catch it and do without.
+    """
+
+
 class _Retryable(JenkinsError):
     pass
 
@@ -121,7 +129,7 @@ class JenkinsClient:
             raise _Retryable(f"Jenkins connection failed on {where}: {exc}") from None
         status = response.status
         if status in (401, 403):
-            raise JenkinsUnavailable(
+            raise JenkinsRefused(
                 f"Jenkins refused the credentials (HTTP {status} on {where}); "
                 "check JENKINS_USER and JENKINS_API_TOKEN and that the user may read jobs"
             )

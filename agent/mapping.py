@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 from pydantic import ValidationError
 
@@ -88,6 +88,21 @@ _WFAPI_STATUS = {
     "NOT_EXECUTED": ("NOT_BUILT", "NOT_BUILT"),
     "SKIPPED": ("NOT_BUILT", "SKIPPED"),
 }
+# pipeline-graph-view state -> (result, state), as the Blue Ocean mapping turns its own words:
+# a result SEI does not know (UNKNOWN, or none while a node runs) becomes NOT_BUILT.
+_GRAPH_STATES = {
+    "success": ("SUCCESS", "FINISHED"),
+    "failure": ("FAILURE", "FINISHED"),
+    "unstable": ("UNSTABLE", "FINISHED"),
+    "aborted": ("ABORTED", "FINISHED"),
+    "not_built": ("NOT_BUILT", "NOT_BUILT"),
+    "skipped": ("NOT_BUILT", "SKIPPED"),
+    "unknown": ("NOT_BUILT", "FINISHED"),
+    "finished": ("NOT_BUILT", "FINISHED"),
+    "running": ("NOT_BUILT", "RUNNING"),
+    "queued": ("NOT_BUILT", "QUEUED"),
+    "paused": ("NOT_BUILT", "PAUSED"),
+}
 
 
 @dataclass(frozen=True)
@@ -113,11 +128,14 @@ class StageData:
     Blue Ocean: `nodes` is `.../nodes/`, `children` maps a node id to its `steps/`.
     wfapi: `nodes` is the run's `wfapi/describe` stages, `children` maps a node id to that
     node's `wfapi/describe` (stage steps, or a parallel branch with its steps).
+    pipeline-graph-view: `nodes` is the stage tree's top-level `stages` (`tree` answer's `data`),
+    `steps` every step of the run (`allSteps` answer's `data`), each naming its stage by `stageId`.
     """
 
-    source: Literal["blueocean", "wfapi"]
+    source: Literal["blueocean", "wfapi", "graphview"]
     nodes: list[dict[str, Any]]
     children: Mapping[str, Any] = field(default_factory=dict)
+    steps: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -202,7 +220,7 @@ def _dicts(value: Any) -> list[dict[str, Any]]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -560,6 +578,8 @@ def map_job_run(data: StageData) -> JobRun:
             _blue_stage(node, data.children.get(node_id))
             for node_id, node in _with_ids(_dicts(data.nodes))
         ]
+    elif data.source == "graphview":
+        stages = _graph_view_stages(data)
     else:
         stages = [s for _, node in _with_ids(_dicts(data.nodes)) for s in _wfapi_stages(node, data)]
     return JobRun(stages=_unique(stages))
@@ -691,6 +711,86 @@ def _wfapi_stages(stage: dict[str, Any], data: StageData) -> list[Stage]:
             )
         )
     return stages
+
+
+# A step's text is its command or arguments, which can run to kilobytes (a whole shell script);
+# SEI shortens names to 50 characters anyway.
+MAX_STEP_TEXT = 1000
+
+
+def _graph_tree(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every stage of a pipeline-graph-view tree, in the order the graph draws them.
+
+    A node, then its `children` (the branches of a parallel, or the stages nested in a stage or
+    in a branch), then its `nextSibling` (a sequential stage after it in its branch), each with
+    everything below it. Synthetic stages (Declarative's checkout and post actions) and the
+    placeholder that stands for a run without stages are no stages of the run; stages below
+    them still are.
+
+    Parallel blocks: where a stage holds nothing but one `parallel`, the plugin folds the block
+    into that stage (PipelineNodeGraphAdapter.getNodesToRemap), so the stage comes with its
+    branches as children, as Blue Ocean and wfapi send a parallel stage and its branches. A
+    PARALLEL_BLOCK node left in the tree (a `parallel` outside any stage, or beside other work
+    in its stage) is the parallel step's own flow node, with its id, timing and state, drawn
+    by the plugin as a stage named "Parallel" heading its branches: it is sent as a stage too,
+    as Blue Ocean sends its "Parallel" node.
+    """
+    found = []
+    pending = list(reversed(nodes))
+    while pending:
+        node = pending.pop()
+        if not isinstance(node, dict):
+            continue
+        pending.append(node.get("nextSibling"))
+        pending.extend(reversed(_list(node.get("children"))))
+        synthetic = node.get("synthetic") is True or node.get("placeholder") is True
+        if not synthetic and node.get("type") != "PIPELINE_START":
+            found.append(node)
+    return found
+
+
+def _graph_fields(key: str, node: dict[str, Any], name: str | None) -> dict[str, Any]:
+    result, state = _GRAPH_STATES.get(str(node.get("state")).lower(), ("NOT_BUILT", "NOT_BUILT"))
+    duration = node.get("totalDurationMillis")  # null or absent while the node runs
+    start = node.get("startTimeMillis")
+    return {
+        "id": key,
+        "displayName": name or key,
+        "result": result,
+        "state": state,
+        "durationInMillis": max(duration, 0) if _is_int(duration) else 0,
+        "startTime": _iso(start) if _is_int(start) and start > 0 else None,
+    }
+
+
+def _graph_step(key: str, step: dict[str, Any]) -> Step:
+    """A step whose `name` is its command or arguments (`sh 'make'` gives "make"), its label,
+    or for a step without arguments its kind; `title` is the kind ("Git") when `name` holds
+    arguments, except that releases since 448 leave it empty for Shell Script and Print
+    Message. The kind is the name SEI shows, as with Blue Ocean; the text is the description.
+    """
+    text = _text(step.get("name"))
+    title = _text(step.get("title"))
+    text = text[:MAX_STEP_TEXT] if text else None
+    return Step(
+        **_graph_fields(key, step, title[:MAX_STEP_TEXT] if title else text),
+        displayDescription=text,
+    )
+
+
+def _graph_view_stages(data: StageData) -> list[Stage]:
+    steps: dict[str, list[dict[str, Any]]] = {}
+    for step in _dicts(data.steps):
+        stage_id = step.get("stageId")
+        if isinstance(stage_id, str | int) and not isinstance(stage_id, bool):
+            steps.setdefault(str(stage_id), []).append(step)
+    return [
+        Stage(
+            **_graph_fields(key, node, _text(node.get("name"))),
+            steps=[_graph_step(k, step) for k, step in _with_ids(steps.get(key, []))],
+        )
+        for key, node in _with_ids(_graph_tree(_dicts(data.nodes)))
+    ]
 
 
 def _iso(ms: int) -> str:

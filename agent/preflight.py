@@ -14,11 +14,12 @@ import argparse
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from agent.config import ConfigError, Settings
 from agent.controllers import label
 from agent.deliver import Refusal, SeiClient, SeiRefused, SeiUnavailable
+from agent.details import SOURCE_PLUGINS, SOURCES, detect
 from agent.discover import discover_jobs, matches
 from agent.jenkins_client import JenkinsClient, JenkinsError
 from agent.logs import redact, secrets_of
@@ -28,7 +29,8 @@ if TYPE_CHECKING:
     import jenkins as python_jenkins
 
 CUSTOM_CICD = "/v1/custom-cicd"
-STAGE_PLUGINS = (("blueocean-rest", "Blue Ocean"), ("pipeline-stage-view", "wfapi"))
+# The plugins that give stages, in the agent's order of preference (agent/details.py).
+STAGE_PLUGINS = tuple(SOURCE_PLUGINS[source] for source in SOURCES)
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 CONFIG, UNREACHABLE = 2, 3  # the exit codes of a failed check
@@ -153,7 +155,7 @@ def check_controller(settings: Settings) -> list[Check]:
     checks += identity
     if any(c.result == FAIL for c in identity):
         return checks
-    return [*checks, _stage_source(server), _jobs(settings)]
+    return [*checks, _stage_source(settings), _jobs(settings)]
 
 
 def _python_jenkins(settings: Settings) -> python_jenkins.Jenkins:
@@ -241,26 +243,26 @@ def _who_am_i(settings: Settings, server: python_jenkins.Jenkins) -> list[Check]
     return checks
 
 
-def _stage_source(server: python_jenkins.Jenkins) -> Check:
-    """Where stages and steps can come from: Blue Ocean, else wfapi, else none."""
-    import jenkins as python_jenkins  # only `check` pays for importing these
-    import requests
-
+def _stage_source(settings: Settings) -> Check:
+    """Where the agent would read stages and steps: the detection `sync` runs, not a copy."""
+    cfg = settings.jenkins
+    client = JenkinsClient(cfg)
     try:
-        plugins: Any = server.get_plugins(depth=1)
-    except (python_jenkins.JenkinsException, requests.RequestException):
-        hint = "listing plugins needs Overall/SystemRead; stages are looked up per build anyway"
-        return Check("stage source", WARN, "unknown: the plugin list cannot be read", hint)
-    found = [
-        f"{source} ({short} {plugin['version']})"
-        for short, source in STAGE_PLUGINS
-        if (plugin := plugins.get(short)) and plugin.get("active") and plugin.get("enabled")
-    ]
-    if not found:
-        hint = "install blueocean-rest or pipeline-stage-view to send stages and steps"
-        return Check("stage source", WARN, "none: builds are sent without stages", hint)
-    extra = f"; also {found[1]}" if len(found) > 1 else ""
-    return Check("stage source", OK, found[0] + extra)
+        detection = detect(client, cfg.stage_source)
+    except JenkinsError as exc:
+        return Check("stage source", WARN, f"unknown: {_first_line(exc)}")
+    finally:
+        client.close()
+    if detection.how == "probe":
+        hint = (
+            "listing plugins needs Overall/SystemRead; without it the agent tries each source "
+            f"on the first pipeline run, or set {settings.name_of('jenkins.stage_source')}"
+        )
+        return Check("stage source", WARN, detection.describe(), hint)
+    if not detection.sources and detection.how != "forced":
+        hint = f"install {' or '.join(STAGE_PLUGINS)} to send stages and steps"
+        return Check("stage source", WARN, detection.describe(), hint)
+    return Check("stage source", OK, detection.describe())
 
 
 def _jobs(settings: Settings) -> Check:

@@ -7,6 +7,7 @@ only other place to look.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from urllib.parse import quote
 
 from agent.jobnames import MAVEN_MODULE_SET
@@ -118,3 +119,48 @@ def blue_nodes(run: str) -> str:
 
 def blue_steps(run: str, node_id: str) -> str:
     return f"{run}nodes/{quote(node_id, safe='')}/steps/"
+
+
+# The plugin list: which stage sources the controller has (needs Overall/SystemRead or admin).
+PLUGINS = "pluginManager/api/json"
+PLUGIN_FIELDS = "plugins[shortName,version,active]"
+
+
+@dataclass(frozen=True)
+class GraphViewPaths:
+    """Where one generation of pipeline-graph-view releases serves a run's graph and steps.
+
+    `since` is the first release (the number before the version's first dot) that serves them.
+    Both answers are `{"status": "ok", "data": ...}`.
+    """
+
+    since: int
+    tree: str
+    steps: str
+
+
+# Newest first. The plugin's run action moved from `pipeline-console` to `pipeline-overview` in
+# release 520 (May 2025) and to `stages` in 777 (February 2026). Every release before 520 also
+# answers `pipeline-console/tree`: until 483 the graph and the console actions shared the tree
+# method, so this path covers the releases that served it at `pipeline-graph/tree` too.
+GRAPH_VIEW_PATHS = (
+    GraphViewPaths(777, "stages/tree", "stages/allSteps"),
+    GraphViewPaths(520, "pipeline-overview/tree", "pipeline-overview/allSteps"),
+    GraphViewPaths(0, "pipeline-console/tree", "pipeline-console/allSteps"),
+)
+
+
+def graph_view_paths(version: str | None) -> tuple[GraphViewPaths, ...]:
+    """The generation a plugin version serves; every generation, newest first, when unknown."""
+    release = (version or "").split(".", 1)[0]
+    if not release.isdigit() or "SNAPSHOT" in (version or ""):
+        return GRAPH_VIEW_PATHS  # no version, or a build of the plugin's own sources
+    return next((p,) for p in GRAPH_VIEW_PATHS if int(release) >= p.since)
+
+
+def graph_tree(names: tuple[str, ...], number: int, paths: GraphViewPaths) -> str:
+    return f"{build_path(names, number)}{paths.tree}"
+
+
+def graph_steps(names: tuple[str, ...], number: int, paths: GraphViewPaths) -> str:
+    return f"{build_path(names, number)}{paths.steps}"

@@ -148,6 +148,7 @@ class Collector:
             jenkins,
             steps=settings.jenkins.steps,
             upstream_depth=settings.jenkins.upstream_depth,
+            stage_source=settings.jenkins.stage_source,
         )
         self._said_url = False
         self.tracked = state.jobs(settings.sei.instance_guid, settings.jenkins_base)

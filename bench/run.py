@@ -2,11 +2,13 @@
 
 Both read the same simulated controller (10 folders x 10 jobs x 20 builds, half of them
 pipelines with 3 stages x 2 steps) and send the same payloads to the SEI stand-in, with the
-same latency on every Jenkins and SEI request. Each runs as a process of its own; the servers
+same latency on every Jenkins and SEI request. With --graphview the controller also has
+pipeline-graph-view, which the agent reads instead of stage view; the naive collector knows
+only stage view. Each runs as a process of its own; the servers
 run in a third. Prints requests, wall time, peak memory and the speed ratio.
 
 Usage: python bench/run.py [--latency 0.002] [--folders 10 --jobs 10 --builds 20] [--skip-naive]
-                           [--repeat N] [--set NAME=VALUE]
+                           [--repeat N] [--set NAME=VALUE] [--graphview]
 """
 
 from __future__ import annotations
@@ -95,6 +97,9 @@ def main() -> int:
     parser.add_argument("--builds", type=int, default=20)
     parser.add_argument("--skip-naive", action="store_true")
     parser.add_argument(
+        "--graphview", action="store_true", help="the controller has pipeline-graph-view too"
+    )
+    parser.add_argument(
         "--repeat",
         type=int,
         default=1,
@@ -108,7 +113,7 @@ def main() -> int:
         help="extra agent setting, e.g. --set SEI_CONCURRENCY=8",
     )
     args = parser.parse_args()
-    data = Dataset(args.folders, args.jobs, args.builds)
+    data = Dataset(args.folders, args.jobs, args.builds, graphview=args.graphview)
     extra = dict(item.split("=", 1) for item in args.set)
     rows: list[Row] = []
     ratios = []

@@ -31,6 +31,7 @@ class Dataset:
     stages: int = 3
     steps_per_stage: int = 2
     pipelines: bool = True  # every other job a pipeline; False: all freestyle
+    graphview: bool = False  # the controller has pipeline-graph-view besides stage view
 
     @property
     def builds(self) -> int:
@@ -102,7 +103,9 @@ def load(sim: JenkinsSim, data: Dataset) -> None:
 
 
 def _serve(conn: Connection, data: Dataset, latency: float) -> None:
-    sim = JenkinsSim(user=USER, token=TOKEN, latency=latency, blueocean=False)
+    sim = JenkinsSim(
+        user=USER, token=TOKEN, latency=latency, blueocean=False, graphview=data.graphview
+    )
     sei = SeiStandIn(api_key=SEI_KEY, latency=latency)
     load(sim, data)
     conn.send((sim.start(), sei.start()))

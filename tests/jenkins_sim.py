@@ -4,9 +4,11 @@ No real Jenkins can run where the tests run, so this one imitates what the agent
 described in /work/shared/jenkins-api.md: `api/json` with a real `tree=` parser (nested fields,
 `*`, the four range forms, the 100-build cap on `builds`), folders, multibranch branch jobs whose
 names are already percent-encoded, a context path, a wrong root-URL setting, basic auth with an
-API token, log rotation, job re-creation, running builds, the pipeline-stage-view (`wfapi`) and
-Blue Ocean stage/step endpoints, and scripted faults (errors, delays, login pages, truncated JSON).
-JSON shapes copy the recorded captures in /work/shared/jenkins-fixtures/.
+API token, log rotation, job re-creation, running builds, the pipeline-stage-view (`wfapi`),
+Blue Ocean and pipeline-graph-view stage/step endpoints, the plugin list, and scripted faults
+(errors, delays, login pages, truncated JSON). JSON shapes copy the recorded captures in
+/work/shared/jenkins-fixtures/ and tests/fixtures/jenkins/, and for pipeline-graph-view the
+plugin's own classes (PipelineStage, PipelineStep, PipelineJsonWriter).
 Standard library only, so it runs wherever the tests do.
 """
 
@@ -74,6 +76,7 @@ _WFAPI_STATUSES = frozenset(
         "IN_PROGRESS",
         "NOT_EXECUTED",
         "PAUSED_PENDING_INPUT",
+        "SKIPPED",  # not a wfapi word: a `when` that was false; wfapi itself says SUCCESS
     }
 )
 # wfapi status -> Blue Ocean (result, state); NOT_EXECUTED nodes never started: all null.
@@ -85,6 +88,25 @@ _BLUE_STATUS: dict[str, tuple[str | None, str | None]] = {
     "IN_PROGRESS": ("UNKNOWN", "RUNNING"),
     "PAUSED_PENDING_INPUT": ("UNKNOWN", "PAUSED"),
     "NOT_EXECUTED": (None, None),
+    "SKIPPED": ("NOT_BUILT", "SKIPPED"),
+}
+# Stage status -> pipeline-graph-view state (PipelineState, lower case on the wire).
+_GRAPH_STATE = {
+    "SUCCESS": "success",
+    "FAILED": "failure",
+    "ABORTED": "aborted",
+    "UNSTABLE": "unstable",
+    "IN_PROGRESS": "running",
+    "PAUSED_PENDING_INPUT": "paused",
+    "NOT_EXECUTED": "not_built",
+    "SKIPPED": "skipped",
+}
+# pipeline-graph-view path generations: the run action's URL name(s) and the plugin version the
+# plugin list reports. "old" (before release 483) served the tree under both of its actions.
+_GRAPH_VIEW = {
+    "new": (("stages",), "stages", "998.vc30deece0e36"),
+    "overview": (("pipeline-overview",), "pipeline-overview", "772.vb_b_19985c0b_8b_"),
+    "old": (("pipeline-graph", "pipeline-console"), "pipeline-console", "482.vdf24443b_6cf9"),
 }
 # Build result -> wfapi run status.
 _RUN_STATUS = {
@@ -308,6 +330,7 @@ class _Item:
     children: dict[str, _Item] = field(default_factory=dict)
     builds: dict[int, dict[str, Any]] = field(default_factory=dict)
     stages: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    before_graphview: set[int] = field(default_factory=set)
     next_build: int = 1
 
     @property
@@ -425,6 +448,8 @@ class JenkinsSim:
         old_style: bool = False,
         wfapi: bool = True,
         blueocean: bool = True,
+        graphview: bool = False,
+        graphview_paths: str = "new",
         root_url: str | None = None,
         clock_ms: int = 1_763_800_000_000,
     ) -> None:
@@ -437,6 +462,12 @@ class JenkinsSim:
         self.old_style = old_style
         self.wfapi = wfapi
         self.blueocean = blueocean
+        # pipeline-graph-view: a build added while it is off predates the plugin and has no
+        # answer there (404), as the issue describes runs older than the plugin.
+        if graphview_paths not in _GRAPH_VIEW:
+            raise ValueError(f"graphview_paths must be one of {sorted(_GRAPH_VIEW)}")
+        self.graphview = graphview
+        self.graphview_paths = graphview_paths
         self.clock_ms = clock_ms
         self.url = ""
         self.requests: list[tuple[str, str, str]] = []
@@ -655,6 +686,8 @@ class JenkinsSim:
                 build = _strip_class(build)
             job.builds[number] = build
             job.stages[number] = self._normalize_stages(stages or [], timestamp)
+            if not self.graphview:
+                job.before_graphview.add(number)
             job.next_build = number + 1
             return build
 
@@ -803,9 +836,17 @@ class JenkinsSim:
 
     @staticmethod
     def _normalize_stages(stages: list[dict[str, Any]], timestamp: int) -> list[dict[str, Any]]:
+        """Check and complete `add_build(stages=...)`.
+
+        A stage is `{"id", "name", "status", "start", "duration", "steps": [...]}` with a wfapi
+        status word, or SKIPPED for a `when` that was false. `parallel_of` names the earlier
+        top-level stage whose parallel branch it is; `nested_in` names the earlier branch it is
+        a sequential stage of (`parallel { stage('b') { stages { ... } } }`).
+        """
         out: list[dict[str, Any]] = []
         seen: set[str] = set()
         top: set[str] = set()
+        branches: set[str] = set()
         for raw in stages:
             sid = str(raw["id"])
             status = raw.get("status", "SUCCESS")
@@ -815,9 +856,15 @@ class JenkinsSim:
             parent = None if parent is None else str(parent)
             if parent is not None and parent not in top:
                 raise ValueError(f"stage {sid}: parallel_of {parent!r} is not an earlier stage")
+            nested = raw.get("nested_in")
+            nested = None if nested is None else str(nested)
+            if nested is not None and (parent is not None or nested not in branches):
+                raise ValueError(f"stage {sid}: nested_in {nested!r} is not an earlier branch")
             seen.add(sid)
-            if parent is None:
+            if parent is None and nested is None:
                 top.add(sid)
+            if parent is not None:
+                branches.add(sid)
             start = int(raw.get("start", timestamp))
             steps = []
             for step in raw.get("steps", []):
@@ -842,6 +889,7 @@ class JenkinsSim:
                     "start": start,
                     "duration": int(raw.get("duration", 0)),
                     "parallel_of": parent,
+                    "nested_in": nested,
                     "steps": steps,
                 }
             )
@@ -871,6 +919,7 @@ class JenkinsSim:
             job = self._job(full_name)
             del job.builds[number]
             job.stages.pop(number, None)
+            job.before_graphview.discard(number)
             for key in [k for k in self.artifact_content if k[:2] == (full_name, number)]:
                 del self.artifact_content[key]
 
@@ -1068,6 +1117,12 @@ class JenkinsSim:
             return self._wfapi_node(item, number, unquote(sub[2]))
         if sub[:1] == ["artifact"] and len(sub) > 1:
             return self._artifact(item, number, "/".join(unquote(s) for s in sub[1:]))
+        if len(sub) == 2 and self._serves_graph_view(item, number):
+            actions, steps_action, _ = _GRAPH_VIEW[self.graphview_paths]
+            if sub[0] in actions and sub[1] == "tree":
+                return self._graph_tree(item, number)
+            if sub == [steps_action, "allSteps"]:
+                return self._graph_all_steps(item, number)
         raise _NotFound
 
     @staticmethod
@@ -1225,6 +1280,9 @@ class JenkinsSim:
         ]
         if self.wfapi:
             names.append(("pipeline-stage-view", "2.34", "Pipeline: Stage View Plugin"))
+        if self.graphview:
+            version = _GRAPH_VIEW[self.graphview_paths][2]
+            names.append(("pipeline-graph-view", version, "Pipeline Graph View"))
         if self.blueocean:
             names += [
                 ("blueocean-rest", "1.27.11", "REST API for Blue Ocean"),
@@ -1257,13 +1315,22 @@ class JenkinsSim:
     def _build_path(self, job: _Item, number: int) -> str:
         return f"{self.context_path}/{job.rel_path}{number}/"
 
+    @staticmethod
+    def _is_top(stage: dict[str, Any]) -> bool:
+        return stage["parallel_of"] is None and stage["nested_in"] is None
+
+    @staticmethod
+    def _wfapi_status(status: str) -> str:
+        """wfapi has no word for a skipped stage: it ran, instantly, without error."""
+        return "SUCCESS" if status == "SKIPPED" else status
+
     def _wfapi_stage(self, base: str, stage: dict[str, Any]) -> dict[str, Any]:
         return {
             "_links": {"self": {"href": f"{base}execution/node/{stage['id']}/wfapi/describe"}},
             "id": stage["id"],
             "name": stage["name"],
             "execNode": "",
-            "status": stage["status"],
+            "status": self._wfapi_status(stage["status"]),
             "startTimeMillis": stage["start"],
             "durationMillis": stage["duration"],
             "pauseDurationMillis": 0,
@@ -1291,17 +1358,25 @@ class JenkinsSim:
             "durationMillis": build["duration"],
             "queueDurationMillis": 5,
             "pauseDurationMillis": 0,
-            "stages": [self._wfapi_stage(base, s) for s in stages if s["parallel_of"] is None],
+            "stages": [self._wfapi_stage(base, s) for s in stages if self._is_top(s)],
         }
 
     def _wfapi_node(self, job: _Item, number: int, node_id: str) -> dict[str, Any]:
-        """A stage with its steps (a parallel stage also lists its branches' steps)."""
+        """A stage with its steps (a parallel stage also lists its branches' steps).
+
+        wfapi knows no stages nested in a branch: their steps are the branch's.
+        """
         stages = job.stages.get(number, [])
         stage = next((s for s in stages if s["id"] == node_id), None)
         if stage is None:
             raise _NotFound
         base = self._build_path(job, number)
-        owners = [stage] + [s for s in stages if s["parallel_of"] == node_id]
+        owners = [(stage, stage)] + [
+            (branch, owner)
+            for branch in stages
+            if branch["parallel_of"] == node_id
+            for owner in [branch, *(s for s in stages if s["nested_in"] == branch["id"])]
+        ]
         flow_nodes = [
             {
                 "_links": {
@@ -1311,14 +1386,14 @@ class JenkinsSim:
                 "id": step["id"],
                 "name": step["name"],
                 "execNode": "",
-                "status": step["status"],
+                "status": self._wfapi_status(step["status"]),
                 "parameterDescription": step["description"],
                 "startTimeMillis": step["start"],
                 "durationMillis": step["duration"],
                 "pauseDurationMillis": 0,
-                "parentNodes": [owner["id"]],
+                "parentNodes": [branch["id"]],
             }
-            for owner in owners
+            for branch, owner in owners
             for step in owner["steps"]
         ]
         return {**self._wfapi_stage(base, stage), "stageFlowNodes": flow_nodes}
@@ -1455,26 +1530,30 @@ class JenkinsSim:
         }
 
     def _blue_nodes(self, stages: list[dict[str, Any]], run_href: str) -> list[dict[str, Any]]:
-        top = [s for s in stages if s["parallel_of"] is None]
+        """Stages, parallel branches and the stages nested in a branch, each a node."""
+        top = [s for s in stages if self._is_top(s)]
         edge_cls = "io.jenkins.blueocean.rest.impl.pipeline.PipelineNodeImpl$EdgeImpl"
         edges: dict[str, list[dict[str, str]]] = {}
         first_parent: dict[str, str | None] = {}
+
+        def edge(node: dict[str, Any] | None, kind: str = "STAGE") -> list[dict[str, str]]:
+            return [{"_class": edge_cls, "id": node["id"], "type": kind}] if node else []
+
         for idx, stage in enumerate(top):
             following = top[idx + 1] if idx + 1 < len(top) else None
-            after = (
-                [{"_class": edge_cls, "id": following["id"], "type": "STAGE"}] if following else []
-            )
             first_parent[stage["id"]] = top[idx - 1]["id"] if idx else None
             branches = [s for s in stages if s["parallel_of"] == stage["id"]]
-            if branches:
-                edges[stage["id"]] = [
-                    {"_class": edge_cls, "id": b["id"], "type": "PARALLEL"} for b in branches
-                ]
-                for branch in branches:
-                    edges[branch["id"]] = list(after)
-                    first_parent[branch["id"]] = stage["id"]
-            else:
-                edges[stage["id"]] = after
+            if not branches:
+                edges[stage["id"]] = edge(following)
+                continue
+            edges[stage["id"]] = [e for b in branches for e in edge(b, "PARALLEL")]
+            for branch in branches:
+                first_parent[branch["id"]] = stage["id"]
+                chain = [branch, *(s for s in stages if s["nested_in"] == branch["id"])]
+                for before, after in itertools.pairwise(chain):
+                    edges[before["id"]] = edge(after)
+                    first_parent[after["id"]] = before["id"]
+                edges[chain[-1]["id"]] = edge(following)
         out = []
         for stage in stages:
             href = f"{run_href}nodes/{stage['id']}/"
@@ -1492,7 +1571,7 @@ class JenkinsSim:
                     **self._blue_timing(stage),
                     "id": stage["id"],
                     "input": None,
-                    "type": "STAGE" if stage["parallel_of"] is None else "PARALLEL",
+                    "type": "PARALLEL" if stage["parallel_of"] is not None else "STAGE",
                     "causeOfBlockage": None,
                     "edges": edges[stage["id"]],
                     "firstParent": first_parent[stage["id"]],
@@ -1517,6 +1596,101 @@ class JenkinsSim:
             "input": None,
             "type": "STEP",
         }
+
+    # ---- pipeline-graph-view -----------------------------------------------------------
+
+    def _serves_graph_view(self, job: _Item, number: int) -> bool:
+        return self.graphview and job.kind == "pipeline" and number not in job.before_graphview
+
+    def _graph_node(self, stage: dict[str, Any]) -> dict[str, Any]:
+        """The common fields of PipelineStage and PipelineStep, in the plugin's order.
+
+        Releases since 483 write with Jackson leaving nulls out (PipelineJsonWriter): a running
+        node has no totalDurationMillis. Older ones wrote every getter, with 0 while running.
+        """
+        running = stage["status"] in ("IN_PROGRESS", "PAUSED_PENDING_INPUT")
+        never = stage["status"] == "NOT_EXECUTED"
+        node: dict[str, Any] = {
+            "id": stage["id"],
+            "name": stage["name"],
+            "state": _GRAPH_STATE[stage["status"]],
+            "type": "STAGE",
+            "title": stage["name"],
+            "pauseDurationMillis": 0,
+            "startTimeMillis": 0 if never else stage["start"],
+        }
+        if not running or self.graphview_paths == "old":
+            node["totalDurationMillis"] = 0 if running or never else stage["duration"]
+        return node
+
+    def _graph_stage(
+        self, job: _Item, number: int, stage: dict[str, Any], children: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        _, action, _ = _GRAPH_VIEW[self.graphview_paths]
+        run = f"{job.rel_path}{number}/"
+        node = self._graph_node(stage)
+        node["type"] = "PARALLEL" if stage["parallel_of"] is not None else "STAGE"
+        node["children"] = children
+        if self.graphview_paths == "old":  # every getter, nulls included; no placeholder yet
+            node.update(
+                seqContainerName=None,
+                nextSibling=None,
+                isSequential=False,
+                synthetic=False,
+                agent="built-in",
+                url=f"/{run}{action}?selected-node={stage['id']}",
+            )
+            return node
+        node.update(
+            isSequential=False,
+            synthetic=False,
+            placeholder=False,
+            agent="built-in",
+            url=f"/{run}{action}/?selected-node={stage['id']}",
+        )
+        return node
+
+    def _graph_tree(self, job: _Item, number: int) -> dict[str, Any]:
+        """`<build>/stages/tree`: top-level stages, a stage's parallel branches as its
+        children, a branch's sequential stages as the branch's children (PipelineGraphApi)."""
+        stages = job.stages.get(number, [])
+
+        def node(stage: dict[str, Any]) -> dict[str, Any]:
+            below = [s for s in stages if stage["id"] in (s["parallel_of"], s["nested_in"])]
+            return self._graph_stage(job, number, stage, [node(s) for s in below])
+
+        graph = {
+            "stages": [node(s) for s in stages if self._is_top(s)],
+            "complete": not job.builds[number]["building"],
+        }
+        return {"status": "ok", "data": graph}
+
+    def _graph_all_steps(self, job: _Item, number: int) -> dict[str, Any]:
+        """`<build>/stages/allSteps`: every step with its stage's id (PipelineStepApi).
+
+        `name` is the step's arguments when it has some (the shell command), and `title` its
+        kind then, except that Shell Script and Print Message get no title (release 448 on).
+        """
+        steps = []
+        for stage in job.stages.get(number, []):
+            for step in stage["steps"]:
+                node = self._graph_node(step)
+                node["type"] = "STEP"
+                if step["description"]:
+                    node["name"] = step["description"]
+                    quiet = step["name"] in ("Shell Script", "Print Message")
+                    node["title"] = "" if quiet else step["name"]
+                else:
+                    node["title"] = ""
+                node["stageId"] = stage["id"]
+                if self.graphview_paths != "old":
+                    node["flags"] = {}
+                steps.append(node)
+        steps.sort(key=lambda n: (int(n["stageId"]), int(n["id"])))
+        data: dict[str, Any] = {"steps": steps}
+        if self.graphview_paths != "old":
+            data["runIsComplete"] = not job.builds[number]["building"]
+        return {"status": "ok", "data": data}
 
 
 _REASONS = {

@@ -514,9 +514,9 @@ def test_no_auth_configured() -> None:
 
 
 def test_plugin_list_follows_flags() -> None:
-    for wfapi, blue in ((True, True), (False, False)):
+    for wfapi, blue, graph in ((True, True, True), (False, False, False)):
         with (
-            JenkinsSim(wfapi=wfapi, blueocean=blue, version="2.479.1") as sim,
+            JenkinsSim(wfapi=wfapi, blueocean=blue, graphview=graph, version="2.479.1") as sim,
             connect(sim) as http,
         ):
             response = http.get("pluginManager/api/json", params={"tree": "plugins[shortName]"})
@@ -531,6 +531,23 @@ def test_plugin_list_follows_flags() -> None:
             } <= names
             assert ("pipeline-stage-view" in names) is wfapi
             assert ({"blueocean-rest", "blueocean"} <= names) is blue
+            assert ("pipeline-graph-view" in names) is graph
+
+
+@pytest.mark.parametrize(
+    ("paths", "version"),
+    [
+        ("new", "998.vc30deece0e36"),
+        ("overview", "772.vb_b_19985c0b_8b_"),
+        ("old", "482.vdf24443b_6cf9"),
+    ],
+)
+def test_plugin_list_names_the_graph_view_release(paths: str, version: str) -> None:
+    with JenkinsSim(graphview=True, graphview_paths=paths) as sim, connect(sim) as http:
+        plugins = get(http, "pluginManager/api/json", "plugins[shortName,version,active]")
+    assert {"shortName": "pipeline-graph-view", "version": version, "active": True} in plugins[
+        "plugins"
+    ]
 
 
 # ---- stages ---------------------------------------------------------------------------------
@@ -673,6 +690,184 @@ def test_blue_ocean_absent() -> None:
             == 404
         )
         assert http.get("blue/rest/organizations/jenkins/").status_code == 404
+
+
+GRAPH_STAGES: list[dict[str, Any]] = [
+    *STAGES[:4],
+    {
+        "id": "13",
+        "name": "lint-a",
+        "status": "SUCCESS",
+        "nested_in": "11",
+        "start": 1_600,
+        "duration": 30,
+        "steps": [{"id": "14", "name": "Print Message", "description": "hi", "start": 1_601}],
+    },
+    {"id": "16", "name": "Docs", "status": "SKIPPED", "start": 2_500, "duration": 3},
+    STAGES[4],
+]
+
+
+def test_graph_view_tree_and_all_steps(sim: JenkinsSim) -> None:
+    sim.graphview = True
+    sim.add_job("f/pipe", kind="pipeline")
+    sim.add_build("f/pipe", result="FAILURE", timestamp=1_000, stages=GRAPH_STAGES)
+    with connect(sim) as client:
+        tree = get(client, "job/f/job/pipe/1/stages/tree")
+        steps = get(client, "job/f/job/pipe/1/stages/allSteps")
+    assert tree["status"] == "ok" and tree["data"]["complete"] is True
+    build, tests, docs, deploy = tree["data"]["stages"]
+    assert build == {
+        "id": "6",
+        "name": "Build",
+        "state": "success",
+        "type": "STAGE",
+        "title": "Build",
+        "pauseDurationMillis": 0,
+        "startTimeMillis": 1_000,
+        "totalDurationMillis": 500,
+        "children": [],
+        "isSequential": False,
+        "synthetic": False,
+        "placeholder": False,
+        "agent": "built-in",
+        "url": "/job/f/job/pipe/1/stages/?selected-node=6",
+    }
+    # a stage holding a parallel gets its branches; a branch gets its sequential stages
+    assert [(c["id"], c["type"], c["state"]) for c in tests["children"]] == [
+        ("10", "PARALLEL", "failure"),
+        ("11", "PARALLEL", "success"),
+    ]
+    assert [(c["id"], c["type"]) for c in tests["children"][1]["children"]] == [("13", "STAGE")]
+    assert (docs["state"], docs["totalDurationMillis"]) == ("skipped", 3)
+    assert (deploy["state"], deploy["startTimeMillis"], deploy["totalDurationMillis"]) == (
+        "not_built",
+        0,
+        0,
+    )
+    assert steps["data"]["runIsComplete"] is True
+    # name: the arguments; title: the step's kind, none for Shell Script and Print Message
+    assert [
+        (s["id"], s["stageId"], s["name"], s["title"], s["state"]) for s in steps["data"]["steps"]
+    ] == [
+        ("7", "6", "make", "", "success"),
+        ("12", "10", "pytest", "", "failure"),
+        ("14", "13", "hi", "", "success"),
+    ]
+    assert list(steps["data"]["steps"][0]) == [
+        "id",
+        "name",
+        "state",
+        "type",
+        "title",
+        "pauseDurationMillis",
+        "startTimeMillis",
+        "totalDurationMillis",
+        "stageId",
+        "flags",
+    ]
+
+
+def test_graph_view_running_node_has_no_total_duration(sim: JenkinsSim) -> None:
+    sim.graphview = True
+    sim.add_job("pipe", kind="pipeline")
+    sim.add_build("pipe", building=True, stages=[{"id": "5", "name": "B", "status": "IN_PROGRESS"}])
+    with connect(sim) as client:
+        tree = get(client, "job/pipe/1/stages/tree")["data"]
+    assert tree["complete"] is False
+    assert tree["stages"][0]["state"] == "running"
+    assert "totalDurationMillis" not in tree["stages"][0]  # null, which the plugin leaves out
+
+
+@pytest.mark.parametrize(
+    ("paths", "served", "absent"),
+    [
+        ("new", ["stages/tree", "stages/allSteps"], ["pipeline-console/tree"]),
+        (
+            "overview",
+            ["pipeline-overview/tree", "pipeline-overview/allSteps"],
+            ["stages/tree", "pipeline-console/allSteps"],
+        ),
+        (
+            "old",
+            ["pipeline-graph/tree", "pipeline-console/tree", "pipeline-console/allSteps"],
+            ["stages/tree", "pipeline-overview/tree", "pipeline-graph/allSteps"],
+        ),
+    ],
+)
+def test_graph_view_path_generations(paths: str, served: list[str], absent: list[str]) -> None:
+    with JenkinsSim(graphview=True, graphview_paths=paths) as sim, connect(sim) as client:
+        sim.add_job("pipe", kind="pipeline")
+        sim.add_build("pipe", stages=GRAPH_STAGES)
+        answers = {path: get(client, f"job/pipe/1/{path}") for path in served}
+        for path in absent:
+            assert client.get(f"job/pipe/1/{path}").status_code == 404, path
+    assert all(answer["status"] == "ok" for answer in answers.values())
+    if paths == "old":  # every getter, nulls included; no placeholder, no runIsComplete
+        stage = answers["pipeline-console/tree"]["data"]["stages"][0]
+        assert (stage["nextSibling"], stage["seqContainerName"]) == (None, None)
+        assert "placeholder" not in stage
+        assert stage["url"] == "/job/pipe/1/pipeline-console?selected-node=6"
+        assert answers["pipeline-graph/tree"] == answers["pipeline-console/tree"]
+        assert "runIsComplete" not in answers["pipeline-console/allSteps"]["data"]
+
+
+def test_graph_view_absent_and_builds_older_than_it() -> None:
+    with JenkinsSim() as sim, connect(sim) as client:
+        sim.add_job("pipe", kind="pipeline")
+        sim.add_build("pipe", stages=STAGES)
+        assert client.get("job/pipe/1/stages/tree").status_code == 404  # no plugin
+        sim.graphview = True  # installed now: build 1 predates it
+        sim.add_build("pipe", stages=STAGES)
+        assert client.get("job/pipe/1/stages/tree").status_code == 404
+        assert client.get("job/pipe/1/stages/allSteps").status_code == 404
+        assert get(client, "job/pipe/2/stages/tree")["status"] == "ok"
+        sim.add_job("free")
+        sim.add_build("free")
+        assert client.get("job/free/1/stages/tree").status_code == 404
+
+
+def test_nested_and_skipped_stages_in_wfapi_and_blue_ocean(
+    sim: JenkinsSim, client: httpx.Client
+) -> None:
+    sim.add_job("pipe", kind="pipeline")
+    sim.add_build("pipe", timestamp=1_000, stages=GRAPH_STAGES)
+    run = get(client, "job/pipe/1/wfapi/describe")
+    # wfapi lists top-level stages only, and has no word for skipped: SUCCESS
+    assert [(s["id"], s["status"]) for s in run["stages"]] == [
+        ("6", "SUCCESS"),
+        ("9", "FAILED"),
+        ("16", "SUCCESS"),
+        ("15", "NOT_EXECUTED"),
+    ]
+    parallel = get(client, "job/pipe/1/execution/node/9/wfapi/describe")
+    # a stage nested in a branch is not a wfapi stage: its steps are the branch's
+    assert [(s["id"], s["parentNodes"]) for s in parallel["stageFlowNodes"]] == [
+        ("12", ["10"]),
+        ("14", ["11"]),
+    ]
+    base = "blue/rest/organizations/jenkins/pipelines/pipe/runs/1/"
+    nodes = {n["id"]: n for n in get(client, f"{base}nodes/")}
+    assert list(nodes) == ["6", "9", "10", "11", "13", "16", "15"]
+    nested = nodes["13"]
+    assert (nested["type"], nested["firstParent"], nested["result"]) == ("STAGE", "11", "SUCCESS")
+    assert [e["id"] for e in nodes["11"]["edges"]] == ["13"]
+    assert [e["id"] for e in nested["edges"]] == ["16"]
+    skipped = nodes["16"]
+    assert (skipped["result"], skipped["state"], skipped["durationInMillis"]) == (
+        "NOT_BUILT",
+        "SKIPPED",
+        3,
+    )
+    assert [s["id"] for s in get(client, f"{base}nodes/13/steps/")] == ["14"]
+
+
+def test_nested_stage_needs_an_earlier_branch(sim: JenkinsSim) -> None:
+    sim.add_job("pipe", kind="pipeline")
+    with pytest.raises(ValueError, match="nested_in"):
+        sim.add_build("pipe", stages=[{"id": "3", "name": "a", "nested_in": "2"}])
+    with pytest.raises(ValueError, match="nested_in"):
+        sim.add_build("pipe", stages=[STAGES[0], {"id": "3", "name": "a", "nested_in": "6"}])
 
 
 # ---- artifacts --------------------------------------------------------------------------------

@@ -52,7 +52,7 @@ def test_check_passes_and_sends_no_build(cli: Cli, jenkins: JenkinsSim, sei: Sei
     out = result.stdout
     assert "Jenkins 2.440.3 at " + jenkins.url in out
     assert "authenticated as admin" in out
-    assert "Blue Ocean (blueocean-rest 1.27.11); also wfapi (pipeline-stage-view 2.34)" in out
+    assert "Blue Ocean 1.27.11, then pipeline-stage-view (wfapi) 2.34 for runs it has" in out
     assert "2 jobs, 1 selected" in out
     assert "API key accepted" in out
     assert f"instance {GUID} (ci-main)" in out
@@ -66,25 +66,52 @@ def test_check_passes_and_sends_no_build(cli: Cli, jenkins: JenkinsSim, sei: Sei
 
 
 @pytest.mark.parametrize(
-    ("wfapi", "blueocean", "expected", "verdict"),
+    ("plugins", "env", "expected", "verdict"),
     [
-        (True, False, "wfapi (pipeline-stage-view 2.34)", "ok"),
-        (False, False, "none: builds are sent without stages", "warn"),
+        ({"wfapi": True}, {}, "pipeline-stage-view (wfapi) 2.34", "ok"),
+        ({}, {}, "none (no stage plugin): builds are sent without stages", "warn"),
+        (
+            {"graphview": True, "wfapi": True},
+            {},
+            "pipeline-graph-view 998.vc30deece0e36, then pipeline-stage-view (wfapi) 2.34",
+            "ok",
+        ),
+        (
+            {"graphview": True, "refused": True},
+            {},
+            "pipeline-graph-view, then Blue Ocean, pipeline-stage-view (wfapi) for runs it has "
+            "no answer for, each tried on the first run that needs it (the plugin list is "
+            "refused (HTTP 403))",
+            "warn",
+        ),
+        ({"wfapi": True}, {"JENKINS_STAGE_SOURCE": "none"}, "JENKINS_STAGE_SOURCE=none", "ok"),
     ],
 )
 def test_check_names_the_stage_source(
-    tmp_path: Path, sei: SeiStandIn, wfapi: bool, blueocean: bool, expected: str, verdict: str
+    tmp_path: Path,
+    sei: SeiStandIn,
+    plugins: dict[str, bool],
+    env: dict[str, str],
+    expected: str,
+    verdict: str,
 ) -> None:
+    """`check` reports the source the agent would use, from the same detection."""
     from conftest import base_env
 
-    with JenkinsSim(
-        user=JENKINS_USER, token=JENKINS_TOKEN, wfapi=wfapi, blueocean=blueocean
-    ) as sim:
-        env = {**base_env(tmp_path), "JENKINS_URL": sim.url, "SEI_BASE_URL": sei.url}
+    flags = {"wfapi": False, "blueocean": False, "graphview": False, **plugins}
+    refused = flags.pop("refused", False)
+    with JenkinsSim(user=JENKINS_USER, token=JENKINS_TOKEN, **flags) as sim:
+        if refused:
+            sim.inject_fault(r"pluginManager", status=403, times=10)
+        env = {**base_env(tmp_path), "JENKINS_URL": sim.url, "SEI_BASE_URL": sei.url, **env}
         result = Cli(env, tmp_path)("check")
+        plugin_lists = sim.count(r"/pluginManager/api/json")
     assert result.code == 0, result.stdout
     [line] = [line for line in result.stdout.splitlines() if "stage source" in line]
     assert verdict in line and expected in line
+    assert plugin_lists == (0 if env.get("JENKINS_STAGE_SOURCE") else 1)
+    if refused:
+        assert "hint: listing plugins needs Overall/SystemRead" in result.stdout
 
 
 def test_check_wrong_jenkins_token_fails_with_a_hint(cli: Cli, sei: SeiStandIn) -> None:

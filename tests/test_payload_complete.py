@@ -204,10 +204,9 @@ def test_controller_without_either_plugin_sends_no_job_run(
             report = agent.run()
     assert report.sent == 2
     assert all("job_run" not in p for p in sei.accepted)
-    assert "pipeline-stage-view (wfapi)" in caplog.text
-    # one detection, one wfapi 404 for the job; its next build asks nothing more
-    # ... and one check that the build itself still exists, so the 404 means "no plugin"
-    assert agent.by_kind == {"discover": 1, "builds": 1, "detect": 1, "stages": 1, "exists": 1}
+    assert "stage source: none (no stage plugin)" in caplog.text
+    # the plugin list, read once, says there is no stage source: nothing is asked per build
+    assert agent.by_kind == {"discover": 1, "builds": 1, "detect": 1}
 
 
 def test_one_job_without_blue_ocean_degrades_alone(settings: Settings, sei: SeiStandIn) -> None:
@@ -248,10 +247,10 @@ class MeetingClient:
         return self.client.get_json(path, tree, kind=kind, shape=shape)
 
 
-def test_runs_waiting_for_their_jobs_probe_then_read_stages_side_by_side(
+def test_runs_waiting_for_the_source_detection_then_read_stages_side_by_side(
     settings: Settings, sei: SeiStandIn
 ) -> None:
-    """Only a job's first pipeline run probes for a source; the runs that queued behind it
+    """Only one run detects the controller's stage source; the runs that queued behind it
     must not go on reading one at a time once the source is known."""
     with controller(sei, blueocean=False) as sim:
         sim.add_job("app", "pipeline")
@@ -262,8 +261,7 @@ def test_runs_waiting_for_their_jobs_probe_then_read_stages_side_by_side(
         reader = DetailReader(meeting, steps=True, upstream_depth=0)  # type: ignore[arg-type]
         job = Job(("app",), cls="org.jenkinsci.plugins.workflow.job.WorkflowJob")
         read: dict[int, BuildDetails] = {}
-        probing = reader._reading.setdefault(("stages", "app"), threading.Lock())
-        with probing:  # a first run is probing: both runs queue behind it
+        with reader._probing:  # a detection is under way: both runs queue behind it
             runs = [
                 threading.Thread(
                     target=lambda n=n: read.update({n: reader.read(job, {"number": n})})
@@ -272,13 +270,13 @@ def test_runs_waiting_for_their_jobs_probe_then_read_stages_side_by_side(
             ]
             for run in runs:
                 run.start()
-            reader._job_sources["app"] = ("wfapi",)  # what the probe found
         for run in runs:
             run.join(timeout=20)
         client.close()
     assert not meeting.both_reading.broken
     assert sorted(read) == [1, 2]
     assert all(details.stages and len(details.stages.nodes) == 3 for details in read.values())
+    assert sim.count(r"pluginManager") == 1
 
 
 def test_freestyle_has_no_job_run_and_costs_no_stage_request(
