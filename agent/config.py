@@ -34,6 +34,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from agent.mapping.rules import Rule, split_globs
 from agent.satellite import (
     INTEGRATION_KEYS,
     Integration,
@@ -80,14 +81,6 @@ def parse_duration(text: str | int | float | timedelta) -> timedelta:
     return timedelta(seconds=seconds)
 
 
-def _split_globs(value: Any) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    return [str(v).strip() for v in value if str(v).strip()]
-
-
 Globs = Annotated[list[str], NoDecode]
 
 
@@ -111,18 +104,6 @@ def _check_service_url(value: str | None) -> str | None:
             "SEI_API_KEY, instead"
         )
     return value
-
-
-class Rule(BaseModel):
-    """Optional payload fields for the builds of matching jobs (and results)."""
-
-    jobs: Globs = Field(default_factory=lambda: ["*"])
-    results: list[str] = Field(default_factory=list)  # empty: any result
-    cfr_status: bool | None = None
-    themes: list[str] | None = None
-    project_name: str | None = None
-
-    _globs = field_validator("jobs", mode="before")(_split_globs)
 
 
 class TransportSettings(BaseModel):
@@ -167,7 +148,7 @@ class JenkinsSettings(TransportSettings):
         25, ge=0, le=100, description="levels of upstream builds read to find who started a chain"
     )
 
-    _globs = field_validator("include", "exclude", mode="before")(_split_globs)
+    _globs = field_validator("include", "exclude", mode="before")(split_globs)
     _url = field_validator("url")(_check_service_url)
 
     @field_validator("stage_source", mode="before")
@@ -264,7 +245,7 @@ class AgentSettings(BaseModel):
     log_format: Literal["text", "json"] = "text"
     config: Path | None = None
 
-    _globs = field_validator("cd_jobs", "ci_jobs", "library_repos", mode="before")(_split_globs)
+    _globs = field_validator("cd_jobs", "ci_jobs", "library_repos", mode="before")(split_globs)
 
     @field_validator("lookback", mode="before")
     @classmethod

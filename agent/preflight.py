@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 from agent.config import ConfigError, Settings
 from agent.controllers import label
 from agent.deliver import Refusal, SeiClient, SeiRefused, SeiUnavailable
-from agent.details import SOURCE_PLUGINS, SOURCES, detect
-from agent.discover import discover_jobs, matches
+from agent.jenkins.details import SOURCE_PLUGINS, SOURCES, detect
+from agent.jenkins.discover import discover_jobs, matches
 from agent.jenkins_client import JenkinsClient, JenkinsError
 from agent.logs import redact, secrets_of
 from agent.tables import table
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     import jenkins as python_jenkins
 
 CUSTOM_CICD = "/v1/custom-cicd"
-# The plugins that give stages, in the agent's order of preference (agent/details.py).
+# The plugins that give stages, in the agent's order of preference (agent/jenkins/details.py).
 STAGE_PLUGINS = tuple(SOURCE_PLUGINS[source] for source in SOURCES)
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"

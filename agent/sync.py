@@ -29,25 +29,21 @@ from typing import Any, Literal, TextIO
 
 from tqdm import tqdm
 
-from agent.builds import Window, read_builds
 from agent.config import Settings
 from agent.deliver import Refusal, SeiClient, SeiRefused, SeiUnavailable
-from agent.details import DetailReader
-from agent.discover import Job, discover, matches
+from agent.jenkins.builds import Window, read_builds
+from agent.jenkins.details import DetailReader
+from agent.jenkins.discover import discover, matches
+from agent.jenkins.names import JobNaming
+from agent.jenkins.types import Job
 from agent.jenkins_client import (
     JenkinsClient,
     JenkinsError,
     JenkinsNotFound,
     JenkinsUnavailable,
 )
-from agent.jobnames import JobNaming
-from agent.mapping import (
-    MapContext,
-    Unmappable,
-    map_build,
-    parse_manifests,
-    push_artifacts_body,
-)
+from agent.mapping import MapContext, Unmappable, map_build, parse_manifests
+from agent.sei.payload import push_artifacts_body
 from agent.state import JobState, StateFile
 
 log = logging.getLogger(__name__)

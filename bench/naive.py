@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from servers import GUID, SEI_KEY, TOKEN, USER
 
-from agent.discover import Job
-from agent.mapping import BuildDetails, MapContext, StageData, map_build
+from agent.jenkins.types import BuildDetails, Job, StageData
+from agent.mapping import MapContext, map_build
 
 
 def main(jenkins_url: str, sei_url: str) -> int:

@@ -28,7 +28,7 @@ sys.path.insert(0, str(HERE))
 
 from jenkins_sim import tree_filter  # noqa: E402
 
-from agent.queries import builds_tree, job_path  # noqa: E402
+from agent.jenkins.endpoints import builds_tree, job_path  # noqa: E402
 
 DEVLAKE = HERE / "fixtures" / "jenkins" / "devlake"
 CASSETTES = HERE / "cassettes"

@@ -10,8 +10,8 @@ from jenkins_sim import JenkinsSim
 from sei_standin import SeiStandIn
 
 from agent.config import Settings
+from agent.jenkins.namemangler import mangle
 from agent.jenkins_client import JenkinsUnavailable
-from agent.namemangler import mangle
 
 
 def sent(sei: SeiStandIn) -> list[tuple[str, int]]:

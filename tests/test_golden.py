@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from agent.discover import Job
-from agent.mapping import BuildDetails, MapContext, StageData, map_build, map_job_run
+from agent.jenkins.types import BuildDetails, Job, StageData
+from agent.mapping import MapContext, map_build, map_job_run
 
 HERE = Path(__file__).parent
 FIXTURES = HERE / "fixtures" / "jenkins"

@@ -11,10 +11,11 @@ from jenkins_sim import JenkinsSim
 from sei_standin import SeiStandIn
 
 from agent.config import Settings
-from agent.details import DetailReader
-from agent.discover import Job
+from agent.jenkins.details import DetailReader
+from agent.jenkins.types import Job, StageData
 from agent.jenkins_client import JenkinsClient, JenkinsNotFound
-from agent.mapping import MAX_STEP_TEXT, StageData, map_job_run
+from agent.mapping import map_job_run
+from agent.mapping.stages import MAX_STEP_TEXT
 
 
 def job_run(nodes: list[Any], steps: list[Any] | None = None) -> list[dict[str, Any]]:

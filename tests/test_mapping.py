@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from agent.discover import Job
-from agent.jobnames import JobNaming
-from agent.mapping import BuildDetails, MapContext, Unmappable, execution_id, map_build
+from agent.jenkins.names import JobNaming
+from agent.jenkins.types import BuildDetails, Job
+from agent.mapping import MapContext, Unmappable, execution_id, map_build
 
 FIXTURES = Path(__file__).parent / "fixtures" / "jenkins"
 GUID = "666ba79b-3f3d-4236-ac04-4686ce526705"

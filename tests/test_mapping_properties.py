@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sei_standin import _null_param, _null_stage_duration, _validate_cicd
 
-from agent.discover import Job
-from agent.mapping import BuildDetails, MapContext, StageData, Unmappable, map_build
+from agent.jenkins.types import BuildDetails, Job, StageData
+from agent.mapping import MapContext, Unmappable, map_build
 
 CTX = MapContext(
     instance_guid="666ba79b-3f3d-4236-ac04-4686ce526705",

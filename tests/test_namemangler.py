@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.namemangler import MAX_SAFE_LENGTH, mangle
+from agent.jenkins.namemangler import MAX_SAFE_LENGTH, mangle
 
 # Every assertion of NameManglerTest, expected outputs copied verbatim, in the order they appear
 # ("foo/bar" is asserted twice there, so it is here), from

@@ -13,10 +13,9 @@ from jenkins_sim import JenkinsSim
 from sei_standin import SeiStandIn
 
 from agent.config import Settings
-from agent.details import DetailReader
-from agent.discover import Job
+from agent.jenkins.details import DetailReader
+from agent.jenkins.types import BuildDetails, Job
 from agent.jenkins_client import JenkinsClient
-from agent.mapping import BuildDetails
 
 FAILED_RUN = [
     {

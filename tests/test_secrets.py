@@ -23,8 +23,8 @@ from test_cassettes import replay
 
 from agent.config import JenkinsSettings, SeiSettings
 from agent.deliver import SeiClient, SeiRefused, SeiUnavailable
+from agent.jenkins.endpoints import api_json
 from agent.jenkins_client import JenkinsClient, JenkinsError
-from agent.queries import api_json
 
 PASSWORD = "hunter2-Pa55w0rd-value"
 CREDENTIALS = "deploy-creds-id-s3cr3t"

@@ -22,8 +22,8 @@ from jenkins_sim import JenkinsSim
 from sei_standin import SeiStandIn
 
 from agent.cli import main
-from agent.namemangler import mangle
-from agent.queries import CAUSE_FIELDS
+from agent.jenkins.endpoints import CAUSE_FIELDS
+from agent.jenkins.namemangler import mangle
 
 PUBLIC = "https://jenkins.example.org/"
 BUILD_STEP = "org.jenkinsci.plugins.workflow.support.steps.build.BuildUpstreamCause"

@@ -108,3 +108,28 @@ class CicdPayload(BaseModel):
     def to_json(self) -> dict[str, Any]:
         """The request body: absent optional fields are left out rather than sent as null."""
         return self.model_dump(mode="json", exclude_none=True)
+
+
+def push_artifacts_body(payload: dict[str, Any], integration_id: str) -> dict[str, Any] | None:
+    """The optional /v1/cicd/push_artifacts body for a mapped build; None without artifacts."""
+    artifacts = payload.get("artifacts") or []
+    if not artifacts:
+        return None
+    finished = payload["start_time"] + payload["duration"]
+    return {
+        "integration_id": integration_id,
+        "repository": payload.get("repo_url") or payload["job_full_name"],
+        "job_name": payload["job_full_name"],
+        "job_run_number": str(payload["build_number"]),
+        "artifacts": [
+            {
+                "name": a["name"],
+                "location": a["location"],
+                "tag": a["qualifier"],
+                "digest": a.get("hash") or "",
+                "type": a["type"],
+                "artifact_created_at": finished,
+            }
+            for a in artifacts
+        ],
+    }

@@ -8,9 +8,11 @@ only other place to look.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
-from agent.jobnames import MAVEN_MODULE_SET
+from agent.jenkins.names import MAVEN_MODULE_SET
+from agent.jenkins.reading import dicts
 
 # Fields of one build that the payload is mapped from. Actions are matched by their fields, so
 # the same query serves controllers that omit `_class` (Jenkins 1.x).
@@ -164,3 +166,13 @@ def graph_tree(names: tuple[str, ...], number: int, paths: GraphViewPaths) -> st
 
 def graph_steps(names: tuple[str, ...], number: int, paths: GraphViewPaths) -> str:
     return f"{build_path(names, number)}{paths.steps}"
+
+
+# Archived at the root of a build's artifacts, these describe its artifacts for SEI.
+MANIFEST_NAMES = ("artifact-manifest.json", "sei-artifacts.json")
+
+
+def manifest_paths(build: dict[str, Any]) -> list[str]:
+    """Relative paths of the artifact manifests the build archived at its root."""
+    names = {str(a.get("relativePath")) for a in dicts(build.get("artifacts"))}
+    return [name for name in MANIFEST_NAMES if name in names]

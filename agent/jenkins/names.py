@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from agent.namemangler import mangle
+from agent.jenkins.namemangler import mangle
 
 Scheme = Literal["plugin", "jenkins"]
 Names = tuple[str, ...]

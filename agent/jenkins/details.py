@@ -23,18 +23,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.discover import Job
-from agent.jenkins_client import JenkinsClient, JenkinsNotFound, JenkinsRefused
-from agent.jobnames import JobNaming
-from agent.mapping import (
-    BuildDetails,
-    StageData,
-    manifest_paths,
-    start_causes,
-    upstream_of,
-    wfapi_branches,
-)
-from agent.queries import (
+from agent.jenkins.causes import start_causes, upstream_of
+from agent.jenkins.endpoints import (
     BLUE_ORGANIZATION,
     CAUSE_FIELDS,
     GRAPH_VIEW_PATHS,
@@ -50,9 +40,14 @@ from agent.queries import (
     graph_steps,
     graph_tree,
     graph_view_paths,
+    manifest_paths,
     wfapi_node,
     wfapi_run,
 )
+from agent.jenkins.names import JobNaming
+from agent.jenkins.types import BuildDetails, Job, StageData
+from agent.jenkins.wfapi import wfapi_branches
+from agent.jenkins_client import JenkinsClient, JenkinsNotFound, JenkinsRefused
 
 log = logging.getLogger(__name__)
 

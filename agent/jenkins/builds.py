@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from agent.discover import Job
+from agent.jenkins.endpoints import BUILDS_CAP, api_json, builds_tree
+from agent.jenkins.types import Job
 from agent.jenkins_client import JenkinsClient
-from agent.queries import BUILDS_CAP, api_json, builds_tree
 
 
 @dataclass(frozen=True)

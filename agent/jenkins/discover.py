@@ -1,4 +1,5 @@
-"""Step 1 of the flow: find every job on the controller, with its newest build, in few requests.
+"""Step 1 of the flow (discover): every job on the controller, with its newest build, in few
+requests.
 
 One request returns the whole item tree `folder_depth` levels deep; only containers deeper than
 that cost a request of their own. A cycle in which nothing changed therefore costs a handful of
@@ -12,77 +13,9 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 
+from agent.jenkins.endpoints import api_json, discovery_tree, job_path
+from agent.jenkins.types import Job
 from agent.jenkins_client import JenkinsClient
-from agent.jobnames import decode_name, is_module_set, is_multibranch
-from agent.queries import api_json, discovery_tree, job_path
-
-
-@dataclass(frozen=True)
-class Job:
-    """A buildable item, named as Jenkins names it.
-
-    `containers` holds the class of the container each name lives in, aligned with `names`
-    from the right (the last entry is the parent's class; missing entries are unknown).
-    """
-
-    names: tuple[str, ...]
-    cls: str | None = None
-    containers: tuple[str | None, ...] = ()
-    last_build: int | None = None
-    last_build_ts: int | None = None
-
-    @property
-    def full_name(self) -> str:
-        """Jenkins `fullName`: item names joined by '/', branch names still encoded.
-
-        The state file and every job glob use this name, whatever SEI is sent.
-        """
-        return "/".join(self.names)
-
-    @property
-    def path_containers(self) -> tuple[str | None, ...]:
-        """One container class per name (None at the top level and where unknown)."""
-        known = self.containers[-len(self.names) :] if self.names else ()
-        return (None,) * (len(self.names) - len(known)) + tuple(known)
-
-    @property
-    def parent_cls(self) -> str | None:
-        return self.path_containers[-1] if self.names else None
-
-    @property
-    def name(self) -> str:
-        return self.names[-1]
-
-    @property
-    def path(self) -> str:
-        return job_path(self.names, self.path_containers)
-
-    @property
-    def is_branch(self) -> bool:
-        """A branch job of a multibranch project (its parent's class says so)."""
-        return is_multibranch(self.parent_cls)
-
-    @property
-    def is_module(self) -> bool:
-        """A module of a Maven project: its builds are sent with a `module_name`."""
-        return is_module_set(self.parent_cls)
-
-    @property
-    def pipeline(self) -> str:
-        """SEI's pipeline name: the job, or the multibranch or Maven project it belongs to."""
-        if (self.is_branch or self.is_module) and len(self.names) > 1:
-            return self.names[-2]
-        return self.name
-
-    @property
-    def branch(self) -> str | None:
-        """The real branch of a branch job: `feature%2Flogin` -> `feature/login`."""
-        return decode_name(self.name) if self.is_branch else None
-
-    @property
-    def module(self) -> str | None:
-        """A Maven module's name (`groupId$artifactId`, its directory too)."""
-        return self.name if self.is_module else None
 
 
 def matches(full_name: str, include: list[str], exclude: list[str]) -> bool:

@@ -1,0 +1,1 @@
+"""Harness SEI: the payload model, and the one client that knows its paths."""
