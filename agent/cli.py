@@ -22,8 +22,8 @@ from agent.controllers import for_each
 from agent.deliver import SeiClient, SeiRefused
 from agent.jenkins_client import JenkinsClient, JenkinsError, JenkinsUnavailable
 from agent.logs import setup_logging
+from agent.pipeline import Collector, Report
 from agent.state import StateError, StateFile
-from agent.sync import Collector, Report
 
 log = logging.getLogger("agent")
 

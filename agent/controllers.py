@@ -9,7 +9,7 @@ from dataclasses import fields
 
 from agent.config import Settings
 from agent.jenkins_client import JenkinsError
-from agent.sync import Report
+from agent.pipeline import Report
 
 log = logging.getLogger(__name__)
 

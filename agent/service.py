@@ -31,8 +31,9 @@ from agent.deliver import Refusal, SeiClient, SeiRefused, SeiUnavailable
 from agent.jenkins_client import JenkinsClient, JenkinsError
 from agent.logs import redact, secrets_of
 from agent.metrics import Metrics
+from agent.pipeline import Collector, Report
+from agent.pipeline.worker import CUSTOM_CICD
 from agent.state import JobState, StateError, StateFile
-from agent.sync import CUSTOM_CICD, Collector, Report
 from agent.transport import Answer
 from agent.web import StatusServer
 
@@ -198,9 +199,7 @@ class MeteredSeiClient(SeiClient):
     def __init__(self, settings: SeiSettings, metrics: Metrics, stop: threading.Event) -> None:
         super().__init__(settings, stop=stop, on_request=metrics.observe_sei)
         self.metrics = metrics
-        self.refused = 0
         self.last_accepted: datetime | None = None
-        self._lock = threading.Lock()  # deliveries run on several threads
 
     def post(self, path: str, body: dict[str, Any]) -> Refusal | Answer:
         if path != CUSTOM_CICD:  # other requests (an artifact push) are not builds
@@ -212,8 +211,6 @@ class MeteredSeiClient(SeiClient):
             self.metrics.builds_failed.labels(result).inc()
             raise
         if isinstance(outcome, Refusal):
-            with self._lock:
-                self.refused += 1
             self.metrics.builds_dead_lettered.labels(result).inc()
         else:
             self.last_accepted = utcnow()
@@ -283,7 +280,6 @@ class Service:
         clock_start = time.monotonic()
         with self._lock:
             self._running_since = started
-        refused_before = self.sei.refused
         jenkins_before = sum(self.jenkins.requests.values())
         sei_before = self.sei.requests
         collector = Collector(self.settings, self.jenkins, self.sei, self.state, stop=self.stop)
@@ -306,9 +302,8 @@ class Service:
             error = redact(error, secrets_of(self.settings))
         ended = self.clock()
         duration = time.monotonic() - clock_start
-        unmappable = report.dead - (self.sei.refused - refused_before)
-        if unmappable > 0:
-            self.metrics.builds_dead_lettered.labels("UNKNOWN").inc(unmappable)
+        if report.unmappable:  # the SEI client counts refusals by result; these never got there
+            self.metrics.builds_dead_lettered.labels("UNKNOWN").inc(report.unmappable)
         summary = summarize(collector.tracked)
         self.metrics.cycles.labels(outcome).inc()
         self.metrics.cycle_seconds.observe(duration)

@@ -24,8 +24,8 @@ from agent.cli import main
 from agent.config import Settings, load_settings
 from agent.deliver import SeiClient
 from agent.jenkins_client import JenkinsClient
+from agent.pipeline import Collector, Report
 from agent.state import StateFile
-from agent.sync import Collector, Report
 
 GUID = "0b5c7a5e-2f5d-4a7e-9a41-6f4b0f3c1d2e"
 JENKINS_USER, JENKINS_TOKEN = "admin", "jenkins-token-9f8e7d"
@@ -43,6 +43,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="rewrite tests/golden/*.json from the current mapping (review the diff!)",
     )
+
+
+def sent(sei: SeiStandIn) -> list[tuple[str, int]]:
+    """Every build SEI accepted, once per acceptance (a resend shows twice), sorted."""
+    return sorted((p["job_full_name"], p["build_number"]) for p in sei.accepted)
 
 
 @pytest.fixture(autouse=True)

@@ -9,8 +9,8 @@ import vcr
 from make_cassettes import CASSETTES, DEVLAKE, render
 
 from agent.config import JenkinsSettings
-from agent.jenkins.builds import Window, read_builds
-from agent.jenkins.types import Job
+from agent.jenkins.builds import read_builds
+from agent.jenkins.types import Job, Window
 from agent.jenkins_client import JenkinsClient
 from agent.mapping import MapContext, map_build
 

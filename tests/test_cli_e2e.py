@@ -6,13 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import GUID, JENKINS_TOKEN, SEI_KEY, Cli, now_ms
+from conftest import GUID, JENKINS_TOKEN, SEI_KEY, Cli, now_ms, sent
 from jenkins_sim import JenkinsSim
 from sei_standin import SeiStandIn
-
-
-def sent(sei: SeiStandIn) -> list[tuple[str, int]]:
-    return sorted((p["job_full_name"], p["build_number"]) for p in sei.accepted)
 
 
 def test_first_sync_sends_every_finished_build_then_nothing(

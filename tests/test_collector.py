@@ -5,17 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import JENKINS_TOKEN, JENKINS_USER, Agent, now_ms
+from conftest import JENKINS_TOKEN, JENKINS_USER, Agent, now_ms, sent
 from jenkins_sim import JenkinsSim
 from sei_standin import SeiStandIn
 
 from agent.config import Settings
 from agent.jenkins.namemangler import mangle
 from agent.jenkins_client import JenkinsUnavailable
-
-
-def sent(sei: SeiStandIn) -> list[tuple[str, int]]:
-    return sorted((p["job_full_name"], p["build_number"]) for p in sei.accepted)
 
 
 def test_idle_cycle_costs_one_request_for_100_jobs_in_10_folders(

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import GUID, Agent, Cli
+from conftest import GUID, Agent, Cli, sent
 from jenkins_sim import JenkinsSim
 from sei_standin import SeiStandIn
 
@@ -32,11 +32,6 @@ STAGES = [
     {"id": "3", "name": "build", "duration": 40, "steps": [{"id": "4", "duration": 30}]},
     {"id": "7", "name": "test", "duration": 20, "steps": [{"id": "8", "duration": 10}]},
 ]
-
-
-def sent(sei: SeiStandIn) -> list[tuple[str, int]]:
-    """Every build SEI accepted, once per acceptance (a resend shows twice)."""
-    return sorted((p["job_full_name"], p["build_number"]) for p in sei.accepted)
 
 
 def tuned(settings: Settings, **sections: dict[str, Any]) -> Settings:

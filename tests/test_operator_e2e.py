@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import GUID, JENKINS_TOKEN, JENKINS_USER, SEI_KEY, Cli, Result, now_ms
+from conftest import GUID, JENKINS_TOKEN, JENKINS_USER, SEI_KEY, Cli, Result, now_ms, sent
 from jenkins_sim import JenkinsSim
 from sei_standin import SeiStandIn
 
@@ -22,10 +22,6 @@ from agent.state import StateFile
 
 GUID_B = "7d1e1c52-9a0b-4c3e-8f7a-2b6d5e4f3a21"
 SECRETS = (JENKINS_TOKEN, SEI_KEY, "token-b-5678")
-
-
-def sent(sei: SeiStandIn) -> list[tuple[str, int]]:
-    return sorted((p["job_full_name"], p["build_number"]) for p in sei.accepted)
 
 
 def no_secrets(result: Result) -> None:

@@ -11,15 +11,11 @@ import socket
 import time
 
 from agent_process import AgentProcess, sample, wait_until
-from conftest import GUID, JENKINS_TOKEN, SEI_KEY, Cli
+from conftest import GUID, JENKINS_TOKEN, SEI_KEY, Cli, sent
 from jenkins_sim import JenkinsSim
 from sei_standin import SeiStandIn
 
 P = "jenkins_sei_agent_"
-
-
-def sent(sei: SeiStandIn) -> list[tuple[str, int]]:
-    return sorted((p["job_full_name"], p["build_number"]) for p in sei.accepted)
 
 
 def sent_in_state(cli: Cli, job: str) -> int:

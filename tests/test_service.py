@@ -23,6 +23,7 @@ from agent.config import AgentSettings, ConfigError, SeiSettings, Settings, load
 from agent.deliver import SeiClient, SeiUnavailable
 from agent.jenkins_client import JenkinsClient
 from agent.metrics import PREFIX, Metrics
+from agent.pipeline import Collector, Report
 from agent.service import (
     Cycle,
     MeteredSeiClient,
@@ -32,7 +33,6 @@ from agent.service import (
     start_scheduler,
 )
 from agent.state import StateFile
-from agent.sync import Collector, Report
 
 T0 = datetime(2026, 1, 5, 10, 0, 30, tzinfo=UTC)
 EVERY_MINUTE = Schedule.from_settings(AgentSettings(interval=60))

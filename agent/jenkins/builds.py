@@ -7,28 +7,11 @@ per page, never one per build. Paging stops as soon as the caller has what it ne
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from agent.jenkins.endpoints import BUILDS_CAP, api_json, builds_tree
-from agent.jenkins.types import Job
+from agent.jenkins.types import Job, Window
 from agent.jenkins_client import JenkinsClient
-
-
-@dataclass(frozen=True)
-class Window:
-    """Which builds the caller needs: numbers down to `down_to`, start times from `since_ms`."""
-
-    down_to: int | None = None
-    since_ms: int | None = None
-    expected: int | None = None
-
-    def exhausted_by(self, page: list[dict[str, Any]]) -> bool:
-        """True once a page reaches below the window (builds are numbered in start order)."""
-        oldest = page[-1]
-        if self.down_to is not None and _int(oldest.get("number"), 0) <= self.down_to:
-            return True
-        return self.since_ms is not None and _int(oldest.get("timestamp"), 0) < self.since_ms
 
 
 def read_builds(
@@ -49,7 +32,3 @@ def read_builds(
         if len(page) < end - start or window.exhausted_by(page):
             return
         start, size = end, page_size
-
-
-def _int(value: Any, default: int) -> int:
-    return value if isinstance(value, int) else default

@@ -103,3 +103,23 @@ class BuildDetails:
     stages: StageData | None = None
     upstream: Mapping[tuple[str, int], list[dict[str, Any]]] = field(default_factory=dict)
     manifests: tuple[Any, ...] = ()  # each archived manifest's JSON, in MANIFEST_NAMES order
+
+
+@dataclass(frozen=True)
+class Window:
+    """Which builds the caller needs: numbers down to `down_to`, start times from `since_ms`."""
+
+    down_to: int | None = None
+    since_ms: int | None = None
+    expected: int | None = None
+
+    def exhausted_by(self, page: list[dict[str, Any]]) -> bool:
+        """True once a page reaches below the window (builds are numbered in start order)."""
+        oldest = page[-1]
+        if self.down_to is not None and _number(oldest.get("number")) <= self.down_to:
+            return True
+        return self.since_ms is not None and _number(oldest.get("timestamp")) < self.since_ms
+
+
+def _number(value: Any) -> int:
+    return value if isinstance(value, int) else 0

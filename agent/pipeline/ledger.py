@@ -1,0 +1,140 @@
+"""The ledger: the only place where what became of a build changes the state and the report.
+
+It runs on the caller's thread (the runner hands it each result there), so the state needs no
+lock. A job's anchor, the newest build of its last complete read, moves only once every build
+of that read was settled, so that a build that failed this time is listed again next time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from agent.jenkins.types import Job
+from agent.pipeline.report import Outcome, Report, Result
+from agent.state import JobState
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class JobRun:
+    """One job's builds in flight this run; `finish` moves its anchor once all of them settled."""
+
+    job: Job
+    state: JobState
+    pending: int = 0
+    submitted_all: bool = False
+    failed: bool = False
+    finish: Callable[[], None] | None = None
+
+
+class Ledger:
+    """Applies results to the state and the report; `dry_run` records nothing as sent."""
+
+    def __init__(self, report: Report, *, dry_run: bool, output: TextIO | None = None) -> None:
+        self.report = report
+        self.dry_run = dry_run
+        self.output = output
+        self.fatal: Exception | None = None  # the first error that ended the run
+        self._unreadable: set[str] = set()
+
+    def running(self, run: JobRun, number: int) -> None:
+        """A build still building: remembered, and listed again until it finished."""
+        run.state.open.add(number)
+        run.state.changed()
+        self.report.running += 1
+
+    def settled(self, run: JobRun, number: int) -> None:
+        """A build already sent or dead-lettered: no longer open."""
+        if number in run.state.open:
+            run.state.open.discard(number)
+            run.state.changed()
+
+    def postponed(self, run: JobRun) -> None:
+        """A build not started because the run is stopping: the job is read again next run."""
+        run.failed = True
+
+    def started(self, run: JobRun) -> None:
+        run.pending += 1
+
+    def record(self, run: JobRun, build: dict[str, Any], result: Result) -> None:
+        """What became of one delivered build."""
+        state, job = run.state, run.job
+        number, timestamp = build["number"], build["timestamp"]
+        state.changed()
+        run.pending -= 1
+        outcome = result.outcome
+        if outcome is Outcome.SENT:
+            assert result.payload is not None
+            if not self.dry_run:
+                state.sent.add(number, timestamp)
+                state.open.discard(number)
+            self._emit(result.payload)
+            self.report.sent += 1
+            log.debug("sent %s #%d", job.full_name, number)
+        elif outcome in (Outcome.REFUSED, Outcome.UNMAPPABLE):
+            self._dead_letter(run, number, timestamp, result)
+        elif outcome is Outcome.GONE:
+            log.info("%s #%d disappeared while it was read; skipped", job.full_name, number)
+        else:
+            run.failed = True  # the anchor stays put: the build is listed again next run
+            if outcome is Outcome.UNSENT:
+                state.open.add(number)
+                self.report.unsent += 1
+                if self.report.sei_down is None:
+                    log.error("%s; the rest waits for the next run", result.error)
+                    self.report.sei_down = result.error  # type: ignore[assignment]
+            elif outcome is Outcome.FAILED:
+                state.open.add(number)
+                self.report.failed += 1
+            elif outcome is Outcome.UNREADABLE:
+                assert result.error is not None
+                self.job_unreadable(job, result.error)
+            elif outcome is Outcome.FATAL and self.fatal is None:
+                self.fatal = result.error
+        self.settle(run)
+
+    def submitted_all(self, run: JobRun) -> None:
+        run.submitted_all = True
+        self.settle(run)
+
+    def settle(self, run: JobRun) -> None:
+        if run.submitted_all and run.pending == 0 and not run.failed and run.finish:
+            run.finish()
+
+    def job_unreadable(self, job: Job, exc: Exception) -> None:
+        """Jenkins could not serve one job now: counted once, read again next run."""
+        if job.full_name not in self._unreadable:
+            self._unreadable.add(job.full_name)
+            self.report.failed_jobs += 1
+            log.warning("%s: %s; it is read again next run", job.full_name, exc)
+
+    def _dead_letter(self, run: JobRun, number: int, timestamp: int, result: Result) -> None:
+        run.state.dead[number] = {
+            "start_time": timestamp,
+            "status": result.status,
+            "message": result.message,
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        run.state.open.discard(number)
+        if result.outcome is Outcome.REFUSED:
+            self.report.refused += 1
+        else:
+            self.report.unmappable += 1
+        log.warning(
+            "%s #%d refused (%s): %s",
+            run.job.full_name,
+            number,
+            result.status or "agent",
+            result.message,
+        )
+
+    def _emit(self, payload: dict[str, Any]) -> None:
+        if self.output is not None:
+            self.output.write(json.dumps(payload, sort_keys=True) + "\n")
+            self.output.flush()

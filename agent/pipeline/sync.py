@@ -1,0 +1,85 @@
+"""`sync`: send every finished build not sent yet; a job never seen, within the lookback.
+
+A job is read only when discovery shows something new since its last complete read, and only
+down to its oldest build not yet settled, so an idle cycle costs one request whatever the number
+of jobs.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from agent.jenkins.builds import read_builds
+from agent.jenkins.types import Job, Window
+from agent.pipeline.ledger import JobRun
+from agent.pipeline.plan import Skip, identified, newest_of, plan_sync, recreated
+from agent.pipeline.report import Report
+from agent.pipeline.runner import BoundedRunner
+from agent.state import JobState
+
+if TYPE_CHECKING:
+    from agent.pipeline.collector import Collector
+
+log = logging.getLogger(__name__)
+
+
+def sync(collector: Collector, extra_globs: list[str] | None = None) -> Report:
+    lookback_ms = int(collector.settings.agent.lookback.total_seconds() * 1000)
+    with collector.runner() as runner:
+        for job in collector.jobs(extra_globs):
+            if collector.worker.halted():
+                break
+            state = collector.tracked.get(job.full_name)
+            if state is None:
+                state = collector.tracked[job.full_name] = JobState()
+            if state.floor_ms is None:
+                state.floor_ms = collector.clock() - lookback_ms
+                state.changed()
+            collector.guarded(_sync_job, job, collector, runner, state)
+    return collector.finished()
+
+
+def _sync_job(job: Job, collector: Collector, runner: BoundedRunner[Any], state: JobState) -> None:
+    plan = plan_sync(job, state)
+    if plan is None:
+        return
+    if isinstance(plan, Skip):
+        state.anchor = plan.anchor
+        state.changed()
+        return
+    if recreated(state.anchor, newest_of(job)):
+        log.info("%s was recreated (build numbers restarted); reading it afresh", job.full_name)
+    floor = state.floor_ms or 0
+    builds = {b["number"]: b for b in _read(collector, job, plan)}
+    anchor = state.anchor
+    if anchor and anchor[0] in builds and builds[anchor[0]].get("timestamp") != anchor[1]:
+        log.info(
+            "%s was recreated (build #%d changed); reading it afresh", job.full_name, anchor[0]
+        )
+        builds.update({b["number"]: b for b in _read(collector, job, Window(since_ms=floor))})
+    run = JobRun(job, state)
+
+    def finish() -> None:
+        state.open &= builds.keys()  # builds listed earlier and now gone were rotated away
+        newest_read = max(builds, default=None)
+        state.anchor = (newest_read, builds[newest_read]["timestamp"]) if newest_read else None
+        state.changed()
+
+    run.finish = finish
+    for number in sorted(builds):
+        collector.handle(runner, run, builds[number], floor)
+    collector.ledger.submitted_all(run)
+
+
+def _read(collector: Collector, job: Job, window: Window) -> list[dict[str, Any]]:
+    pages = read_builds(collector.jenkins, job, window, collector.settings.jenkins.page_size)
+    builds = []
+    for build in pages:
+        if identified(build):
+            builds.append(build)
+        else:
+            log.warning(
+                "%s: a build without a number or start time was listed; skipped", job.full_name
+            )
+    return builds

@@ -1,0 +1,104 @@
+"""One build, on a worker thread: read its details, map it, post it; say what became of it.
+
+The worker touches no state and no report: it returns a Result, which the ledger applies on the
+caller's thread. Any failure of one build fails that build only. An unexpected error is logged
+with its traceback and the build is tried again next run; only a build that cannot make a
+payload at all becomes a dead letter, never one that met a bug.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import ValidationError
+
+from agent.deliver import Refusal, SeiClient, SeiRefused, SeiUnavailable
+from agent.jenkins.details import DetailReader
+from agent.jenkins.types import Job
+from agent.jenkins_client import JenkinsError, JenkinsNotFound, JenkinsUnavailable
+from agent.mapping import MapContext, Unmappable, map_build, parse_manifests
+from agent.pipeline.report import Outcome, Result
+from agent.sei.payload import push_artifacts_body
+
+log = logging.getLogger(__name__)
+
+CUSTOM_CICD = "/v1/custom-cicd"
+PUSH_ARTIFACTS = "/v1/cicd/push_artifacts"
+
+
+class Worker:
+    """Delivers builds; `halt` is set when nothing more can succeed this run (SEI down, or
+    credentials refused), and the builds not yet started are then skipped."""
+
+    def __init__(
+        self,
+        details: DetailReader,
+        context: Callable[[], MapContext],
+        sei: SeiClient | None,
+        *,
+        push_to: str | None = None,
+        halt: threading.Event,
+        stop: threading.Event | None = None,
+    ) -> None:
+        """`context` gives the mapping context of the current discovery; `sei` None is a dry
+        run; `push_to` is the integration id when artifacts also go to push_artifacts."""
+        self.details = details
+        self.context = context
+        self.sei = sei
+        self.push_to = push_to
+        self.halt = halt
+        self.stop = stop
+
+    def halted(self) -> bool:
+        return self.halt.is_set() or (self.stop is not None and self.stop.is_set())
+
+    def deliver(self, job: Job, build: dict[str, Any]) -> Result:
+        """Never raises: every failure is a Result."""
+        if self.halted():
+            return Result(Outcome.SKIPPED)
+        try:
+            return self._deliver(job, build)
+        except Exception as exc:
+            log.exception(
+                "%s #%s: unexpected failure; tried again next run",
+                job.full_name,
+                build.get("number"),
+            )
+            return Result(Outcome.FAILED, error=exc)
+
+    def _deliver(self, job: Job, build: dict[str, Any]) -> Result:
+        number = build["number"]
+        try:
+            details = self.details.read(job, build)
+        except JenkinsNotFound:
+            return Result(Outcome.GONE)
+        except JenkinsUnavailable as exc:
+            self.halt.set()
+            return Result(Outcome.FATAL, error=exc)
+        except JenkinsError as exc:
+            return Result(Outcome.UNREADABLE, error=exc)
+        for problem in parse_manifests(details.manifests)[1]:
+            log.warning("%s #%d: artifact manifest %s; skipped", job.full_name, number, problem)
+        try:
+            payload = map_build(build, job, self.context(), details).to_json()
+        except (Unmappable, ValidationError) as exc:
+            return Result(Outcome.UNMAPPABLE, message=f"cannot be mapped: {exc}")
+        if self.sei is None:
+            return Result(Outcome.SENT, payload)
+        try:
+            answer = self.sei.post(CUSTOM_CICD, payload)
+            push = push_artifacts_body(payload, self.push_to) if self.push_to else None
+            if push and not isinstance(answer, Refusal):
+                answer = self.sei.post(PUSH_ARTIFACTS, push)
+        except SeiUnavailable as exc:
+            self.halt.set()
+            return Result(Outcome.UNSENT, error=exc)
+        except SeiRefused as exc:
+            self.halt.set()
+            return Result(Outcome.FATAL, error=exc)
+        if isinstance(answer, Refusal):
+            return Result(Outcome.REFUSED, status=answer.status, message=answer.message)
+        return Result(Outcome.SENT, payload)
