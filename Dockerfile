@@ -34,6 +34,6 @@ VOLUME ["/var/lib/jenkins-sei-agent"]
 EXPOSE 9464
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
-    CMD ["python", "-m", "agent.healthcheck"]
+    CMD ["python", "-m", "agent.service.healthcheck"]
 ENTRYPOINT ["jenkins-sei-agent"]
 CMD ["run"]

@@ -16,14 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from agent.cli.controllers import label
+from agent.cli.tables import table
 from agent.config import ConfigError, Settings
-from agent.controllers import label
 from agent.deliver import Refusal, SeiClient, SeiRefused, SeiUnavailable
 from agent.jenkins.details import SOURCE_PLUGINS, SOURCES, detect
 from agent.jenkins.discover import discover_jobs, matches
 from agent.jenkins_client import JenkinsClient, JenkinsError
 from agent.logs import redact, secrets_of
-from agent.tables import table
 
 if TYPE_CHECKING:
     import jenkins as python_jenkins

@@ -52,7 +52,7 @@ def test_dockerfile_is_multi_stage_non_root_with_volume_and_healthcheck(
     assert volume == ["/var/lib/jenkins-sei-agent"]
     assert Path(env["AGENT_STATE_FILE"]).parent == Path(volume[0])
     health = runtime.one("HEALTHCHECK")
-    assert exec_form(health.split(" CMD ", 1)[1]) == ["python", "-m", "agent.healthcheck"]
+    assert exec_form(health.split(" CMD ", 1)[1]) == ["python", "-m", "agent.service.healthcheck"]
     command = exec_form(runtime.one("ENTRYPOINT")) + exec_form(runtime.one("CMD"))
     assert command == ["jenkins-sei-agent", "run"]
 

@@ -22,16 +22,11 @@ from sei_standin import SeiStandIn
 from agent.config import AgentSettings, ConfigError, SeiSettings, Settings, load_settings
 from agent.deliver import SeiClient, SeiUnavailable
 from agent.jenkins_client import JenkinsClient
-from agent.metrics import PREFIX, Metrics
 from agent.pipeline import Collector, Report
-from agent.service import (
-    Cycle,
-    MeteredSeiClient,
-    Schedule,
-    Service,
-    evaluate_health,
-    start_scheduler,
-)
+from agent.service.health import Cycle, evaluate_health
+from agent.service.loop import MeteredSeiClient, Service
+from agent.service.metrics import PREFIX, Metrics
+from agent.service.schedule import Schedule, start_scheduler
 from agent.state import StateFile
 
 T0 = datetime(2026, 1, 5, 10, 0, 30, tzinfo=UTC)

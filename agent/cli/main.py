@@ -16,9 +16,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-from agent import __version__, preflight, register, state_commands
+from agent import __version__, preflight
+from agent.cli import register
+from agent.cli import state as state_commands
+from agent.cli.controllers import for_each
 from agent.config import ConfigError, Settings, load_controllers
-from agent.controllers import for_each
 from agent.deliver import SeiClient, SeiRefused
 from agent.jenkins_client import JenkinsClient, JenkinsError, JenkinsUnavailable
 from agent.logs import setup_logging
@@ -205,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"`run` serves one controller and {settings.agent.config} has "
                     f"{len(controllers)}; run `sync` for all of them"
                 )
-            from agent.service import run as run_service  # the scheduler: only `run` needs it
+            from agent.service.loop import run as run_service  # the scheduler: only `run` needs it
 
             return run_service(settings)
         report = _deliver(args, controllers)

@@ -14,183 +14,27 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from types import FrameType
 from typing import Any
 
-from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.cron import CronTrigger
-from apscheduler.triggers.interval import IntervalTrigger
 
 from agent import __version__
-from agent.config import AgentSettings, ConfigError, SeiSettings, Settings
+from agent.config import SeiSettings, Settings
 from agent.deliver import Refusal, SeiClient, SeiRefused, SeiUnavailable
 from agent.jenkins_client import JenkinsClient, JenkinsError
 from agent.logs import redact, secrets_of
-from agent.metrics import Metrics
-from agent.pipeline import Collector, Report
+from agent.pipeline import Collector
 from agent.pipeline.worker import CUSTOM_CICD
-from agent.state import JobState, StateError, StateFile
+from agent.service.health import KEPT_CYCLES, Cycle, evaluate_health, iso, summarize
+from agent.service.metrics import Metrics
+from agent.service.schedule import Schedule, start_scheduler, utcnow
+from agent.service.web import StatusServer
+from agent.state import StateError, StateFile
 from agent.transport import Answer
-from agent.web import StatusServer
 
 log = logging.getLogger("agent.service")
-
-KEPT_CYCLES = 10
-MIN_GRACE = timedelta(seconds=60)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat(timespec="seconds") if moment else None
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """When cycles run: every `interval` seconds, or on a crontab line (local time)."""
-
-    trigger: BaseTrigger
-    description: str
-    interval: timedelta | None = None
-
-    @classmethod
-    def from_settings(cls, agent: AgentSettings) -> Schedule:
-        """AGENT_CRON wins over AGENT_INTERVAL; a bad crontab line is a ConfigError naming it."""
-        if not agent.cron:
-            seconds = agent.interval
-            return cls(
-                IntervalTrigger(seconds=seconds), f"every {seconds}s", timedelta(seconds=seconds)
-            )
-        try:
-            trigger = CronTrigger.from_crontab(agent.cron)
-        except ValueError as exc:
-            raise ConfigError(
-                f"invalid setting AGENT_CRON: '{agent.cron}' is not a crontab schedule ({exc}); "
-                "five fields, e.g. '*/5 * * * *'"
-            ) from None
-        if trigger.get_next_fire_time(None, utcnow()) is None:
-            raise ConfigError(f"invalid setting AGENT_CRON: '{agent.cron}' never fires")
-        return cls(trigger, f"on cron '{agent.cron}'")
-
-    def deadline(self, since: datetime) -> datetime:
-        """Two scheduled cycles after `since`: a success older than that means trouble."""
-        if self.interval is not None:
-            return since + 2 * self.interval
-        moment = since
-        for _ in range(2):
-            fire = self.trigger.get_next_fire_time(None, moment + timedelta(seconds=1))
-            if fire is None:
-                return datetime.max.replace(tzinfo=UTC)
-            moment = fire
-        return moment
-
-
-def start_scheduler(
-    schedule: Schedule, cycle: Callable[[], None], first: datetime
-) -> BackgroundScheduler:
-    """Run `cycle` at `first`, then on `schedule`: one at a time, and a late cycle only once."""
-    scheduler = BackgroundScheduler(executors={"default": ThreadPoolExecutor(1)})
-    scheduler.add_job(
-        cycle,
-        schedule.trigger,
-        id="sync",
-        name="sync cycle",
-        next_run_time=first,
-        max_instances=1,  # a cycle due while one runs is skipped, never run beside it
-        coalesce=True,  # cycles missed while the process could not run become one
-        misfire_grace_time=None,  # however late, that one runs
-    )
-    scheduler.start()
-    return scheduler
-
-
-@dataclass(frozen=True)
-class Cycle:
-    """One finished cycle, as /status and /healthz show it."""
-
-    started: datetime
-    ended: datetime
-    outcome: str  # ok, failed, interrupted
-    report: Report
-    error: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        r = self.report
-        return {
-            "started": _iso(self.started),
-            "ended": _iso(self.ended),
-            "duration_s": round((self.ended - self.started).total_seconds(), 3),
-            "outcome": self.outcome,
-            "jobs": r.jobs,
-            "sent": r.sent,
-            "dead_lettered": r.dead,
-            "unsent": r.unsent,
-            "running": r.running,
-            "jobs_unreadable": r.failed_jobs,
-            "error": self.error,
-        }
-
-
-def evaluate_health(
-    *,
-    now: datetime,
-    started: datetime,
-    schedule: Schedule,
-    last: Cycle | None,
-    last_success: datetime | None,
-    running_since: datetime | None,
-    last_accepted: datetime | None,
-    stopping: bool = False,
-) -> tuple[bool, dict[str, Any]]:
-    """Healthy while the last cycle succeeded within two intervals, or in the start-up grace.
-
-    A long cycle (a big first sync) that keeps delivering builds is healthy too, so a probe
-    never kills an agent that is working through a backlog.
-    """
-    body: dict[str, Any] = {
-        "last_success": _iso(last_success),
-        "last_cycle": last.to_json() if last else None,
-    }
-
-    def answer(healthy: bool, status: str, reason: str) -> tuple[bool, dict[str, Any]]:
-        return healthy, {"status": status, "reason": reason, **body}
-
-    if stopping:
-        return answer(False, "stopping", "the agent is shutting down")
-    if (
-        running_since is not None
-        and last_accepted is not None
-        and last_accepted >= running_since
-        and now <= schedule.deadline(last_accepted)
-    ):
-        return answer(True, "ok", "a cycle is delivering builds")
-    if last is None:
-        grace_end = max(schedule.deadline(started), started + MIN_GRACE)
-        if now <= grace_end:
-            return answer(True, "starting", "the first cycle has not finished yet")
-        return answer(False, "stale", f"the first cycle has not finished by {_iso(grace_end)}")
-    if last.outcome == "failed":
-        return answer(False, "failing", f"the last cycle failed: {last.error}")
-    if last_success is not None and now <= schedule.deadline(last_success):
-        return answer(True, "ok", "the last cycle succeeded")
-    since = _iso(last_success) or "start-up"
-    return answer(False, "stale", f"no cycle has succeeded for two intervals (since {since})")
-
-
-def summarize(jobs: dict[str, JobState]) -> dict[str, int]:
-    """The state file in figures, for /status and the gauges."""
-    return {
-        "jobs_tracked": len(jobs),
-        "builds_sent": sum(job.sent.count() for job in jobs.values()),
-        "builds_open": sum(len(job.open) for job in jobs.values()),
-        "dead_letters": sum(len(job.dead) for job in jobs.values()),
-    }
 
 
 class MeteredSeiClient(SeiClient):
@@ -374,10 +218,10 @@ class Service:
         job = self._scheduler.get_job("sync") if self._scheduler else None
         return {
             "version": __version__,
-            "started": _iso(self.started),
+            "started": iso(self.started),
             "schedule": self.schedule.description,
-            "next_cycle": _iso(job.next_run_time) if job else None,
-            "cycle_running_since": _iso(running_since),
+            "next_cycle": iso(job.next_run_time) if job else None,
+            "cycle_running_since": iso(running_since),
             "healthy": healthy,
             "health": health,
             "cycles": cycles,

@@ -18,9 +18,9 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
+from agent.cli.tables import table
 from agent.config import ConfigError, Settings
 from agent.state import JobState, StateFile
-from agent.tables import table
 
 log = logging.getLogger(__name__)
 
