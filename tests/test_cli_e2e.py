@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -121,8 +126,15 @@ def test_lookback_then_backfill_history(cli: Cli, jenkins: JenkinsSim, sei: SeiS
     for i in range(5):
         jenkins.add_build("old", timestamp=start + i * day)  # 40..36 days ago
     jenkins.add_build("old")  # within the last day
-    assert cli("sync").code == 0
+    jenkins.add_job("idle")
+    jenkins.add_build("idle", timestamp=start)
+    first = cli("sync")
+    assert first.code == 0
     assert sent(sei) == [("old", 6)]
+    # said once: what the lookback left, and how to send it
+    assert "up to 6 older builds of 2 jobs seen for the first time" in first.stderr
+    assert "AGENT_LOOKBACK, 1d" in first.stderr and "backfill --since" in first.stderr
+    assert "older builds" not in cli("sync").stderr
 
     from datetime import UTC, datetime
 
@@ -132,7 +144,7 @@ def test_lookback_then_backfill_history(cli: Cli, jenkins: JenkinsSim, sei: SeiS
     assert result.code == 0, result.stderr
     assert sent(sei) == [("old", 2), ("old", 3), ("old", 4), ("old", 6)]
     assert cli("backfill", "--since", "2000-01-01").code == 0
-    assert sent(sei) == [("old", n) for n in range(1, 7)]
+    assert sent(sei) == [("idle", 1)] + [("old", n) for n in range(1, 7)]
     posts = len(sei.requests)
     assert cli("backfill", "--since", "2000-01-01").code == 0
     assert len(sei.requests) == posts
@@ -148,6 +160,36 @@ def test_backfill_jobs_glob_and_progress_lines(
     assert result.code == 0, result.stderr
     assert sent(sei) == [("a/jobs/one", 1), ("a/jobs/two", 1)]
     assert "backfill done" in result.stderr
+
+
+def test_a_selection_that_selects_nothing_says_so(
+    cli: Cli, jenkins: JenkinsSim, sei: SeiStandIn
+) -> None:
+    jenkins.add_job("team/app")
+    jenkins.add_build("team/app")
+    none = cli("backfill", "--since", "2000-01-01", "--jobs", "app")
+    assert none.code == 0 and "--jobs app selects none of the 1 jobs" in none.stderr
+    future = cli("backfill", "--since", "2099-01-01")
+    assert future.code == 0
+    assert "no build of the 1 selected jobs started between --since and --until" in future.stderr
+    assert sei.accepted == []
+
+
+def test_backfill_progress_lines_move_inside_one_big_job(
+    cli: Cli, jenkins: JenkinsSim, sei: SeiStandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a terminal, a line every period, even while one job's builds are read."""
+    from agent.pipeline import backfill
+
+    monkeypatch.setattr(backfill, "PROGRESS_LOG_SECONDS", 0.0)
+    jenkins.add_job("big")
+    for _ in range(30):
+        jenkins.add_build("big")
+    result = cli("backfill", "--since", "2020-01-01")
+    assert result.code == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if "builds examined" in line]
+    assert len(lines) >= 20 and all("0/1 jobs done" in line for line in lines)
+    assert "30 builds examined" in lines[-1]
 
 
 def test_one_build_refused_is_dead_lettered_others_go_on(
@@ -388,3 +430,39 @@ def test_corrupt_state_exits_2_and_is_left_untouched(cli: Cli, jenkins: JenkinsS
 def test_version_and_module_entry_point(cli: Cli) -> None:
     result = cli("--version")
     assert result.code == 0 and result.stdout.startswith("jenkins-sei-agent ")
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_stops_a_backfill_cleanly_and_the_next_one_sends_the_rest_once(
+    cli: Cli, jenkins: JenkinsSim, sei: SeiStandIn, sig: signal.Signals, code: int
+) -> None:
+    """A CronJob deadline or `docker stop` in the middle of a backfill loses nothing."""
+    for job in range(4):
+        jenkins.add_job(f"team/svc{job}")
+        for _ in range(6):
+            jenkins.add_build(f"team/svc{job}")
+    sei.latency = 0.05  # slow enough to be stopped in the middle
+    cli.env["SEI_CONCURRENCY"] = "2"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent", "backfill", "--since", "2000-01-01"],
+        env=cli.env,
+        cwd=cli.cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 20
+    while len(sei.accepted) < 3:
+        assert proc.poll() is None and time.monotonic() < deadline, "no delivery started"
+        time.sleep(0.01)
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == code, stderr
+    assert f"backfill stopped by {sig.name}" in stderr and "Traceback" not in stderr
+    stopped_at = len(sei.accepted)
+    assert 3 <= stopped_at < 24
+    sei.latency = 0
+    assert cli("backfill", "--since", "2000-01-01").code == 0
+    posts = Counter(key for key in sent(sei))
+    assert len(posts) == 24 and set(posts.values()) == {1}  # nothing sent twice

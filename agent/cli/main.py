@@ -26,6 +26,7 @@ from agent.jenkins_client import JenkinsClient, JenkinsError, JenkinsUnavailable
 from agent.logs import setup_logging
 from agent.pipeline import Collector, Report
 from agent.state import StateError, StateFile
+from agent.stopping import Stop, stop_on_signals
 
 log = logging.getLogger("agent")
 
@@ -155,7 +156,7 @@ def _output(target: str | None) -> Iterator[TextIO | None]:
             yield handle
 
 
-def _deliver(args: argparse.Namespace, controllers: list[Settings]) -> Report:
+def _deliver(args: argparse.Namespace, controllers: list[Settings], stop: Stop) -> Report:
     needed = ["jenkins.url", "sei.instance_guid", "sei.instance_name"]
     if not args.dry_run:
         needed += ["sei.base_url", "sei.api_key"]
@@ -171,10 +172,10 @@ def _deliver(args: argparse.Namespace, controllers: list[Settings]) -> Report:
 
         def collect(settings: Settings) -> Report:
             jenkins = JenkinsClient(settings.jenkins)
-            sei = None if args.dry_run else SeiClient(settings.sei)
+            sei = None if args.dry_run else SeiClient(settings.sei, stop=stop)
             try:
                 collector = Collector(
-                    settings, jenkins, sei, state, output=out, dry_run=args.dry_run
+                    settings, jenkins, sei, state, output=out, dry_run=args.dry_run, stop=stop
                 )
                 if args.command == "sync":
                     return collector.sync(args.jobs)
@@ -210,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
             from agent.service.loop import run as run_service  # the scheduler: only `run` needs it
 
             return run_service(settings)
-        report = _deliver(args, controllers)
+        with stop_on_signals() as stop:
+            report = _deliver(args, controllers, stop)
     except (ConfigError, UsageError, StateError) as exc:
         log.error("%s", exc)
         return 2
@@ -223,6 +225,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         log.error("interrupted; what was delivered is recorded")
         return 130
+    if stop.exit_code is not None:
+        again = "the same backfill" if args.command == "backfill" else "the next sync"
+        log.warning(
+            "%s stopped by %s: %s; what was sent is recorded, %s sends the rest",
+            args.command,
+            stop.signal,
+            report.summary(),
+            again,
+        )
+        return stop.exit_code
     verb = "would send" if args.dry_run else "done"
     log.info("%s %s: %s", args.command, verb, report.summary())
     if report.sei_down is not None:

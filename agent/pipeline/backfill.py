@@ -16,6 +16,7 @@ from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from agent.jenkins.builds import read_builds
 from agent.jenkins.types import Job, Window
@@ -33,35 +34,75 @@ log = logging.getLogger(__name__)
 PROGRESS_LOG_SECONDS = 30.0
 
 
+class Progress:
+    """Builds examined and sent, and jobs done: a bar on a terminal, else a log line every
+    PROGRESS_LOG_SECONDS, even inside one job of 100,000 builds."""
+
+    def __init__(self, jobs: int, report: Report) -> None:
+        self.jobs, self.report, self.done, self.examined = jobs, report, 0, 0
+        self.selected = 0  # builds between the dates
+        self.interactive = sys.stderr.isatty()
+        self.bar = tqdm(unit="build", disable=not self.interactive, file=sys.stderr)
+        self.last_log = time.monotonic()
+
+    def build(self) -> None:
+        self.examined += 1
+        self.bar.update(1)
+        if self.interactive:
+            return
+        if time.monotonic() - self.last_log >= PROGRESS_LOG_SECONDS:
+            self.last_log = time.monotonic()
+            log.info(
+                "backfill: %d builds examined, %d sent; %d/%d jobs done",
+                self.examined,
+                self.report.sent,
+                self.done,
+                self.jobs,
+            )
+
+    def job_done(self) -> None:
+        self.done += 1
+        self.bar.set_postfix(jobs=f"{self.done}/{self.jobs}", sent=self.report.sent)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
 def backfill(
     collector: Collector, since_ms: int, until_ms: int, extra_globs: list[str] | None
 ) -> Report:
     jobs = collector.jobs(extra_globs)
-    report = collector.report
-    interactive = sys.stderr.isatty()
-    bar = tqdm(total=len(jobs), unit="job", disable=not interactive, file=sys.stderr)
-    last_log = time.monotonic()
     window = Window(since_ms=since_ms)
+    progress = Progress(len(jobs), collector.report)
     try:
         with (
+            logging_redirect_tqdm(),  # log lines above the bar, never through it
             collector.runner() as runner,
             ThreadPoolExecutor(1, thread_name_prefix="list") as lister,
         ):
-            for done, (job, listing) in enumerate(_ahead(collector, lister, jobs, window), 1):
+            for job, listing in _ahead(collector, lister, jobs, window):
                 if collector.worker.halted():
                     break
                 state = collector.tracked.setdefault(job.full_name, JobState())
                 collector.guarded(
-                    _backfill_job, job, collector, runner, state, listing, since_ms, until_ms
+                    _backfill_job,
+                    job,
+                    collector,
+                    runner,
+                    state,
+                    listing,
+                    (since_ms, until_ms),
+                    progress,
                 )
-                bar.update(1)
-                bar.set_postfix(sent=report.sent, refused=report.dead)
-                if not interactive and time.monotonic() - last_log >= PROGRESS_LOG_SECONDS:
-                    last_log = time.monotonic()
-                    log.info("backfill: %d/%d jobs, %d builds sent", done, len(jobs), report.sent)
+                progress.job_done()
     finally:
-        bar.close()
-    return collector.finished()
+        progress.close()
+    report = collector.finished()
+    if jobs and not progress.selected and not collector.worker.halted():
+        log.warning(
+            "no build of the %d selected jobs started between --since and --until", len(jobs)
+        )
+    return report
 
 
 def _ahead(
@@ -90,15 +131,21 @@ def _backfill_job(
     runner: BoundedRunner[Any],
     state: JobState,
     listing: Future[Iterator[dict[str, Any]]],
-    since_ms: int,
-    until_ms: int,
+    dates: tuple[int, int],
+    progress: Progress,
 ) -> None:
+    since_ms, until_ms = dates
     run = JobRun(job, state)
     for build in listing.result():
+        if collector.worker.halted():
+            collector.ledger.postponed(run)
+            break
+        progress.build()
         if not identified(build):
             log.warning(
                 "%s: a build without a number or start time was listed; skipped", job.full_name
             )
-        elif build["timestamp"] <= until_ms:
+        elif since_ms <= build["timestamp"] <= until_ms:
+            progress.selected += 1
             collector.handle(runner, run, build, since_ms, keep_new=False)
     collector.ledger.submitted_all(run)

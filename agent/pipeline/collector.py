@@ -117,12 +117,15 @@ class Collector:
         self.context = replace(
             self.context, naming=naming, instance_url=self._instance_url(inventory.root_url)
         )
-        found = [
-            job
-            for job in inventory.jobs
-            if matches(job.full_name, cfg.include, cfg.exclude)
-            and matches(job.full_name, extra_globs or [], [])
-        ]
+        included = [j for j in inventory.jobs if matches(j.full_name, cfg.include, cfg.exclude)]
+        found = [j for j in included if matches(j.full_name, extra_globs or [], [])]
+        if extra_globs and not found:
+            log.warning(
+                "--jobs %s selects none of the %d jobs (globs on full names, such as "
+                "'team/*'; see `check` for the jobs found)",
+                " ".join(extra_globs),
+                len(included),
+            )
         self.report.jobs = len(found)
         return found
 

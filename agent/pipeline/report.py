@@ -46,6 +46,8 @@ class Report:
     failed: int = 0
     running: int = 0
     failed_jobs: int = 0
+    older: int = 0  # finished builds a first sync left to `backfill` (outside the lookback)
+    older_jobs: int = 0
     sei_down: SeiUnavailable | None = None
 
     @property

@@ -37,14 +37,31 @@ def sync(collector: Collector, extra_globs: list[str] | None = None) -> Report:
                 state.floor_ms = collector.clock() - lookback_ms
                 state.changed()
             collector.guarded(_sync_job, job, collector, runner, state)
-    return collector.finished()
+    report = collector.finished()
+    if report.older:
+        seconds = int(collector.settings.agent.lookback.total_seconds())
+        since = f"{seconds // 86400}d" if seconds % 86400 == 0 else f"{seconds // 3600}h"
+        if seconds % 3600:
+            since = f"{seconds // 60}m"
+        log.info(
+            "up to %d older builds of %d jobs seen for the first time started before the "
+            "lookback (AGENT_LOOKBACK, %s); `jenkins-sei-agent backfill --since YYYY-MM-DD` "
+            "sends them",
+            report.older,
+            report.older_jobs,
+            since,
+        )
+    return report
 
 
 def _sync_job(job: Job, collector: Collector, runner: BoundedRunner[Any], state: JobState) -> None:
     plan = plan_sync(job, state)
     if plan is None:
         return
+    first = state.anchor is None and not state.sent.runs
     if isinstance(plan, Skip):
+        if first and plan.anchor:
+            _left_to_backfill(collector, plan.anchor[0])
         state.anchor = plan.anchor
         state.changed()
         return
@@ -67,9 +84,21 @@ def _sync_job(job: Job, collector: Collector, runner: BoundedRunner[Any], state:
         state.changed()
 
     run.finish = finish
+    if first and builds:
+        inside = [n for n, b in builds.items() if b["timestamp"] >= floor]
+        older = min(inside, default=max(builds) + 1) - 1
+        if older > 0 and len(inside) < len(builds):  # the listing reached below the lookback
+            _left_to_backfill(collector, older)
     for number in sorted(builds):
         collector.handle(runner, run, builds[number], floor)
     collector.ledger.submitted_all(run)
+
+
+def _left_to_backfill(collector: Collector, builds: int) -> None:
+    """A job seen for the first time has up to `builds` finished builds older than the
+    lookback: counted, and said once at the end of the run."""
+    collector.report.older += builds
+    collector.report.older_jobs += 1
 
 
 def _read(collector: Collector, job: Job, window: Window) -> list[dict[str, Any]]:

@@ -9,13 +9,11 @@ the state and exits 0; /healthz, /metrics and /status tell an orchestrator how i
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from datetime import datetime
-from types import FrameType
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -32,6 +30,7 @@ from agent.service.metrics import Metrics
 from agent.service.schedule import Schedule, start_scheduler, utcnow
 from agent.service.web import StatusServer
 from agent.state import StateError, StateFile
+from agent.stopping import stop_on_signals
 from agent.transport import Answer
 
 log = logging.getLogger("agent.service")
@@ -237,26 +236,14 @@ def run(settings: Settings) -> int:
         "jenkins.url", "sei.base_url", "sei.api_key", "sei.instance_guid", "sei.instance_name"
     )
     schedule = Schedule.from_settings(settings.agent)
-    stop = threading.Event()
-    received: list[str] = []
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        received.append(signal.Signals(signum).name)
-        stop.set()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        with StateFile(settings.agent.state_file) as state:
-            jenkins = JenkinsClient(settings.jenkins)
-            metrics = Metrics(lambda: jenkins.requests)
-            sei = MeteredSeiClient(settings.sei, metrics, stop)
-            try:
-                Service(settings, schedule, jenkins, sei, state, metrics, stop).serve()
-            finally:
-                jenkins.close()
-                sei.close()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    log.info("stopped on %s; state saved to %s", received[0], settings.agent.state_file)
+    with stop_on_signals() as stop, StateFile(settings.agent.state_file) as state:
+        jenkins = JenkinsClient(settings.jenkins)
+        metrics = Metrics(lambda: jenkins.requests)
+        sei = MeteredSeiClient(settings.sei, metrics, stop)
+        try:
+            Service(settings, schedule, jenkins, sei, state, metrics, stop).serve()
+        finally:
+            jenkins.close()
+            sei.close()
+    log.info("stopped on %s; state saved to %s", stop.signal, settings.agent.state_file)
     return 0

@@ -1,0 +1,48 @@
+"""SIGTERM and SIGINT as a request to stop: nothing more is started, what is in flight finishes,
+the state is saved, and the command says what was kept. Every mode handles them alike."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+log = logging.getLogger(__name__)
+
+# The conventional exit code of a command stopped by a signal: 128 + its number.
+EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
+
+
+class Stop(threading.Event):
+    """Set by the first SIGTERM or SIGINT; `signal` names it."""
+
+    signal: str | None = None
+
+    @property
+    def exit_code(self) -> int | None:
+        return EXIT_CODES.get(self.signal or "")
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[Stop]:
+    """Turn SIGTERM and SIGINT into a Stop for the block (main thread only), then restore."""
+    stop = Stop()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if stop.is_set():
+            log.warning("%s again: already stopping, waiting for what is in flight", name)
+            return
+        stop.signal = name
+        stop.set()
+        log.warning("%s: stopping; the builds in flight finish and the state is saved", name)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
