@@ -14,7 +14,7 @@ from sei_standin import SeiStandIn
 from agent.config import Settings
 from agent.jenkins.types import Job, Window
 from agent.pipeline.ledger import JobRun, Ledger
-from agent.pipeline.plan import Disposition, Skip, disposition, plan_sync
+from agent.pipeline.plan import Disposition, Read, Skip, disposition, plan_sync
 from agent.pipeline.report import Outcome, Report, Result
 from agent.pipeline.runner import BoundedRunner, running
 from agent.state import JobState
@@ -32,23 +32,28 @@ def job(newest: int | None, started: int | None = None) -> Job:
 def test_plan_reads_only_what_changed_down_to_what_is_not_settled() -> None:
     state = JobState(floor_ms=1000, anchor=(7, 5000))
     assert plan_sync(job(7, 5000), state) is None  # nothing new: no request
-    assert plan_sync(job(9, 9000), state) == Window(down_to=7, expected=3)
-    state.open = {5}
-    assert plan_sync(job(7, 5000), state) == Window(down_to=5, expected=3)
+    assert plan_sync(job(9, 9000), state) == Read(Window(down_to=7, expected=3))
+    state.open = {5}  # still running, two builds below the newest
+    assert plan_sync(job(7, 5000), state) == Read(None, (5,))
+    assert plan_sync(job(9, 9000), state) == Read(Window(down_to=7, expected=3), (5,))
+    state.open = {7}
+    assert plan_sync(job(7, 5000), state) == Read(None, (7,))
+    state.open = set(range(1, 7))  # many open: paging down to them is cheaper
+    assert plan_sync(job(7, 5000), state) == Read(Window(down_to=1, expected=7))
 
 
 def test_plan_of_a_job_first_seen_and_of_a_recreated_one() -> None:
     assert plan_sync(job(3, 500), JobState(floor_ms=1000)) == Skip(anchor=(3, 500))
-    assert plan_sync(job(3, 2000), JobState(floor_ms=1000)) == Window(since_ms=1000)
+    assert plan_sync(job(3, 2000), JobState(floor_ms=1000)) == Read(Window(since_ms=1000))
     assert plan_sync(job(None), JobState(floor_ms=1000, anchor=(4, 10))) == Skip(anchor=None)
     recreated = JobState(floor_ms=1000, anchor=(40, 9000))
-    assert plan_sync(job(2, 9500), recreated) == Window(since_ms=1000)
+    assert plan_sync(job(2, 9500), recreated) == Read(Window(since_ms=1000))
 
 
 def test_a_tracked_job_reads_new_builds_whatever_their_start_time() -> None:
     """Jenkins' clock behind the agent's: the new build 'started' before the lookback floor."""
     state = JobState(floor_ms=10 * DAY, anchor=(4, 5 * DAY))
-    assert plan_sync(job(5, 6 * DAY), state) == Window(down_to=4, expected=2)
+    assert plan_sync(job(5, 6 * DAY), state) == Read(Window(down_to=4, expected=2))
     build = {"number": 5, "timestamp": 6 * DAY, "building": False}
     assert disposition(build, state, 10 * DAY) is Disposition.DELIVER
     older = {"number": 3, "timestamp": 4 * DAY, "building": False}
@@ -194,3 +199,23 @@ def test_an_unexpected_error_fails_one_build_which_is_sent_next_run(
     monkeypatch.setattr(worker, "map_build", real)
     assert Agent(settings).run().exit_code == 0
     assert sent(sei) == [("app", 1), ("app", 2), ("app", 3)]
+
+
+def test_a_build_stuck_in_building_costs_one_narrow_request_a_cycle(
+    settings: Settings, jenkins: JenkinsSim, sei: SeiStandIn
+) -> None:
+    """Not a page through the job's history down to it, every cycle."""
+    jenkins.add_job("big")
+    for n in range(1, 1001):
+        jenkins.add_build("big", building=n == 5)
+    agent = Agent(settings)
+    agent.run()
+    for _ in range(2):
+        jenkins.reset_requests()
+        assert agent.run().running == 1
+        assert jenkins.count() == 2  # discovery, then build #5 by itself
+        assert jenkins.count(r"^/job/big/5/api/json$") == 1
+    jenkins.finish_build("big", 5)
+    assert agent.run().sent == 1
+    jenkins.reset_requests()
+    assert agent.run().sent == 0 and jenkins.count() == 1  # settled: idle again

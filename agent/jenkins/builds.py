@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from agent.jenkins.endpoints import BUILDS_CAP, api_json, builds_tree
+from agent.jenkins.endpoints import BUILD_FIELDS, BUILDS_CAP, api_json, build_path, builds_tree
 from agent.jenkins.types import Job, Window
-from agent.jenkins_client import JenkinsClient
+from agent.jenkins_client import JenkinsClient, JenkinsNotFound
 
 
 def read_builds(
@@ -32,3 +32,16 @@ def read_builds(
         if len(page) < end - start or window.exhausted_by(page):
             return
         start, size = end, page_size
+
+
+def read_build(client: JenkinsClient, job: Job, number: int) -> dict[str, Any] | None:
+    """One build by number, with every mapped field; None when it is gone (rotated away).
+
+    Cheaper than paging down to an old build that is still running: one narrow request, and
+    the controller loads only that build.
+    """
+    path = api_json(build_path(job.names, number, job.path_containers))
+    try:
+        return client.get_json(path, BUILD_FIELDS, kind="builds")  # type: ignore[no-any-return]
+    except JenkinsNotFound:
+        return None

@@ -19,6 +19,20 @@ Anchor = tuple[int, int]
 
 
 @dataclass(frozen=True)
+class Read:
+    """Read the builds in `window` (newest first, many a request), and the older open builds
+    `one_by_one`, each with a narrow request of its own."""
+
+    window: Window | None
+    one_by_one: tuple[int, ...] = ()
+
+
+# An open build further below the newest than this many is read by itself rather than paged
+# down to; past this many open builds, paging is cheaper again.
+MAX_ONE_BY_ONE = 5
+
+
+@dataclass(frozen=True)
 class Skip:
     """Nothing to read this time; the job's anchor becomes `anchor` (None: leave it)."""
 
@@ -47,10 +61,14 @@ def recreated(anchor: Anchor | None, newest: tuple[int, int | None] | None) -> b
     return newest[0] < anchor[0] or (newest[0] == anchor[0] and newest[1] != anchor[1])
 
 
-def plan_sync(job: Job, state: JobState) -> Window | Skip | None:
+def plan_sync(job: Job, state: JobState) -> Read | Skip | None:
     """The builds `sync` must read for `job`: None when nothing changed since the last complete
-    read, Skip when nothing inside the lookback needs reading, else the window down to the oldest
-    build not yet settled (the anchor, or a build that was running or failed)."""
+    read, Skip when nothing inside the lookback needs reading, else what to read down to the
+    oldest build not yet settled (the anchor, or a build that was running or failed).
+
+    A build stuck in "building" far below the newest is read by itself: paging down to it would
+    load the job's whole recent history on the controller every cycle.
+    """
     newest = newest_of(job)
     if newest == state.anchor and not state.open:
         return None  # nothing started or finished since the last complete read
@@ -61,9 +79,16 @@ def plan_sync(job: Job, state: JobState) -> Window | Skip | None:
     if started is not None and started < floor and not state.open and state.anchor is None:
         return Skip(anchor=(newest[0], started))  # a job first seen idle: nothing in the lookback
     if state.anchor is None or recreated(state.anchor, newest):
-        return Window(since_ms=floor)
-    down_to = min(state.open | {state.anchor[0]})
-    return Window(down_to=down_to, expected=newest[0] - down_to + 1)
+        return Read(Window(since_ms=floor))
+    anchor = state.anchor[0]
+    below = sorted(n for n in state.open if n < anchor)
+    if len(below) > MAX_ONE_BY_ONE:
+        return Read(Window(down_to=below[0], expected=newest[0] - below[0] + 1))
+    window = (
+        None if newest[0] == anchor else Window(down_to=anchor, expected=newest[0] - anchor + 1)
+    )
+    alone = (anchor,) if window is None and anchor in state.open else ()
+    return Read(window, (*below, *alone))
 
 
 def disposition(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from agent.jenkins.builds import read_builds
+from agent.jenkins.builds import read_build, read_builds
 from agent.jenkins.types import Job, Window
 from agent.pipeline.ledger import JobRun
 from agent.pipeline.plan import Skip, identified, newest_of, plan_sync, recreated
@@ -68,7 +68,11 @@ def _sync_job(job: Job, collector: Collector, runner: BoundedRunner[Any], state:
     if recreated(state.anchor, newest_of(job)):
         log.info("%s was recreated (build numbers restarted); reading it afresh", job.full_name)
     floor = state.floor_ms or 0
-    builds = {b["number"]: b for b in _read(collector, job, plan)}
+    builds = {b["number"]: b for b in _read(collector, job, plan.window)} if plan.window else {}
+    for number in plan.one_by_one:
+        build = read_build(collector.jenkins, job, number)
+        if build is not None and identified(build):
+            builds[number] = build
     anchor = state.anchor
     if anchor and anchor[0] in builds and builds[anchor[0]].get("timestamp") != anchor[1]:
         log.info(
@@ -79,12 +83,13 @@ def _sync_job(job: Job, collector: Collector, runner: BoundedRunner[Any], state:
 
     def finish() -> None:
         state.open &= builds.keys()  # builds listed earlier and now gone were rotated away
-        newest_read = max(builds, default=None)
-        state.anchor = (newest_read, builds[newest_read]["timestamp"]) if newest_read else None
+        if plan.window is not None:  # it reached the newest build: the anchor moves there
+            newest_read = max(builds, default=None)
+            state.anchor = (newest_read, builds[newest_read]["timestamp"]) if newest_read else None
         state.changed()
 
     run.finish = finish
-    if first and builds:
+    if first and plan.window and builds:
         inside = [n for n, b in builds.items() if b["timestamp"] >= floor]
         older = min(inside, default=max(builds) + 1) - 1
         if older > 0 and len(inside) < len(builds):  # the listing reached below the lookback
