@@ -15,6 +15,8 @@ from conftest import GUID, JENKINS_TOKEN, SEI_KEY, Cli, sent
 from jenkins_sim import JenkinsSim
 from sei_standin import SeiStandIn
 
+from agent import __version__
+
 P = "jenkins_sei_agent_"
 
 
@@ -60,7 +62,12 @@ def test_run_delivers_picks_up_new_builds_and_reports_them(
         assert sample(metrics, P + "cycles_total", outcome="ok") >= 1
         assert sample(metrics, P + "cycle_duration_seconds_count") >= 1
         assert sample(metrics, P + "last_success_timestamp_seconds") >= started
-        assert all(name.startswith(P) for name, _ in metrics)
+        assert all(name.startswith((P, "process_", "python_")) for name, _ in metrics)
+        assert sample(metrics, "process_resident_memory_bytes") > 0
+        assert sample(metrics, P + "build_info", version=__version__) == 1
+        # labelled counters exist at zero before their first event
+        assert (P + "builds_dead_lettered_total", (("result", "ABORTED"),)) in metrics
+        assert (P + "cycles_total", (("outcome", "interrupted"),)) in metrics
 
         # a new build, and the running one finishing, arrive within two intervals
         jenkins.add_build("app")

@@ -19,6 +19,7 @@ from jenkins_sim import JenkinsSim
 from prometheus_client.parser import text_string_to_metric_families
 from sei_standin import SeiStandIn
 
+from agent import __version__
 from agent.config import AgentSettings, ConfigError, SeiSettings, Settings, load_settings
 from agent.deliver import SeiClient, SeiUnavailable
 from agent.jenkins_client import JenkinsClient
@@ -130,7 +131,7 @@ def test_cycles_never_overlap() -> None:
     assert overlaps == []
 
 
-def test_every_metric_is_prefixed_and_jenkins_requests_are_read_live() -> None:
+def test_every_own_metric_is_prefixed_and_jenkins_requests_are_read_live() -> None:
     requests: Counter[str] = Counter({"discover": 3})
     metrics = Metrics(lambda: requests)
     metrics.builds_sent.labels("SUCCESS").inc()
@@ -138,12 +139,15 @@ def test_every_metric_is_prefixed_and_jenkins_requests_are_read_live() -> None:
     requests["builds"] += 2
     families = list(text_string_to_metric_families(metrics.render().decode()))
     names = {f.name for f in families}
-    assert all(name.startswith(PREFIX) for name in names)
+    assert all(name.startswith((PREFIX, "process_", "python_")) for name in names)
+    assert {"process_resident_memory_bytes", "python_gc_objects_collected"} <= names
     samples = {(s.name, tuple(s.labels.values())): s.value for f in families for s in f.samples}
     assert samples[(PREFIX + "jenkins_requests_total", ("builds",))] == 2
     assert samples[(PREFIX + "jenkins_requests_total", ("discover",))] == 3
     assert samples[(PREFIX + "builds_sent_total", ("SUCCESS",))] == 1
     assert samples[(PREFIX + "sei_request_duration_seconds_count", ("202",))] == 1
+    assert samples[(PREFIX + "build_info", (__version__,))] == 1
+    assert samples[(PREFIX + "builds_failed_total", ("ABORTED",))] == 0  # there from the start
     assert not any(name.endswith("_created") for name, _ in samples)
 
 

@@ -1,7 +1,9 @@
 """Prometheus metrics of `run`, in a registry of their own so nothing else leaks into /metrics.
 
-Every name starts with `jenkins_sei_agent_`. Jenkins requests are read from the client's own
-counter at scrape time rather than counted twice.
+Every name of the agent's own starts with `jenkins_sei_agent_`; the standard `process_*` and
+`python_*` series are there too, as every Python exporter has them. Labelled counters exist at
+zero from the start, so a rate over them works before the first event. Jenkins requests are
+read from the client's own counter at scrape time rather than counted twice.
 """
 
 from __future__ import annotations
@@ -9,17 +11,25 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
+    Info,
     disable_created_metrics,
     generate_latest,
 )
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from agent import __version__
+
 PREFIX = "jenkins_sei_agent_"
+RESULTS = ("SUCCESS", "UNSTABLE", "FAILURE", "ABORTED", "NOT_BUILT")
+OUTCOMES = ("ok", "failed", "interrupted")
 
 disable_created_metrics()  # `_created` series double every counter and say nothing useful here
 
@@ -106,6 +116,16 @@ class Metrics:
             PREFIX + "dead_letters", "Dead letters kept in the state file", registry=reg
         )
         reg.register(_JenkinsRequests(jenkins_requests))
+        for standard in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            reg.register(standard)
+        Info(PREFIX + "build", "The agent's version", registry=reg).info({"version": __version__})
+        for result in RESULTS:
+            self.builds_sent.labels(result)
+            self.builds_failed.labels(result)
+        for result in (*RESULTS, "UNKNOWN"):
+            self.builds_dead_lettered.labels(result)
+        for outcome in OUTCOMES:
+            self.cycles.labels(outcome)
 
     def observe_sei(self, status: str, seconds: float) -> None:
         """SeiClient's on_request hook."""
