@@ -19,9 +19,16 @@ def test_example_documents_every_setting_and_loads(monkeypatch: pytest.MonkeyPat
     for section, model in Settings.model_fields.items():
         fields = set(model.annotation.model_fields) - {"config"}  # type: ignore[union-attr]
         assert set(documented[section]) == fields, section
+    with pytest.raises(ConfigError) as refused:  # copied and not filled in: refused
+        load_settings(EXAMPLE)
+    assert "jenkins.url (line 16 of" in str(refused.value)
+    assert "sei.instance_guid (line" in str(refused.value) and "all-zero" in str(refused.value)
+    monkeypatch.setenv("JENKINS_URL", "https://ci.acme.test/")
+    monkeypatch.setenv("SEI_INSTANCE_GUID", "0b5c7a5e-2f5d-4a7e-9a41-6f4b0f3c1d2e")
     settings = load_settings(EXAMPLE)
     assert settings.sei.api_base == "https://app.harness.io/gratis/sei/api"
     assert settings.agent.lookback == timedelta(hours=24)
+    assert settings.agent.rules == []  # the example's rules are commented out
 
 
 def test_environment_beats_file_and_flags_beat_environment(
@@ -139,3 +146,106 @@ def test_insecure_is_logged_at_every_start(
     with caplog.at_level("WARNING"):
         JenkinsClient(load_settings().jenkins).close()
     assert "NOT verified (JENKINS_INSECURE=true)" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("text", "wanted"),
+    [
+        ("agent:\n  look_back: 2d\n", "unknown setting agent.look_back (line 2 of"),
+        ("agent:\n  cd_job: [x]\n", "agent.cd_job (line 2 of"),
+        ("seii:\n  api_key: k\n", "unknown setting seii (line 1 of"),
+        ("agent:\n  rules:\n    - job: [deploy]\n      cfr_status: true\n", "rules[0].job"),
+    ],
+)
+def test_a_misspelt_key_is_an_error_naming_it_its_line_and_the_closest_name(
+    tmp_path: Path, text: str, wanted: str
+) -> None:
+    config = tmp_path / "agent.yaml"
+    config.write_text(text)
+    with pytest.raises(ConfigError) as error:
+        load_settings(config)
+    assert wanted in str(error.value) and "did you mean" in str(error.value)
+
+
+def test_agent_rules_that_is_not_json_or_has_unknown_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENT_RULES", '[{"jobs": ["a"], "cfr_status": tru}]')
+    with pytest.raises(ConfigError, match=r"AGENT_RULES: not JSON .* at line 1, column"):
+        load_settings()
+    monkeypatch.setenv("AGENT_RULES", '[{"job": ["a"], "cfr_status": true}]')
+    with pytest.raises(ConfigError, match=r"AGENT_RULES\[0\]\.job; did you mean jobs\?"):
+        load_settings()
+    monkeypatch.setenv("AGENT_RULES", '[{"jobs": ["a"], "results": ["FAILED"]}]')
+    with pytest.raises(ConfigError, match=r"AGENT_RULES.*FAILED is not a Jenkins result"):
+        load_settings()
+
+
+def test_a_glob_list_written_as_json_in_a_glob_variable_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AGENT_CD_JOBS", '["deploy-*", "release/*"]')
+    with pytest.raises(ConfigError, match="AGENT_CD_JOBS: write the globs separated by commas"):
+        load_settings()
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SEI_INSTANCE_GUID", "00000000-0000-0000-0000-000000000000"),
+        ("SEI_API_KEY", "replace-with-an-sei-api-key"),
+        ("JENKINS_URL", "https://jenkins.example.com/"),
+        ("SEI_API_KEY", "<SEI_API_KEY>"),
+    ],
+)
+def test_placeholders_from_the_examples_are_refused(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=f"invalid setting {name}: ") as error:
+        load_settings()
+    assert "placeholder" in str(error.value)
+
+
+def test_secrets_are_stripped_and_control_characters_refused_unshown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SEI_API_KEY", "  key-from-a-file-1234\r\n")
+    assert load_settings().sei.api_key.get_secret_value() == "key-from-a-file-1234"  # type: ignore[union-attr]
+    monkeypatch.setenv("SEI_API_KEY", "first-half\nsecond-half")
+    with pytest.raises(ConfigError) as error:
+        load_settings()
+    assert "SEI_API_KEY" in str(error.value) and "control character" in str(error.value)
+    assert "half" not in str(error.value)
+
+
+def test_unknown_agent_and_sei_variables_are_named_jenkins_ones_are_not(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("AGENT_LOOKBAK", "2d")
+    monkeypatch.setenv("SEI_APIKEY", "x")
+    monkeypatch.setenv("JENKINS_HOME", "/var/jenkins_home")
+    with caplog.at_level("WARNING"):
+        load_settings()
+    assert "AGENT_LOOKBAK is not a setting of the agent, ignored; did you mean AGENT_LOOKBACK?" in (
+        caplog.text
+    )
+    assert "SEI_APIKEY" in caplog.text and "JENKINS_HOME" not in caplog.text
+
+
+def test_a_config_file_that_is_not_utf8(tmp_path: Path) -> None:
+    config = tmp_path / "agent.yaml"
+    config.write_bytes("agent:\n  project_name: Zürich\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match="is not UTF-8 text"):
+        load_settings(config)
+
+
+def test_satellite_metadata_keys_are_checked(tmp_path: Path) -> None:
+    config = tmp_path / "satellite.yml"
+    config.write_text(
+        "satellite:\n  url: https://app.harness.io/gratis/sei/api\n  api_key: k-1234\n"
+        "integrations:\n  - id: '7'\n    application: jenkins\n    url: https://ci.acme.test/\n"
+        "    metadata: {instance_uuid: 0b5c7a5e-2f5d-4a7e-9a41-6f4b0f3c1d2e}\n"
+    )
+    with pytest.raises(ConfigError) as error:
+        load_settings(config)
+    assert "integrations[0].metadata.instance_uuid (line 8 of" in str(error.value)
+    assert "did you mean instance_guid?" in str(error.value)

@@ -16,7 +16,7 @@ from apscheduler.triggers.cron import CronTrigger
 from conftest import ROOT
 from dockerfile import env_of, exec_form, parse_dockerfile
 
-from agent.config import Settings, load_settings
+from agent.config import ConfigError, Settings, load_settings
 
 DEPLOY = ROOT / "deploy"
 
@@ -68,6 +68,16 @@ def test_every_setting_named_in_deploy_is_read_by_the_agent(
         assert name.startswith("PYTHON") or name.startswith("PIP_") or known(name), name
     for name, value in {**image["env"], **config, **secret}.items():
         monkeypatch.setenv(name, str(value))
+    with pytest.raises(ConfigError) as copied:  # what must be filled in is refused until it is
+        load_settings()
+    placeholders = {"JENKINS_URL", "JENKINS_API_TOKEN", "SEI_API_KEY", "SEI_INSTANCE_GUID"}
+    assert {n for n in placeholders if f"invalid setting {n}:" in str(copied.value)} == (
+        placeholders
+    )
+    monkeypatch.setenv("JENKINS_URL", "https://ci.acme.test/")
+    monkeypatch.setenv("JENKINS_API_TOKEN", "a-real-token")
+    monkeypatch.setenv("SEI_API_KEY", "a-real-key")
+    monkeypatch.setenv("SEI_INSTANCE_GUID", "0b5c7a5e-2f5d-4a7e-9a41-6f4b0f3c1d2e")
     settings = load_settings()
     assert settings.sei.api_key is not None and settings.jenkins.api_token is not None
     assert set(secret) == {"SEI_API_KEY", "JENKINS_API_TOKEN"}  # the two SecretStr settings

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fnmatch import fnmatchcase
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agent.jenkins.types import Job
 from agent.sei.payload import Artifact
@@ -21,8 +21,18 @@ def split_globs(value: Any) -> list[str]:
     return [str(v).strip() for v in value if str(v).strip()]
 
 
+# The results Jenkins gives a finished build; a rule naming another could never match.
+RESULTS = ("SUCCESS", "UNSTABLE", "FAILURE", "ABORTED", "NOT_BUILT")
+
+
 class Rule(BaseModel):
-    """Optional payload fields for the builds of matching jobs (and results)."""
+    """Optional payload fields for the builds of matching jobs (and results).
+
+    A misspelt key would make the rule match every job (`job:` for `jobs:`), so unknown keys are
+    refused; so is a result Jenkins never gives.
+    """
+
+    model_config = ConfigDict(extra="forbid")
 
     jobs: list[str] = Field(default_factory=lambda: ["*"])
     results: list[str] = Field(default_factory=list)  # empty: any result
@@ -31,6 +41,20 @@ class Rule(BaseModel):
     project_name: str | None = None
 
     _globs = field_validator("jobs", mode="before")(split_globs)
+
+    @field_validator("results", mode="before")
+    @classmethod
+    def _results(cls, value: Any) -> Any:
+        words = split_globs(value) if isinstance(value, str) else value
+        if not isinstance(words, list):
+            return value
+        upper = [str(word).strip().upper() for word in words]
+        unknown = [word for word in upper if word not in RESULTS]
+        if unknown:
+            raise ValueError(
+                f"{', '.join(unknown)} is not a Jenkins result (one of {', '.join(RESULTS)})"
+            )
+        return upper
 
 
 def project_name_for(template: str | None, job: Job) -> str | None:

@@ -1,29 +1,27 @@
-"""Settings: YAML file < environment < command-line flags, validated once at start.
+"""The settings' models: every setting, its default, and what makes a value wrong.
 
 Environment names are the section and the setting joined by '_' (JENKINS_API_TOKEN is
 `jenkins.api_token`, AGENT_STATE_FILE is `agent.state_file`), so the YAML file and the
-environment describe the same tree.
+environment describe the same tree. A value that would change what SEI receives without
+saying so is refused: a placeholder left from an example, a secret with a control character,
+a rule that can never match.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import uuid
-from contextvars import ContextVar
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     PrivateAttr,
     SecretStr,
-    ValidationError,
     field_validator,
     model_validator,
 )
@@ -34,31 +32,58 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from agent.config.satellite import INTEGRATION_KEYS, Integration
 from agent.mapping.rules import Rule, split_globs
-from agent.satellite import (
-    INTEGRATION_KEYS,
-    Integration,
-    SatelliteError,
-    is_satellite,
-    split_controllers,
-)
-
-SEI_ENVIRONMENTS: dict[str, str] = {
-    "prod0": "https://accounts.harness.io/sei/api",
-    "prod1": "https://app.harness.io/prod1/sei/api",
-    "prod2": "https://app.harness.io/gratis/sei/api",
-    "prod3": "https://app3.harness.io/sei/api",
-    "prod4": "https://prod4.harness.io/sei/api",
-    "prod6": "https://prod6.harness.io/sei/api",
-    "eu1": "https://accounts.eu.harness.io/sei/api",
-}
+from agent.sei.environments import SEI_ENVIRONMENTS
 
 _DURATION = re.compile(r"(\d+)\s*([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
+def env_name(loc: tuple[Any, ...]) -> str:
+    """('sei', 'instance_guid') -> 'SEI_INSTANCE_GUID', the name users set."""
+    parts = [str(p) for p in loc if not isinstance(p, int)]
+    return "_".join(parts[:2]).upper() if parts else "configuration"
+
+
 class ConfigError(Exception):
     """A setting is missing or invalid; the message names it."""
+
+
+# What the example files ship in place of real values: a setting still holding one was copied
+# and not filled in.
+PLACEHOLDER_GUID = "00000000-0000-0000-0000-000000000000"
+_PLACEHOLDER = re.compile(r"replace-with|<[A-Z][A-Z0-9_]*>|//[^/]*\bexample\.com\b", re.IGNORECASE)
+
+
+def _not_placeholder(value: Any) -> Any:
+    text = value.get_secret_value() if isinstance(value, SecretStr) else value
+    if isinstance(text, str) and _PLACEHOLDER.search(text):
+        raise ValueError("still holds the example's placeholder; put the real value in")
+    return value
+
+
+def _strip_secret(value: Any) -> Any:
+    """A secret with the white space around it stripped (a YAML `|` block, a CRLF file, a
+    Kubernetes secret made from a file); a control character inside is refused, and the value
+    is never shown."""
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    if not isinstance(value, str):
+        return value
+    value = value.strip()
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise ValueError("holds a control character (a line break inside?); the value is not shown")
+    return value
+
+
+def _glob_list(value: Any) -> list[str]:
+    """Globs separated by commas; a JSON list in a variable would be taken for one glob."""
+    if isinstance(value, str) and value.strip().startswith("["):
+        raise ValueError(
+            "write the globs separated by commas (deploy-*,release/*), not as a JSON list"
+        )
+    return split_globs(value)
 
 
 def parse_duration(text: str | int | float | timedelta) -> timedelta:
@@ -148,8 +173,10 @@ class JenkinsSettings(TransportSettings):
         25, ge=0, le=100, description="levels of upstream builds read to find who started a chain"
     )
 
-    _globs = field_validator("include", "exclude", mode="before")(split_globs)
+    _globs = field_validator("include", "exclude", mode="before")(_glob_list)
     _url = field_validator("url")(_check_service_url)
+    _secret = field_validator("api_token", "user", mode="before")(_strip_secret)
+    _placeholder = field_validator("url", "user", "api_token")(_not_placeholder)
 
     @field_validator("stage_source", mode="before")
     @classmethod
@@ -186,6 +213,10 @@ class SeiSettings(TransportSettings):
     integration_id: str | None = None
 
     _url = field_validator("base_url", "instance_url")(_check_service_url)
+    _secret = field_validator("api_key", mode="before")(_strip_secret)
+    _placeholder = field_validator(
+        "base_url", "instance_url", "api_key", "instance_name", "integration_id"
+    )(_not_placeholder)
 
     @field_validator("environment")
     @classmethod
@@ -206,9 +237,15 @@ class SeiSettings(TransportSettings):
         if value is None:
             return None
         try:
-            return str(uuid.UUID(value.strip()))
+            guid = str(uuid.UUID(value.strip()))
         except ValueError:
             raise ValueError(f"'{value}' is not a UUID") from None
+        if guid == PLACEHOLDER_GUID:
+            raise ValueError(
+                "is the example's all-zero placeholder; `jenkins-sei-agent register` creates "
+                "the instance and its GUID"
+            )
+        return guid
 
     @model_validator(mode="after")
     def _integration_for_artifacts(self) -> SeiSettings:
@@ -245,7 +282,7 @@ class AgentSettings(BaseModel):
     log_format: Literal["text", "json"] = "text"
     config: Path | None = None
 
-    _globs = field_validator("cd_jobs", "ci_jobs", "library_repos", mode="before")(split_globs)
+    _globs = field_validator("cd_jobs", "ci_jobs", "library_repos", mode="before")(_glob_list)
 
     @field_validator("lookback", mode="before")
     @classmethod
@@ -260,19 +297,6 @@ class AgentSettings(BaseModel):
         if value.lower() in ("debug", "info", "warning", "error"):
             return value.upper()
         return value.strip().lower()
-
-
-_yaml_data: ContextVar[dict[str, Any] | None] = ContextVar("yaml_data", default=None)
-
-
-class _YamlSource(PydanticBaseSettingsSource):
-    """The already-parsed config file, lowest priority."""
-
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-        return (_yaml_data.get() or {}).get(field_name), field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        return dict(_yaml_data.get() or {})
 
 
 class Settings(BaseSettings):
@@ -299,12 +323,15 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return init_settings, env_settings, _YamlSource(settings_cls)
+        """Flags (and a satellite controller's own settings) beat the environment; a file comes
+        below both (agent/config/loading.py adds it)."""
+        return init_settings, env_settings
 
     @property
     def jenkins_base(self) -> str:
         """Configured Jenkins URL with exactly one trailing slash (context path kept)."""
-        assert self.jenkins.url is not None
+        if self.jenkins.url is None:
+            raise ConfigError(f"missing setting: {self.name_of('jenkins.url')}")
         return self.jenkins.url.rstrip("/") + "/"
 
     @property
@@ -332,113 +359,3 @@ class Settings(BaseSettings):
                 missing.append(self.name_of(name))
         if missing:
             raise ConfigError(f"missing setting: {', '.join(missing)}")
-
-
-def env_name(loc: tuple[Any, ...]) -> str:
-    """('sei', 'instance_guid') -> 'SEI_INSTANCE_GUID', the name users set."""
-    parts = [str(p) for p in loc if not isinstance(p, int)]
-    return "_".join(parts[:2]).upper() if parts else "configuration"
-
-
-def read_config_file(path: Path) -> dict[str, Any]:
-    """Parse the YAML file, turning every failure into a ConfigError that names the file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "syntax error"
-        raise ConfigError(f"config file {path}: YAML {problem}{where}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {path}: expected a mapping of settings at the top level")
-    return data
-
-
-def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def load_settings(
-    config_file: Path | None = None, overrides: dict[str, Any] | None = None
-) -> Settings:
-    """Build Settings from the file, the environment and flags; raise ConfigError on bad input."""
-    controllers = load_controllers(config_file, overrides)
-    if len(controllers) > 1:
-        raise ConfigError(
-            f"{controllers[0].agent.config} describes {len(controllers)} Jenkins controllers; "
-            "this needs exactly one"
-        )
-    return controllers[0]
-
-
-def load_controllers(
-    config_file: Path | None = None, overrides: dict[str, Any] | None = None
-) -> list[Settings]:
-    """The Settings of every controller this agent serves; raise ConfigError on bad input.
-
-    An agent.yaml or the environment alone is one controller; a satellite.yml is one per
-    integration with `application: jenkins` (agent/satellite.py), each with its own instance
-    GUID and so its own section of the state file. Everything else the controllers share.
-    """
-    from_env = os.environ.get("AGENT_CONFIG")
-    path = config_file or (Path(from_env) if from_env else None)
-    data = read_config_file(path) if path else {}
-    init = _deep_merge({"agent": {"config": path}} if path else {}, overrides or {})
-    if path is None or not is_satellite(data):
-        return [_build(data, init, None)]
-    try:
-        shared, own = split_controllers(data, path)
-    except SatelliteError as exc:
-        raise ConfigError(str(exc)) from None
-    controllers = [_build(shared, _deep_merge(mine, init), where) for where, mine in own]
-    first_with: dict[str, Settings] = {}
-    for settings in controllers:
-        guid = settings.sei.instance_guid
-        if guid in first_with:
-            raise ConfigError(
-                f"{settings.name_of('sei.instance_guid')} is the instance GUID of "
-                f"{first_with[guid].name_of('sei.instance_guid')} too; every controller needs "
-                "its own (`jenkins-sei-agent register` creates one)"
-            )
-        if guid:
-            first_with[guid] = settings
-    return controllers
-
-
-def _build(data: dict[str, Any], init: dict[str, Any], where: Integration | None) -> Settings:
-    """One controller's Settings: `data` is the file's part, `init` beats the environment."""
-    token = _yaml_data.set(data)
-    try:
-        settings = Settings(**init)
-    except ValidationError as exc:
-        message = _describe(exc)
-        raise ConfigError(where.rename(message) if where else message) from None
-    finally:
-        _yaml_data.reset(token)
-    settings._integration = where
-    return settings
-
-
-def _describe(exc: ValidationError) -> str:
-    lines = []
-    for err in exc.errors():
-        loc = tuple(err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
-        name = env_name(loc)
-        if name.upper() in msg.upper():
-            lines.append(f"invalid setting: {msg}")
-        else:
-            lines.append(f"invalid setting {name}: {msg}")
-    return "; ".join(lines)

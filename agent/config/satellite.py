@@ -25,6 +25,10 @@ INTEGRATION_KEYS: dict[str, str] = {
 }
 
 
+# What an integration's `metadata` may hold for the agent (register --write-config fills it in).
+METADATA_KEYS = ("instance_guid", "instance_name")
+
+
 class SatelliteError(Exception):
     """The file is a satellite.yml that cannot be used; the message says where."""
 
@@ -37,15 +41,14 @@ class Integration:
     index: int
     id: str | None
 
+    @property
+    def keys(self) -> set[str]:
+        """The settings (`section.field`) this integration gives its controller."""
+        return set(INTEGRATION_KEYS)
+
     def where(self, setting: str) -> str:
         """How the user finds one of this controller's settings: `integrations[1].url in FILE`."""
         return f"integrations[{self.index}].{INTEGRATION_KEYS[setting]} in {self.file}"
-
-    def rename(self, message: str) -> str:
-        """A settings message with this controller's own settings named as the file names them."""
-        for setting in INTEGRATION_KEYS:
-            message = message.replace(setting.replace(".", "_").upper(), self.where(setting))
-        return message
 
 
 def is_satellite(data: dict[str, Any]) -> bool:

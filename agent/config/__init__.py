@@ -1,0 +1,30 @@
+"""The settings: their models (models), where they come from (loading), and the SEI satellite's
+file read as it is (satellite)."""
+
+from agent.config.loading import known_variables, load_controllers, load_settings
+from agent.config.models import (
+    AgentSettings,
+    ConfigError,
+    JenkinsSettings,
+    SeiSettings,
+    Settings,
+    TransportSettings,
+    env_name,
+    parse_duration,
+)
+from agent.mapping.rules import Rule
+
+__all__ = [
+    "AgentSettings",
+    "ConfigError",
+    "JenkinsSettings",
+    "Rule",
+    "SeiSettings",
+    "Settings",
+    "TransportSettings",
+    "env_name",
+    "known_variables",
+    "load_controllers",
+    "load_settings",
+    "parse_duration",
+]

@@ -1,0 +1,344 @@
+"""Loading the settings: YAML file < environment < command-line flags, validated once at start.
+
+The file is read by pydantic-settings' own YAML source; a satellite.yml is first translated to
+the same shape (agent/config/satellite.py). Before anything is validated, every key of the file
+is checked against the settings: a misspelt key is an error naming the key, its line and the
+closest known name, never silently ignored. An AGENT_* or SEI_* variable the agent does not know
+is named in a warning (JENKINS_* ones are not: Jenkins' own containers set many). Every message
+names a setting the way the user wrote it: a path in the file, a variable or a flag.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsError,
+    YamlConfigSettingsSource,
+)
+
+from agent.config.models import ConfigError, Settings, env_name
+from agent.config.satellite import (
+    METADATA_KEYS,
+    Integration,
+    SatelliteError,
+    is_satellite,
+    split_controllers,
+)
+from agent.mapping.rules import Rule
+
+log = logging.getLogger(__name__)
+
+# The settings command-line flags set, and how the user typed them.
+FLAGS = {
+    ("agent", "state_file"): "--state-file",
+    ("agent", "lookback"): "--lookback",
+    ("agent", "log_level"): "--log-level",
+    ("agent", "log_format"): "--log-format",
+}
+Path_ = tuple[str | int, ...]
+
+
+class _File:
+    """A parsed config file: its data, and the line of every key (for messages)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"config file {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8"
+            ) from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+        try:
+            data = yaml.safe_load(text)
+            node = yaml.compose(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or "syntax error"
+            raise ConfigError(f"config file {path}: YAML {problem}{where}") from None
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise ConfigError(
+                f"config file {path}: expected a mapping of settings at the top level"
+            )
+        self.data: dict[str, Any] = data
+        self.lines: dict[Path_, int] = {}
+        self._index(node, ())
+
+    def _index(self, node: Any, at: Path_) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                here = (*at, str(key.value))
+                self.lines[here] = key.start_mark.line + 1
+                self._index(value, here)
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                self.lines[(*at, index)] = item.start_mark.line + 1
+                self._index(item, (*at, index))
+
+    def where(self, at: Path_) -> str:
+        dotted = _dotted(at)
+        line = self.lines.get(at)
+        return f"{dotted} (line {line} of {self.path})" if line else f"{dotted} in {self.path}"
+
+
+def _dotted(at: Path_) -> str:
+    out = ""
+    for part in at:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _closest(word: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(word, known, n=1, cutoff=0.5)
+    return f"; did you mean {close[0]}?" if close else f" (known: {', '.join(sorted(known))})"
+
+
+def _unknown_keys(data: Mapping[str, Any], file: _File, at: Path_ = ()) -> list[str]:
+    """Every key of the settings part of a file that is not a setting."""
+    problems = []
+    sections = Settings.model_fields
+    for name, section in data.items():
+        here = (*at, name)
+        if name not in sections:
+            problems.append(f"unknown setting {file.where(here)}{_closest(name, list(sections))}")
+            continue
+        model = sections[name].annotation
+        if not isinstance(section, dict) or not isinstance(model, type):
+            continue
+        fields = [f for f in model.model_fields if f != "config"]
+        for key, value in section.items():
+            if key not in fields:
+                where = file.where((*here, key))
+                problems.append(f"unknown setting {where}{_closest(str(key), fields)}")
+            elif key == "rules" and isinstance(value, list):
+                at = (*here, key)
+                problems += _unknown_rule_keys(value, lambda i, k, at=at: file.where((*at, i, k)))
+    return problems
+
+
+def _unknown_rule_keys(rules: list[Any], where: Any) -> list[str]:
+    fields = list(Rule.model_fields)
+    return [
+        f"unknown setting {where(index, key)}{_closest(str(key), fields)}"
+        for index, rule in enumerate(rules)
+        if isinstance(rule, dict)
+        for key in rule
+        if key not in fields
+    ]
+
+
+def known_variables() -> set[str]:
+    """Every AGENT_*, SEI_* and JENKINS_* variable the agent reads."""
+    names = {"AGENT_CONFIG"}
+    for section, field in Settings.model_fields.items():
+        model = field.annotation
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            names |= {env_name((section, name)) for name in model.model_fields}
+    return names
+
+
+def _warn_unknown_variables() -> None:
+    known = sorted(known_variables())
+    for name in sorted(os.environ):
+        upper = name.upper()
+        if upper.startswith(("AGENT_", "SEI_")) and upper not in known:
+            log.warning("%s is not a setting of the agent, ignored%s", name, _closest(upper, known))
+
+
+def _check_rules_variable() -> None:
+    """AGENT_RULES must be a JSON list of rules, each with known keys only."""
+    raw = next((v for k, v in os.environ.items() if k.upper() == "AGENT_RULES"), None)
+    if raw is None:
+        return
+    try:
+        rules = json.loads(raw)
+    except ValueError as exc:
+        reason = getattr(exc, "msg", str(exc))
+        line, column = getattr(exc, "lineno", None), getattr(exc, "colno", None)
+        at = f" at line {line}, column {column}" if line else ""
+        raise ConfigError(
+            f"invalid setting AGENT_RULES: not JSON ({reason}{at}); it is a JSON list such as "
+            '[{"jobs": ["*/deploy-*"], "results": ["FAILURE"], "cfr_status": true}]'
+        ) from None
+    if not isinstance(rules, list):
+        raise ConfigError("invalid setting AGENT_RULES: a JSON list of rules, [{...}, ...]")
+    problems = _unknown_rule_keys(rules, lambda i, k: f"AGENT_RULES[{i}].{k}")
+    if problems:
+        raise ConfigError("; ".join(problems))
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_settings(
+    config_file: Path | None = None, overrides: dict[str, Any] | None = None
+) -> Settings:
+    """Build Settings from the file, the environment and flags; raise ConfigError on bad input."""
+    controllers = load_controllers(config_file, overrides)
+    if len(controllers) > 1:
+        raise ConfigError(
+            f"{controllers[0].agent.config} describes {len(controllers)} Jenkins controllers; "
+            "this needs exactly one"
+        )
+    return controllers[0]
+
+
+def load_controllers(
+    config_file: Path | None = None, overrides: dict[str, Any] | None = None
+) -> list[Settings]:
+    """The Settings of every controller this agent serves; raise ConfigError on bad input.
+
+    An agent.yaml or the environment alone is one controller; a satellite.yml is one per
+    integration with `application: jenkins`, each with its own instance GUID and so its own
+    section of the state file. Everything else the controllers share.
+    """
+    from_env = os.environ.get("AGENT_CONFIG")
+    path = config_file or (Path(from_env) if from_env else None)
+    file = _File(path) if path else None
+    _warn_unknown_variables()
+    _check_rules_variable()
+    init = _deep_merge({"agent": {"config": path}} if path else {}, overrides or {})
+    if file is None or path is None:
+        return [_build(None, init, None, None)]
+    if not is_satellite(file.data):
+        problems = _unknown_keys(file.data, file)
+        if problems:
+            raise ConfigError("; ".join(problems))
+        return [_build(file, init, None, lambda cls: YamlConfigSettingsSource(cls, path))]
+    try:
+        shared, own = split_controllers(file.data, path)
+    except SatelliteError as exc:
+        raise ConfigError(str(exc)) from None
+    problems = _unknown_keys({k: v for k, v in shared.items() if k in file.data}, file)
+    for where, _ in own:
+        metadata = file.data["integrations"][where.index].get("metadata") or {}
+        problems += [
+            f"unknown setting {file.where(('integrations', where.index, 'metadata', key))}"
+            f"{_closest(str(key), list(METADATA_KEYS))}"
+            for key in metadata
+            if key not in METADATA_KEYS
+        ]
+    if problems:
+        raise ConfigError("; ".join(problems))
+    controllers = [
+        _build(
+            file,
+            _deep_merge(mine, init),
+            where,
+            lambda cls, shared=shared: InitSettingsSource(cls, shared),  # type: ignore[misc]
+        )
+        for where, mine in own
+    ]
+    first_with: dict[str, Settings] = {}
+    for settings in controllers:
+        guid = settings.sei.instance_guid
+        if guid in first_with:
+            raise ConfigError(
+                f"{settings.name_of('sei.instance_guid')} is the instance GUID of "
+                f"{first_with[guid].name_of('sei.instance_guid')} too; every controller needs "
+                "its own (`jenkins-sei-agent register` creates one)"
+            )
+        if guid:
+            first_with[guid] = settings
+    return controllers
+
+
+def _build(
+    file: _File | None,
+    init: dict[str, Any],
+    where: Integration | None,
+    file_source: Any,
+) -> Settings:
+    """One controller's Settings: `init` beats the environment, which beats the file."""
+    cls: type[Settings] = Settings
+    if file_source is not None:
+
+        class FromFile(Settings):
+            @classmethod
+            def settings_customise_sources(
+                cls,
+                settings_cls: type[BaseSettings],
+                init_settings: PydanticBaseSettingsSource,
+                env_settings: PydanticBaseSettingsSource,
+                dotenv_settings: PydanticBaseSettingsSource,
+                file_secret_settings: PydanticBaseSettingsSource,
+            ) -> tuple[PydanticBaseSettingsSource, ...]:
+                return init_settings, env_settings, file_source(settings_cls)
+
+        cls = FromFile
+    try:
+        settings = cls(**init)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, file, init, where)) from None
+    except SettingsError as exc:  # a variable that should hold JSON and does not
+        raise ConfigError(f"invalid setting: {exc}") from None
+    settings._integration = where
+    return settings
+
+
+def _describe(
+    exc: ValidationError, file: _File | None, init: dict[str, Any], where: Integration | None
+) -> str:
+    """Every error, naming each setting as the user set it."""
+    lines = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            known = list(Rule.model_fields)
+            msg = f"is not a setting{_closest(str(loc[-1]), known)}"
+        lines.append(f"invalid setting {_name(loc, file, init, where)}: {msg}")
+    return "; ".join(lines)
+
+
+def _name(loc: tuple[Any, ...], file: _File | None, init: dict[str, Any], where: Any) -> str:
+    """Where the value at `loc` came from: a flag, a satellite key, a variable or the file."""
+    if loc[:2] in FLAGS and _has(init, loc[:2]):
+        return FLAGS[loc[:2]]
+    setting = ".".join(str(p) for p in loc[:2])
+    if where is not None and _has(init, loc[:2]):
+        return where.where(setting) if setting in where.keys else setting
+    variable = env_name(loc)
+    if variable in {k.upper() for k in os.environ}:
+        rest = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc[2:])
+        return variable + rest
+    if file is not None and _has(file.data, loc):
+        return file.where(loc)
+    if file is not None and len(loc) > 2 and _has(file.data, loc[:2]):
+        return file.where(loc[:2]) + " " + _dotted(loc[2:])
+    return variable
+
+
+def _has(data: Any, loc: tuple[Any, ...]) -> bool:
+    for part in loc:
+        if (isinstance(data, dict) and part in data) or (
+            isinstance(data, list) and isinstance(part, int) and part < len(data)
+        ):
+            data = data[part]
+        else:
+            return False
+    return True
