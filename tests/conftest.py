@@ -206,7 +206,7 @@ class CheckedStateFile(StateFile):
 
     def snapshot(self, *, reuse: bool = False) -> str:
         text = super().snapshot(reuse=reuse)
-        fresh = json.dumps(self.to_json(), separators=(",", ":"), ensure_ascii=False) + "\n"
+        fresh = json.dumps(self.to_json(), separators=(",", ":")) + "\n"
         assert text == fresh, "a job's state changed without being marked changed()"
         return text
 

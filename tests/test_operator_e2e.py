@@ -518,10 +518,25 @@ def test_state_mistakes_exit_2(synced: Cli) -> None:
     assert Path(synced.env["AGENT_STATE_FILE"]).read_bytes() == before
 
 
-def test_state_commands_take_the_lock(synced: Cli) -> None:
+def test_state_repairs_take_the_lock_and_reads_do_not(synced: Cli) -> None:
+    """A running service holds the lock: `state show` still reads, `forget` waits its turn."""
     with StateFile(Path(synced.env["AGENT_STATE_FILE"])):
-        result = synced("state", "show")
-    assert result.code == 2 and "in use by another agent" in result.stderr
+        shown = synced("state", "show")
+        repair = synced("state", "forget", "x")
+    assert shown.code == 0 and "JOB" in shown.stdout, shown.stderr
+    assert repair.code == 2 and "in use by another agent" in repair.stderr
+
+
+def test_read_only_commands_need_no_writable_folder(cli: Cli, tmp_path: Path) -> None:
+    """--dry-run and `state show` read a state file that does not exist in a folder that
+    cannot be created: nothing is written."""
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    cli.env["AGENT_STATE_FILE"] = str(blocker / "sub" / "state.json")
+    assert cli("state", "show").code == 0
+    dry = cli("sync", "--dry-run")
+    assert dry.code == 0, dry.stderr
+    assert not (tmp_path / "blocker").is_dir()
 
 
 def run_on_a_terminal(cli: Cli, answer: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -614,3 +629,19 @@ def test_run_refuses_several_controllers(cli: Cli, satellite: Path) -> None:
     result = cli("--config", str(satellite), "run")
     assert result.code == 2
     assert "`run` serves one controller" in result.stderr
+
+
+def test_state_show_lives_with_a_start_time_no_calendar_holds(cli: Cli) -> None:
+    path = Path(cli.env["AGENT_STATE_FILE"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    far = 10**15  # past the year 9999
+    path.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "controllers": {GUID: {"url": None, "jobs": {"x": {"sent": [[1, 2, far, far]]}}}},
+            }
+        )
+    )
+    shown = cli("state", "show")
+    assert shown.code == 0 and f"{far} ms" in shown.stdout, shown.stderr

@@ -153,3 +153,25 @@ def test_an_anchor_without_a_start_time_is_never_written(tmp_path: Path) -> None
         state.save()
     with StateFile(path) as state:
         assert state.jobs("g")["j"].anchor is None
+
+
+def test_a_job_name_no_utf8_file_can_hold_is_written_and_read_back(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    odd = "team/\udcffbuild"  # a lone surrogate, as a mangled name can arrive
+    with StateFile(path) as state:
+        state.jobs("g")[odd] = JobState(anchor=(1, 10))
+        state.save()
+    with StateFile(path) as state:
+        assert state.jobs("g")[odd].anchor == (1, 10)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json", "state.json.lock"]
+
+
+def test_read_only_needs_no_lock_and_writes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    with StateFile(path) as held:
+        held.jobs("g")["j"] = JobState(anchor=(1, 10))
+        held.save()
+        with StateFile(path, read_only=True) as reader:  # beside the agent holding the lock
+            assert reader.jobs("g")["j"].anchor == (1, 10)
+            with pytest.raises(StateError, match="read only"):
+                reader.save()

@@ -168,7 +168,8 @@ def _deliver(args: argparse.Namespace, controllers: list[Settings], stop: Stop) 
         until_ms = parse_date(args.until, end_of_day=True) if args.until else 2**62
         if until_ms < since_ms:
             raise UsageError("--until is before --since")
-    with StateFile(controllers[0].agent.state_file) as state, _output(args.output) as out:
+    state_file = StateFile(controllers[0].agent.state_file, read_only=args.dry_run)
+    with state_file as state, _output(args.output) as out:
 
         def collect(settings: Settings) -> Report:
             jenkins = JenkinsClient(settings.jenkins)

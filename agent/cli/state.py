@@ -116,7 +116,8 @@ def main(args: argparse.Namespace, controllers: list[Settings]) -> int:
         "export": _export,
         "import": _import,
     }
-    with StateFile(controllers[0].agent.state_file) as state:
+    read_only = args.state_command in ("show", "export")  # beside a running service, too
+    with StateFile(controllers[0].agent.state_file, read_only=read_only) as state:
         return handlers[args.state_command](args, state)
 
 
@@ -183,7 +184,10 @@ def _last_sent(job: JobState) -> str:
     if not job.sent.runs:
         return "-"
     _, number, _, start_ms = job.sent.runs[-1]
-    started = datetime.fromtimestamp(start_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    try:
+        started = datetime.fromtimestamp(start_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    except (OverflowError, OSError, ValueError):  # a start time no calendar holds
+        started = f"{start_ms} ms"
     return f"#{number} (started {started})"
 
 

@@ -28,8 +28,11 @@ class StateError(Exception):
 class StateFile:
     """The locked state file of one agent; `jobs(controller)` is that controller's section."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+        """`read_only`: read what is there, without a folder to create, a lock to take (a running
+        service may hold it) or anything to write: `--dry-run`, `state show`, `check`."""
         self.path = path
+        self.read_only = read_only
         self._lock = FileLock(str(path) + ".lock", timeout=0)
         self._controllers: dict[str, dict[str, Any]] = {}
         self._keys: dict[str, str] = {}  # job name -> its JSON string, for `snapshot`
@@ -42,6 +45,9 @@ class StateFile:
         self.close()
 
     def open(self) -> None:
+        if self.read_only:
+            self._controllers = self._load()
+            return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -71,6 +77,8 @@ class StateFile:
     def _load(self) -> dict[str, dict[str, Any]]:
         if not self.path.exists():
             return {}
+        if not self.path.is_file():
+            raise StateError(f"state file {self.path} is not a file; fix or move it away")
         problem = f"state file {self.path} is unreadable or corrupt"
         try:
             text = self.path.read_text(encoding="utf-8")
@@ -149,6 +157,8 @@ class StateFile:
         return key
 
     def write(self, text: str) -> None:
+        if self.read_only:
+            raise StateError(f"state file {self.path} was opened to be read only")
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
             with open(tmp, "w", encoding="utf-8") as handle:

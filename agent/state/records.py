@@ -157,7 +157,9 @@ class JobState:
 
 
 def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    """Compact JSON, every non-ASCII character escaped: a job name holding a lone surrogate
+    (which no UTF-8 file can hold) is written and read back like any other."""
+    return json.dumps(value, separators=(",", ":"))
 
 
 def _is_int(value: Any) -> bool:
