@@ -6,11 +6,16 @@ nothing in the agent formats a secret into a message on purpose.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import re
 import sys
+import threading
+import traceback
 from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote, quote_plus
 
 from agent.config import Settings
 
@@ -18,22 +23,42 @@ _URL_CREDENTIALS = re.compile(r"(https?://)[^/@\s:]+:[^/@\s]+@")
 _QUIET_LIBRARIES = ("filelock", "apscheduler", "urllib3", "requests")
 
 
+def forms(secret: str) -> list[str]:
+    """Every form a secret takes in an error text: as it is, as repr and JSON escape it, and
+    percent-encoded, longest first so that no form is left half blanked."""
+    found = {
+        secret,
+        repr(secret)[1:-1],
+        json.dumps(secret)[1:-1],
+        quote(secret, safe=""),
+        quote_plus(secret, safe=""),
+    }
+    return sorted(found, key=len, reverse=True)
+
+
 def redact(text: str, secrets: list[str]) -> str:
     """Blank credentials in URLs and every secret (of 4 characters or more) in `text`."""
     clean = _URL_CREDENTIALS.sub(r"\1***@", text)
     for secret in secrets:
         if secret and len(secret) >= 4:
-            clean = clean.replace(secret, "***")
+            for form in forms(secret):
+                clean = clean.replace(form, "***")
     return clean
 
 
 def secrets_of(settings: Settings) -> list[str]:
-    """The configured secrets, which nothing the agent writes or serves may contain."""
-    return [
+    """The configured secrets, which nothing the agent writes or serves may contain: the token
+    and the key, and the Basic credentials the token travels in."""
+    secrets = [
         s.get_secret_value()
         for s in (settings.jenkins.api_token, settings.sei.api_key)
         if s is not None
     ]
+    token, user = settings.jenkins.api_token, settings.jenkins.user
+    if token is not None and user:
+        basic = f"{user}:{token.get_secret_value()}".encode()
+        secrets.append(base64.b64encode(basic).decode())
+    return secrets
 
 
 class RedactSecrets(logging.Filter):
@@ -46,7 +71,29 @@ class RedactSecrets(logging.Filter):
         clean = redact(message, self._secrets)
         if clean != message:
             record.msg, record.args = clean, None
+        if record.exc_info:  # a traceback may quote a secret too: format it here, redacted
+            record.exc_text = redact(_FORMATTER.formatException(record.exc_info), self._secrets)
+            record.exc_info = None
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info, self._secrets)
         return True
+
+
+_FORMATTER = logging.Formatter()
+
+
+def redact_uncaught(secrets: list[str]) -> None:
+    """Tracebacks that reach no logger (an uncaught error, in any thread) are redacted too."""
+
+    def excepthook(kind: type[BaseException], error: BaseException, tb: Any) -> None:
+        text = "".join(traceback.format_exception(kind, error, tb))
+        sys.stderr.write(redact(text, secrets))
+
+    def thread_hook(args: threading.ExceptHookArgs) -> None:
+        excepthook(args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback)
+
+    sys.excepthook = excepthook
+    threading.excepthook = thread_hook
 
 
 class JsonFormatter(logging.Formatter):
@@ -70,7 +117,9 @@ def setup_logging(settings: Settings, *others: Settings) -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s"))
-    handler.addFilter(RedactSecrets([s for c in (settings, *others) for s in secrets_of(c)]))
+    secrets = [s for c in (settings, *others) for s in secrets_of(c)]
+    handler.addFilter(RedactSecrets(secrets))
+    redact_uncaught(secrets)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.agent.log_level)

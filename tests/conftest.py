@@ -9,6 +9,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Iterator
@@ -105,6 +106,7 @@ class Cli:
         root = logging.getLogger()
         handlers, level = root.handlers[:], root.level
         environ, cwd, stdin = dict(os.environ), os.getcwd(), sys.stdin
+        hooks = sys.excepthook, threading.excepthook
         os.environ.clear()
         os.environ.update(self.env)
         os.chdir(self.cwd)
@@ -120,6 +122,7 @@ class Cli:
                     code = 1
         finally:
             sys.stdin = stdin
+            sys.excepthook, threading.excepthook = hooks
             os.chdir(cwd)
             os.environ.clear()
             os.environ.update(environ)

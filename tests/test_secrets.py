@@ -21,7 +21,7 @@ from jenkins_sim import JenkinsSim
 from sei_standin import SeiStandIn
 from test_cassettes import replay
 
-from agent.config import JenkinsSettings, SeiSettings
+from agent.config import JenkinsSettings, SeiSettings, Settings
 from agent.deliver import SeiClient, SeiRefused, SeiUnavailable
 from agent.jenkins.endpoints import api_json
 from agent.jenkins_client import JenkinsClient, JenkinsError
@@ -222,3 +222,39 @@ def test_cassettes_hold_no_secret_and_recording_filters_credentials(
     assert "job/deploy/api/json" in text and "instances-probe" in text  # both were recorded
     assert not leaks(text, [SEI_KEY, JENKINS_TOKEN, encoded(JENKINS_USER, JENKINS_TOKEN)])
     assert "authorization" not in text.lower()
+
+
+def test_every_form_of_a_secret_is_blanked_tracebacks_included(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A key with a quote and a space, as repr, JSON, percent-encoding and Basic auth show it."""
+    import base64
+    import logging
+    from urllib.parse import quote
+
+    from agent.logs import RedactSecrets, redact, secrets_of
+
+    key, token = 'k3y"with spaces/and%', "tok-en-1234"
+    settings = Settings(
+        jenkins=JenkinsSettings(url="https://ci.acme.test/", user="bot", api_token=token),
+        sei=SeiSettings(api_key=key),
+    )
+    secrets = secrets_of(settings)
+    basic = base64.b64encode(b"bot:tok-en-1234").decode()
+    text = f"{key!r} {json.dumps(key)} {quote(key, safe='')} Basic {basic} {token}"
+    assert redact(text, secrets).count("***") == 5
+    assert not leaks(redact(text, secrets), [key, quote(key, safe=""), basic, token])
+
+    logger = logging.getLogger("test.redaction")
+    handler = logging.StreamHandler()
+    handler.addFilter(RedactSecrets(secrets))
+    logger.addHandler(handler)
+    try:
+        try:
+            raise RuntimeError(f"refused {key!r}")
+        except RuntimeError:
+            logger.exception("it failed")
+    finally:
+        logger.removeHandler(handler)
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "refused '***'" in err and "spaces" not in err

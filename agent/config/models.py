@@ -269,6 +269,9 @@ class AgentSettings(BaseModel):
     interval: int = Field(300, gt=0, description="seconds between cycles in `run`")
     cron: str | None = None
     http_port: int = Field(9464, ge=0, le=65535)
+    http_host: str = Field(
+        "", description="address /healthz, /metrics and /status listen on; empty: every interface"
+    )
     job_names: Literal["plugin", "jenkins"] = Field(
         "plugin", description="job_full_name as the official plugin names jobs, or Jenkins fullName"
     )

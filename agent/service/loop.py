@@ -97,7 +97,8 @@ class Service:
 
     def serve(self) -> None:
         """Cycle until `stop` is set, then let the cycle in flight end and save the state."""
-        server = StatusServer(self.settings.agent.http_port, self)
+        agent = self.settings.agent
+        server = StatusServer(agent.http_port, self, agent.http_host)
         log.info(
             "running: a sync cycle %s; /healthz, /metrics and /status on port %d",
             self.schedule.description,

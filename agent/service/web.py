@@ -30,8 +30,8 @@ class Endpoints(Protocol):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, port: int, endpoints: Endpoints) -> None:
-        super().__init__(("", port), _Handler)
+    def __init__(self, host: str, port: int, endpoints: Endpoints) -> None:
+        super().__init__((host, port), _Handler)
         self.endpoints = endpoints
 
 
@@ -74,15 +74,16 @@ def _json(body: dict[str, Any]) -> bytes:
 
 
 class StatusServer:
-    """Serves the endpoints on `port` (0: a free port, see `.port`) in a background thread."""
+    """Serves the endpoints on `host` (every interface when empty) and `port` (0: a free port,
+    see `.port`) in a background thread."""
 
-    def __init__(self, port: int, endpoints: Endpoints) -> None:
+    def __init__(self, port: int, endpoints: Endpoints, host: str = "") -> None:
         try:
-            self._server = _Server(port, endpoints)
+            self._server = _Server(host, port, endpoints)
         except OSError as exc:
             raise ConfigError(
-                f"invalid setting AGENT_HTTP_PORT: cannot listen on port {port} "
-                f"({exc.strerror or exc})"
+                f"invalid setting AGENT_HTTP_PORT/AGENT_HTTP_HOST: cannot listen on "
+                f"{host or '*'}:{port} ({exc.strerror or exc})"
             ) from None
         self.port: int = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)
