@@ -20,8 +20,8 @@ from agent.cli.controllers import label
 from agent.cli.tables import table
 from agent.config import ConfigError, Settings
 from agent.deliver import Refusal, SeiClient, SeiRefused, SeiUnavailable
-from agent.jenkins.details import SOURCE_PLUGINS, SOURCES, detect
 from agent.jenkins.discover import discover_jobs, matches
+from agent.jenkins.stages import SOURCE_PLUGINS, SOURCES, detect
 from agent.jenkins_client import JenkinsClient, JenkinsError
 from agent.logs import redact, secrets_of
 

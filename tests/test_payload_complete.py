@@ -260,7 +260,7 @@ def test_runs_waiting_for_the_source_detection_then_read_stages_side_by_side(
         reader = DetailReader(meeting, steps=True, upstream_depth=0)  # type: ignore[arg-type]
         job = Job(("app",), cls="org.jenkinsci.plugins.workflow.job.WorkflowJob")
         read: dict[int, BuildDetails] = {}
-        with reader._probing:  # a detection is under way: both runs queue behind it
+        with reader.stages._probing:  # a detection is under way: both runs queue behind it
             runs = [
                 threading.Thread(
                     target=lambda n=n: read.update({n: reader.read(job, {"number": n})})
