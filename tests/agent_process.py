@@ -94,6 +94,11 @@ class AgentProcess:
         status, body = self.get("/healthz")
         return status, json.loads(body)
 
+    def status(self) -> dict[str, Any]:
+        code, body = self.get("/status")
+        assert code == 200
+        return json.loads(body)  # type: ignore[no-any-return]
+
     def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         """Every sample of /metrics keyed by (name, sorted labels)."""
         status, body = self.get("/metrics")

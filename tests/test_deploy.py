@@ -144,3 +144,32 @@ def test_crontab_line_is_valid_and_runs_sync() -> None:
     user, command = fields[5], fields[6:]
     assert user != "root"
     assert command[0].endswith("/jenkins-sei-agent") and "sync" in command
+
+
+def test_sharded_statefulset_splits_the_jobs_once_each(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every job of a controller lands on exactly one shard, and each pod has its own state."""
+    from agent.jenkins.discover import matches
+
+    docs = {}
+    for path in sorted((DEPLOY / "kubernetes" / "sharded").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            docs[doc["kind"]] = doc
+    statefulset, shards = docs["StatefulSet"], docs["ConfigMap"]["data"]
+    replicas, name = statefulset["spec"]["replicas"], statefulset["metadata"]["name"]
+    assert sorted(shards) == [f"{name}-{n}.yaml" for n in range(replicas)]
+    [claim] = statefulset["spec"]["volumeClaimTemplates"]
+    [container] = statefulset["spec"]["template"]["spec"]["containers"]
+    assert {"name": "state", "mountPath": "/var/lib/jenkins-sei-agent"} in (
+        container["volumeMounts"]
+    ) and claim["metadata"]["name"] == "state"
+    monkeypatch.setenv("JENKINS_URL", "https://ci.acme.test/")
+    monkeypatch.setenv("SEI_INSTANCE_GUID", "0b5c7a5e-2f5d-4a7e-9a41-6f4b0f3c1d2e")
+    loaded = []
+    for key, text in sorted(shards.items()):
+        (tmp_path / key).write_text(text)
+        loaded.append(load_settings(tmp_path / key).jenkins)
+    for job in ("team-a/api", "team-b/x/deep", "team-c/web", "solo", "team-a"):
+        homes = [s for s in loaded if matches(job, s.include, s.exclude)]
+        assert len(homes) == 1, job

@@ -14,12 +14,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from agent_process import AgentProcess, sample, wait_until
 from conftest import GUID, JENKINS_TOKEN, JENKINS_USER, SEI_KEY, Cli, Result, now_ms, sent
 from jenkins_sim import JenkinsSim
 from sei_standin import SeiStandIn
 
 from agent.state import StateFile
 
+P = "jenkins_sei_agent_"
 GUID_B = "7d1e1c52-9a0b-4c3e-8f7a-2b6d5e4f3a21"
 SECRETS = (JENKINS_TOKEN, SEI_KEY, "token-b-5678")
 
@@ -625,10 +627,29 @@ def test_every_command_has_help_with_an_example(
     assert "example:\n  jenkins-sei-agent" in capsys.readouterr().out
 
 
-def test_run_refuses_several_controllers(cli: Cli, satellite: Path) -> None:
-    result = cli("--config", str(satellite), "run")
-    assert result.code == 2
-    assert "`run` serves one controller" in result.stderr
+def test_run_serves_every_controller_one_down_does_not_stop_the_other(
+    cli: Cli, jenkins: JenkinsSim, second: JenkinsSim, sei: SeiStandIn, satellite: Path
+) -> None:
+    """One process, one schedule; health, status and metrics controller by controller."""
+    jenkins.add_job("app")
+    jenkins.add_build("app")
+    second.add_job("app")
+    second.stop()  # the second controller is down
+    env = {**cli.env, "AGENT_CONFIG": str(satellite)}
+    with AgentProcess(env, cli.cwd) as agent:
+        wait_until(lambda: len(sei.accepted) == 1, 10, "the first controller's build")
+        jenkins.add_build("app")
+        wait_until(lambda: len(sei.accepted) == 2, 10, "a later cycle of the first controller")
+        code, health = agent.health()
+        status = agent.status()
+        metrics = agent.metrics()
+    assert code == 503 and set(health["controllers"]) == {"ci-a", "127.0.0.1"}
+    assert health["controllers"]["ci-a"]["status"] == "ok"
+    assert health["controllers"]["127.0.0.1"]["status"] == "failing"
+    assert "127.0.0.1: the last cycle failed" in health["reason"]
+    assert [c["controller"] for c in status["controllers"]] == ["ci-a", "127.0.0.1"]
+    assert sample(metrics, P + "builds_sent_total", controller="ci-a", result="SUCCESS") == 2
+    assert sample(metrics, P + "cycles_total", controller="127.0.0.1", outcome="failed") >= 1
 
 
 def test_state_show_lives_with_a_start_time_no_calendar_holds(cli: Cli) -> None:

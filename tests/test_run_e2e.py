@@ -17,6 +17,7 @@ from sei_standin import SeiStandIn
 
 from agent import __version__
 
+CI = "ci-main"  # SEI_INSTANCE_NAME: metrics name each controller by it
 P = "jenkins_sei_agent_"
 
 
@@ -49,25 +50,34 @@ def test_run_delivers_picks_up_new_builds_and_reports_them(
         assert health["last_cycle"]["outcome"] == "ok"
 
         metrics = wait_until(
-            lambda: (m := agent.metrics()) and sample(m, P + "running_builds_pending") == 1 and m,
+            lambda: (
+                (m := agent.metrics())
+                and sample(m, P + "running_builds_pending", controller=CI) == 1
+                and m
+            ),
             5,
             "the running build in the gauge",
         )
-        assert sample(metrics, P + "builds_sent_total", result="SUCCESS") == 3
-        assert sample(metrics, P + "builds_sent_total", result="FAILURE") == 1
-        assert sample(metrics, P + "jobs_tracked") == 2
-        assert sample(metrics, P + "jenkins_requests_total", kind="discover") >= 1
-        assert sample(metrics, P + "jenkins_requests_total", kind="builds") >= 2
-        assert sample(metrics, P + "sei_request_duration_seconds_count", status="202") == 4
-        assert sample(metrics, P + "cycles_total", outcome="ok") >= 1
-        assert sample(metrics, P + "cycle_duration_seconds_count") >= 1
-        assert sample(metrics, P + "last_success_timestamp_seconds") >= started
+        assert sample(metrics, P + "builds_sent_total", result="SUCCESS", controller=CI) == 3
+        assert sample(metrics, P + "builds_sent_total", result="FAILURE", controller=CI) == 1
+        assert sample(metrics, P + "jobs_tracked", controller=CI) == 2
+        assert sample(metrics, P + "jenkins_requests_total", kind="discover", controller=CI) >= 1
+        assert sample(metrics, P + "jenkins_requests_total", kind="builds", controller=CI) >= 2
+        assert (
+            sample(metrics, P + "sei_request_duration_seconds_count", status="202", controller=CI)
+            == 4
+        )
+        assert sample(metrics, P + "cycles_total", outcome="ok", controller=CI) >= 1
+        assert sample(metrics, P + "cycle_duration_seconds_count", controller=CI) >= 1
+        assert sample(metrics, P + "last_success_timestamp_seconds", controller=CI) >= started
         assert all(name.startswith((P, "process_", "python_")) for name, _ in metrics)
         assert sample(metrics, "process_resident_memory_bytes") > 0
         assert sample(metrics, P + "build_info", version=__version__) == 1
         # labelled counters exist at zero before their first event
-        assert (P + "builds_dead_lettered_total", (("result", "ABORTED"),)) in metrics
-        assert (P + "cycles_total", (("outcome", "interrupted"),)) in metrics
+        assert (P + "builds_dead_lettered_total", (("controller", CI), ("result", "ABORTED"))) in (
+            metrics
+        )
+        assert (P + "cycles_total", (("controller", CI), ("outcome", "interrupted"))) in metrics
 
         # a new build, and the running one finishing, arrive within two intervals
         jenkins.add_build("app")
@@ -80,12 +90,16 @@ def test_run_delivers_picks_up_new_builds_and_reports_them(
             ("team/jobs/api", 2),
         ]
         metrics = wait_until(
-            lambda: (m := agent.metrics()) and sample(m, P + "running_builds_pending") == 0 and m,
+            lambda: (
+                (m := agent.metrics())
+                and sample(m, P + "running_builds_pending", controller=CI) == 0
+                and m
+            ),
             5,
             "the gauge back to 0",
         )
-        assert sample(metrics, P + "builds_sent_total", result="SUCCESS") == 4
-        assert sample(metrics, P + "builds_sent_total", result="UNSTABLE") == 1
+        assert sample(metrics, P + "builds_sent_total", result="SUCCESS", controller=CI) == 4
+        assert sample(metrics, P + "builds_sent_total", result="UNSTABLE", controller=CI) == 1
 
         status, body = agent.get("/status")
         assert status == 200
@@ -147,9 +161,9 @@ def test_failing_sei_turns_healthz_to_503_and_back(
         assert health["status"] == "failing"
         assert "503" in health["reason"]
         assert health["last_cycle"]["outcome"] == "failed"
-        failed = sample(agent.metrics(), P + "builds_failed_total", result="FAILURE")
+        failed = sample(agent.metrics(), P + "builds_failed_total", result="FAILURE", controller=CI)
         assert failed >= 1
-        assert sample(agent.metrics(), P + "cycles_total", outcome="failed") >= 1
+        assert sample(agent.metrics(), P + "cycles_total", outcome="failed", controller=CI) >= 1
 
         sei.fail_always(None)
         wait_until(lambda: agent.health()[0] == 200, 5, "/healthz back to 200")

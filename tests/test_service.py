@@ -25,7 +25,7 @@ from agent.deliver import SeiClient, SeiUnavailable
 from agent.jenkins_client import JenkinsClient
 from agent.pipeline import Collector, Report
 from agent.service.health import Cycle, evaluate_health
-from agent.service.loop import MeteredSeiClient, Service
+from agent.service.loop import Controller, MeteredSeiClient, Service
 from agent.service.metrics import PREFIX, Metrics
 from agent.service.schedule import Schedule, start_scheduler
 from agent.state import StateFile
@@ -133,21 +133,22 @@ def test_cycles_never_overlap() -> None:
 
 def test_every_own_metric_is_prefixed_and_jenkins_requests_are_read_live() -> None:
     requests: Counter[str] = Counter({"discover": 3})
-    metrics = Metrics(lambda: requests)
-    metrics.builds_sent.labels("SUCCESS").inc()
-    metrics.observe_sei("202", 0.02)
+    metrics = Metrics({"ci": lambda: requests})
+    metrics.builds_sent.labels("ci", "SUCCESS").inc()
+    metrics.sei_observer("ci")("202", 0.02)
     requests["builds"] += 2
     families = list(text_string_to_metric_families(metrics.render().decode()))
     names = {f.name for f in families}
     assert all(name.startswith((PREFIX, "process_", "python_")) for name in names)
     assert {"process_resident_memory_bytes", "python_gc_objects_collected"} <= names
     samples = {(s.name, tuple(s.labels.values())): s.value for f in families for s in f.samples}
-    assert samples[(PREFIX + "jenkins_requests_total", ("builds",))] == 2
-    assert samples[(PREFIX + "jenkins_requests_total", ("discover",))] == 3
-    assert samples[(PREFIX + "builds_sent_total", ("SUCCESS",))] == 1
-    assert samples[(PREFIX + "sei_request_duration_seconds_count", ("202",))] == 1
+    assert samples[(PREFIX + "jenkins_requests_total", ("ci", "builds"))] == 2
+    assert samples[(PREFIX + "jenkins_requests_total", ("ci", "discover"))] == 3
+    assert samples[(PREFIX + "builds_sent_total", ("ci", "SUCCESS"))] == 1
+    assert samples[(PREFIX + "sei_request_duration_seconds_count", ("ci", "202"))] == 1
     assert samples[(PREFIX + "build_info", (__version__,))] == 1
-    assert samples[(PREFIX + "builds_failed_total", ("ABORTED",))] == 0  # there from the start
+    assert samples[(PREFIX + "builds_failed_total", ("ci", "ABORTED"))] == 0  # from the start
+    assert samples[(PREFIX + "cycles_total", ("ci", "interrupted"))] == 0
     assert not any(name.endswith("_created") for name, _ in samples)
 
 
@@ -226,14 +227,15 @@ def test_a_failed_cycle_shows_on_healthz_without_the_credentials(
     broken = load_settings(overrides=data)
     stop = threading.Event()
     jenkins = JenkinsClient(broken.jenkins)
-    metrics = Metrics(lambda: jenkins.requests)
-    sei = MeteredSeiClient(broken.sei, metrics, stop)
+    metrics = Metrics({"ci": lambda: jenkins.requests})
+    sei = MeteredSeiClient(broken.sei, metrics, "ci", stop)
     with StateFile(tmp_path / "state.json") as state:
-        service = Service(broken, EVERY_MINUTE, jenkins, sei, state, metrics, stop)
+        service = Service([Controller(broken, jenkins, sei)], EVERY_MINUTE, state, metrics, stop)
         service.cycle()
     healthy, body = service.health()
     assert not healthy and body["status"] == "failing"
     token = settings.jenkins.api_token.get_secret_value()  # type: ignore[union-attr]
     assert "cannot be reached" in body["reason"] and token not in body["reason"]
     assert token not in json.dumps(service.status())
-    assert metrics.registry.get_sample_value(PREFIX + "cycles_total", {"outcome": "failed"}) == 1
+    failed = {"controller": "ci", "outcome": "failed"}
+    assert metrics.registry.get_sample_value(PREFIX + "cycles_total", failed) == 1

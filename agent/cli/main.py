@@ -197,21 +197,15 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"jenkins-sei-agent: {exc}", file=sys.stderr)
         return 2
-    settings = controllers[0]
     setup_logging(*controllers)
     operator = {"check": preflight, "register": register, "state": state_commands}
     try:
         if args.command in operator:
             return operator[args.command].main(args, controllers)
         if args.command == "run":
-            if len(controllers) > 1:
-                raise ConfigError(
-                    f"`run` serves one controller and {settings.agent.config} has "
-                    f"{len(controllers)}; run `sync` for all of them"
-                )
             from agent.service.loop import run as run_service  # the scheduler: only `run` needs it
 
-            return run_service(settings)
+            return run_service(controllers)
         with stop_on_signals() as stop:
             report = _deliver(args, controllers, stop)
     except (ConfigError, UsageError, StateError) as exc:

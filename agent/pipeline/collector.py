@@ -52,7 +52,10 @@ class Collector:
         dry_run: bool = False,
         clock: Callable[[], int] = now_ms,
         stop: threading.Event | None = None,
+        details: DetailReader | None = None,
     ) -> None:
+        """`details`: a reader kept across runs (by `run`), so that the stage source is
+        detected, and said, once per controller rather than every cycle."""
         guid, name = settings.sei.instance_guid, settings.sei.instance_name
         if guid is None or name is None:
             raise ValueError("a collector needs SEI_INSTANCE_GUID and SEI_INSTANCE_NAME")
@@ -73,7 +76,7 @@ class Collector:
             rules=tuple(settings.agent.rules),
             max_artifacts=settings.agent.max_artifacts,
         )
-        self.details = DetailReader(
+        self.details = details or DetailReader(
             jenkins,
             steps=settings.jenkins.steps,
             upstream_depth=settings.jenkins.upstream_depth,

@@ -1,9 +1,11 @@
 """`run`: the agent as a long-running service, the way it is deployed beside Jenkins.
 
-Each cycle is exactly what `sync` does. The state file stays locked and the clients open for the
-life of the process, so a second agent on the same file exits at once. Cycles never overlap, and a
-late one runs once rather than in a burst. SIGTERM or SIGINT lets the build in flight finish, saves
-the state and exits 0; /healthz, /metrics and /status tell an orchestrator how it is going.
+Each cycle is exactly what `sync` does, for every controller in turn (a satellite.yml may list
+several); one controller that cannot be read does not stop the others. The state file stays
+locked and the clients open for the life of the process, so a second agent on the same file
+exits at once. Cycles never overlap, and a late one runs once rather than in a burst. SIGTERM
+or SIGINT lets the builds in flight finish, saves the state and exits 0; /healthz, /metrics and
+/status tell an orchestrator how it is going, controller by controller.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from agent import __version__
 from agent.config import SeiSettings, Settings
 from agent.deliver import Refusal, SeiClient, SeiRefused, SeiUnavailable
+from agent.jenkins.details import DetailReader
 from agent.jenkins_client import JenkinsClient, JenkinsError
 from agent.logs import redact, secrets_of
 from agent.pipeline import Collector
@@ -39,9 +42,12 @@ log = logging.getLogger("agent.service")
 class MeteredSeiClient(SeiClient):
     """Counts each build's fate by Jenkins result where it is decided: SEI's answer."""
 
-    def __init__(self, settings: SeiSettings, metrics: Metrics, stop: threading.Event) -> None:
-        super().__init__(settings, stop=stop, on_request=metrics.observe_sei)
+    def __init__(
+        self, settings: SeiSettings, metrics: Metrics, controller: str, stop: threading.Event
+    ) -> None:
+        super().__init__(settings, stop=stop, on_request=metrics.sei_observer(controller))
         self.metrics = metrics
+        self.controller = controller
         self.last_accepted: datetime | None = None
 
     def post(self, path: str, body: dict[str, Any]) -> Refusal | Answer:
@@ -51,47 +57,72 @@ class MeteredSeiClient(SeiClient):
         try:
             outcome = super().post(path, body)
         except (SeiUnavailable, SeiRefused):
-            self.metrics.builds_failed.labels(result).inc()
+            self.metrics.builds_failed.labels(self.controller, result).inc()
             raise
         if isinstance(outcome, Refusal):
-            self.metrics.builds_dead_lettered.labels(result).inc()
+            self.metrics.builds_dead_lettered.labels(self.controller, result).inc()
         else:
             self.last_accepted = utcnow()
-            self.metrics.builds_sent.labels(result).inc()
+            self.metrics.builds_sent.labels(self.controller, result).inc()
         return outcome
 
 
+class Controller:
+    """One controller `run` serves: its clients, its stage-source detection (kept across
+    cycles, so it is done and said once), and what its cycles did."""
+
+    def __init__(self, settings: Settings, jenkins: JenkinsClient, sei: MeteredSeiClient) -> None:
+        self.settings = settings
+        self.jenkins = jenkins
+        self.sei = sei
+        self.label = sei.controller
+        self.details = DetailReader(
+            jenkins,
+            steps=settings.jenkins.steps,
+            upstream_depth=settings.jenkins.upstream_depth,
+            stage_source=settings.jenkins.stage_source,
+        )
+        self.cycles: deque[Cycle] = deque(maxlen=KEPT_CYCLES)
+        self.running_since: datetime | None = None
+        self.last_success: datetime | None = None
+        self.summary: dict[str, int] = {}
+
+    def close(self) -> None:
+        self.jenkins.close()
+        self.sei.close()
+
+
+def label_of(settings: Settings) -> str:
+    """How metrics and /status name a controller: its SEI instance name, else its URL."""
+    return settings.sei.instance_name or settings.jenkins.url or "jenkins"
+
+
 class Service:
-    """The scheduler, the cycles and what the HTTP endpoints report about them."""
+    """The scheduler, the cycles of every controller, and what the HTTP endpoints report."""
 
     def __init__(
         self,
-        settings: Settings,
+        controllers: list[Controller],
         schedule: Schedule,
-        jenkins: JenkinsClient,
-        sei: MeteredSeiClient,
         state: StateFile,
         metrics: Metrics,
         stop: threading.Event,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        assert settings.sei.instance_guid
-        self.settings = settings
+        self.controllers = controllers
+        self.settings = controllers[0].settings  # what the controllers share (agent.*)
         self.schedule = schedule
-        self.jenkins = jenkins
-        self.sei = sei
         self.state = state
         self.metrics = metrics
         self.stop = stop
         self.clock = clock
         self.started = clock()
         self._lock = threading.Lock()
-        self._cycles: deque[Cycle] = deque(maxlen=KEPT_CYCLES)
-        self._running_since: datetime | None = None
-        self._last_success: datetime | None = None
-        self._summary = summarize(state.jobs(settings.sei.instance_guid, settings.jenkins_base))
         self._scheduler: BackgroundScheduler | None = None
-        self._set_state_gauges(self._summary)
+        for controller in controllers:
+            guid = controller.settings.sei.instance_guid or ""
+            controller.summary = summarize(state.jobs(guid, controller.settings.jenkins_base))
+            self._set_state_gauges(controller)
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -100,8 +131,11 @@ class Service:
         agent = self.settings.agent
         server = StatusServer(agent.http_port, self, agent.http_host)
         log.info(
-            "running: a sync cycle %s; /healthz, /metrics and /status on port %d",
+            "running: a sync cycle %s for %d controller%s; /healthz, /metrics and /status on "
+            "port %d",
             self.schedule.description,
+            len(self.controllers),
+            "" if len(self.controllers) == 1 else "s",
             server.port,
             extra={"fields": {"port": server.port, "schedule": self.schedule.description}},
         )
@@ -109,7 +143,7 @@ class Service:
             self._scheduler = start_scheduler(self.schedule, self.cycle, first=self.clock())
             try:
                 self.stop.wait()
-                log.info("stopping: the build in flight finishes, then the state is saved")
+                log.info("stopping: the builds in flight finish, then the state is saved")
             finally:
                 self._scheduler.shutdown(wait=True)
         finally:
@@ -117,23 +151,35 @@ class Service:
             self.state.save()
 
     def cycle(self) -> None:
-        """One sync; never raises, so one bad cycle cannot end the service."""
-        if self.stop.is_set():
-            return
+        """One sync of every controller in turn; one controller's failure is its own, and
+        nothing raised here ends the service."""
+        for controller in self.controllers:
+            if self.stop.is_set():
+                return
+            self._cycle(controller)
+
+    def _cycle(self, controller: Controller) -> None:
         started = self.clock()
         clock_start = time.monotonic()
         with self._lock:
-            self._running_since = started
-        jenkins_before = sum(self.jenkins.requests.values())
-        sei_before = self.sei.requests
-        collector = Collector(self.settings, self.jenkins, self.sei, self.state, stop=self.stop)
+            controller.running_since = started
+        jenkins_before = sum(controller.jenkins.requests.values())
+        sei_before = controller.sei.requests
+        collector = Collector(
+            controller.settings,
+            controller.jenkins,
+            controller.sei,
+            self.state,
+            stop=self.stop,
+            details=controller.details,
+        )
         error: str | None = None
         try:
             collector.sync()
         except (JenkinsError, SeiRefused, StateError) as exc:
             error = str(exc)
         except Exception as exc:
-            log.exception("the cycle failed unexpectedly")
+            log.exception("%s: the cycle failed unexpectedly", controller.label)
             error = f"{type(exc).__name__}: {exc}"
         report = collector.report
         if self.stop.is_set():
@@ -143,25 +189,26 @@ class Service:
         else:
             outcome = "ok"
         if error is not None:  # /healthz and /status show it, and they pass no log filter
-            error = redact(error, secrets_of(self.settings))
+            error = redact(error, secrets_of(controller.settings))
         ended = self.clock()
         duration = time.monotonic() - clock_start
+        label = controller.label
         if report.unmappable:  # the SEI client counts refusals by result; these never got there
-            self.metrics.builds_dead_lettered.labels("UNKNOWN").inc(report.unmappable)
-        summary = summarize(collector.tracked)
-        self.metrics.cycles.labels(outcome).inc()
-        self.metrics.cycle_seconds.observe(duration)
-        self.metrics.running_builds.set(report.running)
-        self._set_state_gauges(summary)
+            self.metrics.builds_dead_lettered.labels(label, "UNKNOWN").inc(report.unmappable)
+        self.metrics.cycles.labels(label, outcome).inc()
+        self.metrics.cycle_seconds.labels(label).observe(duration)
+        self.metrics.running_builds.labels(label).set(report.running)
         if outcome == "ok":
-            self.metrics.last_success.set(ended.timestamp())
+            self.metrics.last_success.labels(label).set(ended.timestamp())
         with self._lock:
-            self._cycles.append(Cycle(started, ended, outcome, report, error))
-            self._running_since = None
-            self._summary = summary
+            controller.cycles.append(Cycle(started, ended, outcome, report, error))
+            controller.running_since = None
+            controller.summary = summarize(collector.tracked)
             if outcome == "ok":
-                self._last_success = ended
+                controller.last_success = ended
+        self._set_state_gauges(controller)
         fields = {
+            "controller": label,
             "outcome": outcome,
             "duration_s": round(duration, 3),
             "jobs": report.jobs,
@@ -170,14 +217,16 @@ class Service:
             "unsent": report.unsent,
             "running": report.running,
             "jobs_unreadable": report.failed_jobs,
-            "jenkins_requests": sum(self.jenkins.requests.values()) - jenkins_before,
-            "sei_requests": self.sei.requests - sei_before,
+            "jenkins_requests": sum(controller.jenkins.requests.values()) - jenkins_before,
+            "sei_requests": controller.sei.requests - sei_before,
         }
         level = logging.WARNING if outcome == "failed" else logging.INFO
         why = f": {error}" if outcome == "failed" else ""
+        who = f"{label}: " if len(self.controllers) > 1 else ""
         log.log(
             level,
-            "cycle %s in %.2fs%s; %s",
+            "%scycle %s in %.2fs%s; %s",
+            who,
             outcome,
             duration,
             why,
@@ -185,16 +234,16 @@ class Service:
             extra={"fields": {**fields, "error": error} if error else fields},
         )
 
-    def _set_state_gauges(self, summary: dict[str, int]) -> None:
-        self.metrics.jobs_tracked.set(summary["jobs_tracked"])
-        self.metrics.dead_letters.set(summary["dead_letters"])
+    def _set_state_gauges(self, controller: Controller) -> None:
+        self.metrics.jobs_tracked.labels(controller.label).set(controller.summary["jobs_tracked"])
+        self.metrics.dead_letters.labels(controller.label).set(controller.summary["dead_letters"])
 
     # -- what the endpoints show -----------------------------------------------------------
 
-    def health(self) -> tuple[bool, dict[str, Any]]:
+    def _health_of(self, controller: Controller) -> tuple[bool, dict[str, Any]]:
         with self._lock:
-            last = self._cycles[-1] if self._cycles else None
-            last_success, running_since = self._last_success, self._running_since
+            last = controller.cycles[-1] if controller.cycles else None
+            last_success, running_since = controller.last_success, controller.running_since
         return evaluate_health(
             now=self.clock(),
             started=self.started,
@@ -202,49 +251,93 @@ class Service:
             last=last,
             last_success=last_success,
             running_since=running_since,
-            last_accepted=self.sei.last_accepted,
+            last_accepted=controller.sei.last_accepted,
             stopping=self.stop.is_set(),
         )
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """Healthy while every controller is; with several, each one's verdict is listed."""
+        verdicts = [(c, *self._health_of(c)) for c in self.controllers]
+        if len(verdicts) == 1:
+            return verdicts[0][1], verdicts[0][2]
+        failing = [(c, body) for c, healthy, body in verdicts if not healthy]
+        body: dict[str, Any] = {
+            "status": failing[0][1]["status"] if failing else "ok",
+            "reason": "; ".join(f"{c.label}: {b['reason']}" for c, b in failing)
+            or "every controller is healthy",
+            "controllers": {c.label: b for c, _, b in verdicts},
+        }
+        return not failing, body
 
     def metrics_text(self) -> bytes:
         return self.metrics.render()
 
     def status(self) -> dict[str, Any]:
         healthy, health = self.health()
-        with self._lock:
-            cycles = [c.to_json() for c in reversed(self._cycles)]
-            summary = dict(self._summary)
-            running_since = self._running_since
         job = self._scheduler.get_job("sync") if self._scheduler else None
-        return {
+        with self._lock:
+            controllers = [
+                {
+                    "controller": c.label,
+                    "url": c.settings.jenkins.url,
+                    "instance_guid": c.settings.sei.instance_guid,
+                    "cycle_running_since": iso(c.running_since),
+                    "cycles": [cycle.to_json() for cycle in reversed(c.cycles)],
+                    "state": dict(c.summary),
+                    "jenkins_requests": dict(c.jenkins.requests),
+                    "sei_requests": c.sei.requests,
+                }
+                for c in self.controllers
+            ]
+        body = {
             "version": __version__,
             "started": iso(self.started),
             "schedule": self.schedule.description,
             "next_cycle": iso(job.next_run_time) if job else None,
-            "cycle_running_since": iso(running_since),
             "healthy": healthy,
             "health": health,
-            "cycles": cycles,
-            "state": {"file": str(self.state.path), **summary},
-            "jenkins_requests": dict(self.jenkins.requests),
-            "sei_requests": self.sei.requests,
+            "state_file": str(self.state.path),
+            "controllers": controllers,
         }
+        if len(controllers) == 1:  # one controller: its figures at the top, as before
+            one = controllers[0]
+            body.update(
+                cycle_running_since=one["cycle_running_since"],
+                cycles=one["cycles"],
+                state={"file": str(self.state.path), **one["state"]},
+                jenkins_requests=one["jenkins_requests"],
+                sei_requests=one["sei_requests"],
+            )
+        return body
 
 
-def run(settings: Settings) -> int:
-    """`jenkins-sei-agent run`. ConfigError and StateError (exit 2) reach the caller."""
-    settings.require(
-        "jenkins.url", "sei.base_url", "sei.api_key", "sei.instance_guid", "sei.instance_name"
-    )
-    schedule = Schedule.from_settings(settings.agent)
-    with stop_on_signals() as stop, StateFile(settings.agent.state_file) as state:
-        jenkins = JenkinsClient(settings.jenkins)
-        metrics = Metrics(lambda: jenkins.requests)
-        sei = MeteredSeiClient(settings.sei, metrics, stop)
+def run(controllers: list[Settings]) -> int:
+    """`jenkins-sei-agent run`: every controller on one schedule, in one process. ConfigError
+    and StateError (exit 2) reach the caller."""
+    for settings in controllers:
+        settings.require(
+            "jenkins.url", "sei.base_url", "sei.api_key", "sei.instance_guid", "sei.instance_name"
+        )
+    labels = [label_of(s) for s in controllers]
+    if len(set(labels)) != len(labels):
+        labels = [
+            f"{label} ({s.jenkins.url})" for label, s in zip(labels, controllers, strict=True)
+        ]
+    shared = controllers[0].agent
+    schedule = Schedule.from_settings(shared)
+    with stop_on_signals() as stop, StateFile(shared.state_file) as state:
+        clients = [JenkinsClient(s.jenkins) for s in controllers]
+        metrics = Metrics(
+            {lb: (lambda c=c: c.requests) for lb, c in zip(labels, clients, strict=True)}
+        )
+        served = [
+            Controller(s, jenkins, MeteredSeiClient(s.sei, metrics, label, stop))
+            for s, jenkins, label in zip(controllers, clients, labels, strict=True)
+        ]
         try:
-            Service(settings, schedule, jenkins, sei, state, metrics, stop).serve()
+            Service(served, schedule, state, metrics, stop).serve()
         finally:
-            jenkins.close()
-            sei.close()
-    log.info("stopped on %s; state saved to %s", stop.signal, settings.agent.state_file)
+            for controller in served:
+                controller.close()
+    log.info("stopped on %s; state saved to %s", stop.signal, shared.state_file)
     return 0

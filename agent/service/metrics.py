@@ -40,96 +40,116 @@ _CYCLE_BUCKETS = (0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)
 
 
 class _JenkinsRequests(Collector):
-    """`jenkins_sei_agent_jenkins_requests_total{kind}` from JenkinsClient.requests."""
+    """`jenkins_sei_agent_jenkins_requests_total{controller,kind}` from each JenkinsClient's
+    own counter."""
 
-    def __init__(self, counts: Callable[[], Mapping[str, int]]) -> None:
+    def __init__(self, counts: Mapping[str, Callable[[], Mapping[str, int]]]) -> None:
         self._counts = counts
 
     def collect(self) -> Iterator[Metric]:
         family = CounterMetricFamily(
             PREFIX + "jenkins_requests",
-            "Requests sent to Jenkins, by kind (discover, builds, ...), retries included",
-            labels=["kind"],
+            "Requests sent to Jenkins, by controller and kind (discover, builds, ...), retries "
+            "included",
+            labels=["controller", "kind"],
         )
-        for kind, count in sorted(dict(self._counts()).items()):
-            family.add_metric([kind], count)
+        for controller, counts in self._counts.items():
+            for kind, count in sorted(dict(counts()).items()):
+                family.add_metric([controller, kind], count)
         yield family
 
 
 class Metrics:
-    """The agent's metrics; `render()` is the body of /metrics."""
+    """The agent's metrics, every series of its own labelled by controller (the instance name);
+    `render()` is the body of /metrics."""
 
-    def __init__(self, jenkins_requests: Callable[[], Mapping[str, int]]) -> None:
+    def __init__(self, jenkins_requests: Mapping[str, Callable[[], Mapping[str, int]]]) -> None:
+        """`jenkins_requests`: each controller's label, and its Jenkins client's counter."""
         self.registry = CollectorRegistry()
         reg = self.registry
         self.builds_sent = Counter(
             PREFIX + "builds_sent",
-            "Builds SEI accepted, by Jenkins result",
-            ["result"],
+            "Builds SEI accepted, by controller and Jenkins result",
+            ["controller", "result"],
             registry=reg,
         )
         self.builds_failed = Counter(
             PREFIX + "builds_failed",
             "Builds not delivered because SEI kept failing (sent on a later cycle), by result",
-            ["result"],
+            ["controller", "result"],
             registry=reg,
         )
         self.builds_dead_lettered = Counter(
             PREFIX + "builds_dead_lettered",
             "Builds SEI refused (4xx) or that could not be mapped, kept as dead letters, by result",
-            ["result"],
+            ["controller", "result"],
             registry=reg,
         )
         self.sei_request_seconds = Histogram(
             PREFIX + "sei_request_duration_seconds",
             "Latency of each request to SEI, by HTTP status ('error' when there was no answer)",
-            ["status"],
+            ["controller", "status"],
             buckets=_SEI_BUCKETS,
             registry=reg,
         )
         self.cycles = Counter(
             PREFIX + "cycles",
-            "Sync cycles, by outcome: ok, failed, interrupted",
-            ["outcome"],
+            "Sync cycles, by controller and outcome: ok, failed, interrupted",
+            ["controller", "outcome"],
             registry=reg,
         )
         self.cycle_seconds = Histogram(
             PREFIX + "cycle_duration_seconds",
-            "Duration of each sync cycle",
+            "Duration of each controller's sync cycle",
+            ["controller"],
             buckets=_CYCLE_BUCKETS,
             registry=reg,
         )
         self.last_success = Gauge(
             PREFIX + "last_success_timestamp_seconds",
-            "When the last successful cycle ended (Unix time); 0 before the first",
+            "When the controller's last successful cycle ended (Unix time); 0 before the first",
+            ["controller"],
             registry=reg,
         )
         self.jobs_tracked = Gauge(
-            PREFIX + "jobs_tracked", "Jobs recorded in the state file", registry=reg
+            PREFIX + "jobs_tracked", "Jobs recorded in the state file", ["controller"], registry=reg
         )
         self.running_builds = Gauge(
             PREFIX + "running_builds_pending",
             "Builds still running at the last cycle, to be sent when they finish",
+            ["controller"],
             registry=reg,
         )
         self.dead_letters = Gauge(
-            PREFIX + "dead_letters", "Dead letters kept in the state file", registry=reg
+            PREFIX + "dead_letters",
+            "Dead letters kept in the state file",
+            ["controller"],
+            registry=reg,
         )
         reg.register(_JenkinsRequests(jenkins_requests))
         for standard in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
             reg.register(standard)
         Info(PREFIX + "build", "The agent's version", registry=reg).info({"version": __version__})
-        for result in RESULTS:
-            self.builds_sent.labels(result)
-            self.builds_failed.labels(result)
-        for result in (*RESULTS, "UNKNOWN"):
-            self.builds_dead_lettered.labels(result)
-        for outcome in OUTCOMES:
-            self.cycles.labels(outcome)
+        for controller in jenkins_requests:
+            for result in RESULTS:
+                self.builds_sent.labels(controller, result)
+                self.builds_failed.labels(controller, result)
+            for result in (*RESULTS, "UNKNOWN"):
+                self.builds_dead_lettered.labels(controller, result)
+            for outcome in OUTCOMES:
+                self.cycles.labels(controller, outcome)
+            for gauge in (self.last_success, self.jobs_tracked, self.running_builds):
+                gauge.labels(controller)
+            self.dead_letters.labels(controller)
+            self.cycle_seconds.labels(controller)
 
-    def observe_sei(self, status: str, seconds: float) -> None:
-        """SeiClient's on_request hook."""
-        self.sei_request_seconds.labels(status).observe(seconds)
+    def sei_observer(self, controller: str) -> Callable[[str, float], None]:
+        """The SeiClient on_request hook of one controller."""
+
+        def observe(status: str, seconds: float) -> None:
+            self.sei_request_seconds.labels(controller, status).observe(seconds)
+
+        return observe
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
