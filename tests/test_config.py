@@ -249,3 +249,18 @@ def test_satellite_metadata_keys_are_checked(tmp_path: Path) -> None:
         load_settings(config)
     assert "integrations[0].metadata.instance_uuid (line 8 of" in str(error.value)
     assert "did you mean instance_guid?" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "wanted"),
+    [
+        ("JENKINS_URL", "http://ci.acme.test:99999/", "not a valid URL"),
+        ("AGENT_LOOKBACK", "99999999999999999999d", "longer than any duration"),
+    ],
+)
+def test_values_that_used_to_end_in_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, wanted: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=f"invalid setting {name}: .*{wanted}"):
+        load_settings()

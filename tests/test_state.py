@@ -77,7 +77,14 @@ def test_second_agent_on_the_same_file_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "content",
-    ["{not json", '{"version": 99, "controllers": {}}', '{"version": 1}', "[1,2]", "\x00\x01"],
+    [
+        "{not json",
+        '{"version": 99, "controllers": {}}',
+        '{"version": 1}',
+        "[1,2]",
+        "\x00\x01",
+        "[" * 100_000 + "]" * 100_000,  # nested too deep for the parser
+    ],
 )
 def test_corrupt_file_is_named_and_left_untouched(tmp_path: Path, content: str) -> None:
     path = tmp_path / "state.json"

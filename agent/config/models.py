@@ -103,7 +103,10 @@ def parse_duration(text: str | int | float | timedelta) -> timedelta:
             seconds = sum(int(n) * _UNIT_SECONDS[u] for n, u in parts)
     if seconds <= 0:
         raise ValueError(f"'{text}' must be a positive duration")
-    return timedelta(seconds=seconds)
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise ValueError(f"'{text}' is longer than any duration the agent can count") from None
 
 
 Globs = Annotated[list[str], NoDecode]
@@ -113,9 +116,13 @@ def _check_http_url(value: str | None) -> str | None:
     if value is None:
         return None
     value = value.strip()
-    parts = urlsplit(value)
+    shown = re.sub(r"//[^/@\s]*@", "//***@", value)  # never echo credentials back
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError as exc:
+        raise ValueError(f"'{shown}' is not a valid URL ({exc})") from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        shown = re.sub(r"//[^/@\s]*@", "//***@", value)  # never echo credentials back
         raise ValueError(f"'{shown}' is not an http(s) URL")
     return value
 

@@ -85,7 +85,7 @@ class StateFile:
             if not text.strip():
                 return {}  # created but never written (a disk that filled up, a `touch`)
             data = json.loads(text)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             raise StateError(
                 f"{problem} ({type(exc).__name__}: {exc}); fix or move it away, "
                 "the agent does not overwrite it"
