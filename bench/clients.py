@@ -110,7 +110,7 @@ def main() -> int:
     if shutil.which("valgrind") is None:
         print("bench/clients.py needs valgrind (apt-get install valgrind)", file=sys.stderr)
         return 2
-    with Servers(Dataset(1, 2, 5), latency=0.0) as servers, tempfile.TemporaryDirectory() as tmp:
+    with Servers(Dataset(1, 2, 5), 0.0, 0.0) as servers, tempfile.TemporaryDirectory() as tmp:
         print(f"{'client':58} instructions per request")
         for name in args.only.split(","):
             base = instructions(name, servers.jenkins_url, 0, Path(tmp) / f"{name}.0")
