@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from agent.config import Settings
 
 _URL_CREDENTIALS = re.compile(r"(https?://)[^/@\s:]+:[^/@\s]+@")
-_QUIET_LIBRARIES = ("filelock", "apscheduler", "urllib3", "requests")
+_QUIET_LIBRARIES = ("filelock", "apscheduler", "httpx", "httpcore", "urllib3", "requests")
 
 
 def redact(text: str, secrets: list[str]) -> str:

@@ -34,6 +34,7 @@ from agent import preflight
 from agent.config import JenkinsSettings, SeiSettings, Settings
 from agent.deliver import SeiClient, SeiUnavailable
 from agent.jenkins_client import JenkinsClient, JenkinsUnavailable
+from agent.logs import setup_logging
 from agent.state import StateFile
 from agent.sync import Collector
 
@@ -492,3 +493,17 @@ def test_check_goes_through_the_proxy_sync_uses(
     refused = tuned(settings, jenkins={"proxy": proxy.url("scout:wrong")})
     [*_, jenkins_check] = preflight.check_controller(refused)
     assert jenkins_check.result == preflight.FAIL and "407" in jenkins_check.detail
+
+
+def test_the_http_library_does_not_log_every_request(settings: Settings) -> None:
+    """httpx logs each request at INFO; the agent's INFO log is about builds, not requests."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        setup_logging(settings)
+        assert not logging.getLogger("httpx").isEnabledFor(logging.INFO)
+        assert not logging.getLogger("httpcore").isEnabledFor(logging.INFO)
+    finally:
+        root.handlers[:], root.level = handlers, level
+        for name in ("httpx", "httpcore"):
+            logging.getLogger(name).setLevel(logging.NOTSET)
