@@ -23,6 +23,7 @@ import functools
 import json
 import logging
 import ssl
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -100,6 +101,10 @@ class Http:
         self._host = urlsplit(base).hostname or ""
         self._on_request = on_request
         self._told_redirect = False
+        # Requests wait here, never queued inside httpcore's pool: a queued request can have its
+        # connection closed by another thread's pass over the pool (encode/httpcore#1110, "Bad
+        # file descriptor" under load), which costs a retry and can send a POST twice.
+        self._slots = threading.BoundedSemaphore(connections)
         hooks: dict[str, list[Callable[..., Any]]] = (
             {"request": [_stamp], "response": [self._observe]} if on_request else {}
         )
@@ -109,8 +114,7 @@ class Http:
         self._client = httpx.Client(
             auth=auth,
             headers={"User-Agent": USER_AGENT, **(headers or {})},
-            # Waiting for one of the `connections` is queueing, not a fault: no pool timeout.
-            timeout=httpx.Timeout(timeout, connect=settings.connect_timeout, pool=None),
+            timeout=httpx.Timeout(timeout, connect=settings.connect_timeout),
             transport=httpx.HTTPTransport(
                 verify=_tls(base, settings, side),
                 proxy=proxy_for(base, settings.proxy),
@@ -134,10 +138,16 @@ class Http:
     ) -> Answer:
         """One exchange, and the same-host redirects of a GET; raises Unreachable,
         TransportFailure or Redirected when there is no answer to give."""
+        with self._slots:
+            return self._exchange(method, path, params, body)
+
+    def _exchange(
+        self, method: str, path: str, params: dict[str, str] | None, body: bytes | None
+    ) -> Answer:
         started = time.monotonic()
         try:
             # `path` comes percent-encoded (agent/queries.py). The whole URL is given rather than
-            # base_url= and params=, which parse it three times: a third of the client's CPU.
+            # base_url= and params=, which would parse it three times.
             url = self.base + path + (f"?{urlencode(params)}" if params else "")
             response = self._client.request(method, url, content=body)
             redirects = 0
