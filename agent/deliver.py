@@ -8,7 +8,6 @@ server's message, and the others go on.
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
 import threading
@@ -17,17 +16,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    stop_when_event_set,
-)
+from tenacity import RetryCallState, stop_when_event_set
 
 from agent.config import SeiSettings
-from agent.retries import call_with_retries
-from agent.transport import Answer, Http, TransportFailure, Unreachable
+from agent.transport import (
+    Answer,
+    Http,
+    Redirected,
+    TransportFailure,
+    Unreachable,
+    retry_after,
+    retry_policy,
+)
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +91,16 @@ class SeiClient:
         self._count_lock = threading.Lock()
         self.requests = 0
         self._stop = stop
+        self._retry = retry_policy(
+            retries=settings.retries,
+            first_wait=settings.retry_wait,
+            max_wait=settings.retry_max_wait,
+            retryable=_Retry,
+            log_retry=_log_retry,
+            # asked to stop: one more try at most, then give up
+            stop=stop_when_event_set(stop) if stop is not None else None,
+            sleep=lambda seconds: self._sleep(seconds),
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -99,24 +109,10 @@ class SeiClient:
         """Deliver `body`; an Answer means 2xx, a Refusal a 4xx for this body alone."""
         data = json.dumps(body, separators=(",", ":")).encode()
         try:
-            return call_with_retries(self._policy, _Retry, self._post_once, path, data)
+            return self._retry(self._post_once, path, data)  # type: ignore[no-any-return]
         except _Retry as exc:
             attempts = self._settings.retries + 1
             raise SeiUnavailable(f"{exc} (after {attempts} attempts)", exc.unreachable) from None
-
-    def _policy(self) -> Retrying:
-        """The retry policy of one delivery (a stop request ends its waits)."""
-        stop = stop_after_attempt(self._settings.retries + 1)
-        if self._stop is not None:  # asked to stop: one more try at most, then give up
-            stop = stop | stop_when_event_set(self._stop)
-        return Retrying(
-            stop=stop,
-            wait=self._wait,
-            sleep=self._sleep,
-            retry=retry_if_exception_type(_Retry),
-            before_sleep=_log_retry,
-            reraise=True,
-        )
 
     def _post_once(self, path: str, data: bytes) -> Refusal | Answer:
         with self._count_lock:
@@ -128,6 +124,8 @@ class SeiClient:
             raise _Retry(f"SEI cannot be reached at {where}: {exc}", unreachable=True) from None
         except TransportFailure as exc:
             raise _Retry(f"SEI connection failed on {where}: {exc}") from None
+        except Redirected as exc:
+            raise SeiUnavailable(f"{exc}; check SEI_BASE_URL", unreachable=True) from None
         status = response.status
         if 200 <= status < 300:
             return response
@@ -136,9 +134,15 @@ class SeiClient:
                 f"SEI refused the API key (HTTP {status} on {where}); check SEI_API_KEY and "
                 "SEI_BASE_URL / SEI_ENVIRONMENT"
             )
+        if status == 407:
+            raise SeiUnavailable(
+                f"the proxy refused us (HTTP 407 on {where}); check the credentials in SEI_PROXY "
+                "or HTTPS_PROXY",
+                unreachable=True,
+            )
         if status == 429 or status >= 500:
-            retry_after = _retry_after(response.header("retry-after"))
-            raise _Retry(f"SEI answered HTTP {status} on {where}", retry_after)
+            wait = retry_after(response.header("retry-after"))
+            raise _Retry(f"SEI answered HTTP {status} on {where}", wait)
         return Refusal(status=status, message=_server_message(response))
 
     def _sleep(self, seconds: float) -> None:
@@ -147,27 +151,6 @@ class SeiClient:
             time.sleep(seconds)
         else:
             self._stop.wait(seconds)
-
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        ceiling = self._settings.retry_max_wait
-        if isinstance(exc, _Retry) and exc.retry_after is not None:
-            return min(exc.retry_after, ceiling)
-        return min(self._settings.retry_wait * 2 ** (state.attempt_number - 1), ceiling)
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Retry-After as seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(when.timestamp() - time.time(), 0.0)
 
 
 def _server_message(response: Answer) -> str:

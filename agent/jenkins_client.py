@@ -6,27 +6,29 @@ whose host is whatever the controller's root-URL setting says (often wrong behin
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import threading
 from collections import Counter
-from typing import Any
+from typing import Any, Literal
 
+import httpx
 from pyrate_limiter import Duration, Limiter, Rate
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential,
-)
+from tenacity import RetryCallState
 
 from agent.config import JenkinsSettings
-from agent.retries import call_with_retries
-from agent.transport import Http, TransportFailure, Unreachable
+from agent.transport import (
+    Answer,
+    Http,
+    Redirected,
+    TransportFailure,
+    Unreachable,
+    retry_after,
+    retry_policy,
+)
 
 log = logging.getLogger(__name__)
+Expect = Literal["json", "bytes", "answer"]  # what a GET gives its caller
 
 
 class JenkinsError(Exception):
@@ -50,7 +52,12 @@ class JenkinsRefused(JenkinsUnavailable):
 
 
 class _Retryable(JenkinsError):
-    pass
+    def __init__(
+        self, message: str, retry_after: float | None = None, unreachable: bool = False
+    ) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.unreachable = unreachable
 
 
 class JenkinsClient:
@@ -59,28 +66,27 @@ class JenkinsClient:
     def __init__(self, settings: JenkinsSettings) -> None:
         assert settings.url is not None
         self.base = settings.url.rstrip("/") + "/"
-        headers = {"Accept": "application/json"}
+        auth = None
         if settings.user and settings.api_token:
-            credentials = f"{settings.user}:{settings.api_token.get_secret_value()}"
-            headers["Authorization"] = "Basic " + base64.b64encode(credentials.encode()).decode()
+            auth = httpx.BasicAuth(settings.user, settings.api_token.get_secret_value())
         self._http = Http(
             self.base,
             settings,
             side="Jenkins",
-            headers=headers,
+            auth=auth,
+            headers={"Accept": "application/json"},
             timeout=settings.timeout,
             connections=settings.concurrency,
         )
         self._limiter = (
             Limiter(Rate(settings.rate_limit, Duration.SECOND)) if settings.rate_limit else None
         )
-        # One policy for every request; tenacity keeps each call's attempts per thread.
-        self._retry = Retrying(
-            stop=stop_after_attempt(settings.retries + 1),
-            wait=wait_exponential(multiplier=settings.retry_wait, max=30),
-            retry=retry_if_exception_type(_Retryable),
-            before_sleep=self._log_retry,
-            reraise=True,
+        self._retry = retry_policy(
+            retries=settings.retries,
+            first_wait=settings.retry_wait,
+            max_wait=settings.retry_max_wait,
+            retryable=_Retryable,
+            log_retry=_log_retry,
         )
         self._count_lock = threading.Lock()
         self.requests: Counter[str] = Counter()
@@ -95,7 +101,7 @@ class JenkinsClient:
         that nothing downstream has to guess what an unexpected answer meant.
         """
         params = {"tree": tree} if tree else None
-        answer = self._retrying(self._get_once, path, params, kind, True)
+        answer = self._retrying(path, params, kind, "json")
         if not isinstance(answer, shape):
             raise JenkinsError(
                 f"Jenkins answered {self.base}{path} with a JSON {type(answer).__name__}, "
@@ -105,41 +111,64 @@ class JenkinsClient:
 
     def get_bytes(self, path: str, *, kind: str) -> bytes:
         """GET a file, such as an archived artifact."""
-        return self._retrying(self._get_once, path, None, kind, False)
+        return self._retrying(path, None, kind, "bytes")  # type: ignore[no-any-return]
 
-    def _retrying(self, *args: Any) -> Any:
+    def get(self, path: str, *, kind: str) -> Answer:
+        """GET `path` and give the answer whatever its status, after the retries of
+        connection failures, 429 and 5xx (for `check`, which reads headers and statuses)."""
+        return self._retrying(path, None, kind, "answer")  # type: ignore[no-any-return]
+
+    def _retrying(self, path: str, params: dict[str, str] | None, kind: str, expect: Expect) -> Any:
         try:
-            return call_with_retries(lambda: self._retry, _Retryable, *args)
+            return self._retry(self._get_once, path, params, kind, expect)
         except _Retryable as exc:
+            if exc.unreachable:
+                raise JenkinsUnavailable(str(exc)) from None
             raise JenkinsError(str(exc)) from None
 
-    def _get_once(self, url: str, params: dict[str, str] | None, kind: str, as_json: bool) -> Any:
+    def _get_once(self, path: str, params: dict[str, str] | None, kind: str, expect: Expect) -> Any:
         with self._count_lock:
             self.requests[kind] += 1
         if self._limiter is not None:
             self._limiter.try_acquire("jenkins")
-        where = f"{self.base}{url}"
+        where = f"{self.base}{path}"
         try:
-            response = self._http.request("GET", url, fields=params)
+            response = self._http.request("GET", path, params=params)
         except Unreachable as exc:
-            raise JenkinsUnavailable(
-                f"Jenkins at {self.base} cannot be reached ({exc}); check JENKINS_URL"
+            raise _Retryable(
+                f"Jenkins at {self.base} cannot be reached ({exc}); check JENKINS_URL",
+                unreachable=True,
             ) from None
         except TransportFailure as exc:
             raise _Retryable(f"Jenkins connection failed on {where}: {exc}") from None
+        except Redirected as exc:
+            raise JenkinsUnavailable(f"{exc}; check JENKINS_URL") from None
+        if response.redirects:
+            with self._count_lock:
+                self.requests[kind] += response.redirects
         status = response.status
+        if status == 429 or status >= 500:
+            raise _Retryable(
+                f"Jenkins answered HTTP {status} on {where}",
+                retry_after(response.header("retry-after")),
+            )
+        if expect == "answer":
+            return response
         if status in (401, 403):
             raise JenkinsRefused(
                 f"Jenkins refused the credentials (HTTP {status} on {where}); "
                 "check JENKINS_USER and JENKINS_API_TOKEN and that the user may read jobs"
             )
+        if status == 407:
+            raise JenkinsUnavailable(
+                f"the proxy refused us (HTTP 407 on {where}); check the credentials in "
+                "JENKINS_PROXY or HTTP_PROXY"
+            )
         if status == 404:
             raise JenkinsNotFound(f"not found: {where}")
-        if status == 429 or status >= 500:
-            raise _Retryable(f"Jenkins answered HTTP {status} on {where}")
         if status >= 300:
             raise JenkinsError(f"Jenkins answered HTTP {status} on {where}")
-        if not as_json:
+        if expect == "bytes":
             return response.body
         if "html" in (response.header("content-type") or ""):
             raise JenkinsUnavailable(
@@ -151,7 +180,8 @@ class JenkinsClient:
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise _Retryable(f"Jenkins sent malformed JSON on {where}") from None
 
-    @staticmethod
-    def _log_retry(state: RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome else None
-        log.warning("%s; retrying (attempt %d)", exc, state.attempt_number + 1)
+
+def _log_retry(state: RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome else None
+    wait = state.next_action.sleep if state.next_action else 0
+    log.warning("%s; retrying in %.1fs (attempt %d)", exc, wait, state.attempt_number + 1)

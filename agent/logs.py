@@ -20,7 +20,7 @@ from urllib.parse import quote, quote_plus
 from agent.config import Settings
 
 _URL_CREDENTIALS = re.compile(r"(https?://)[^/@\s:]+:[^/@\s]+@")
-_QUIET_LIBRARIES = ("filelock", "apscheduler", "urllib3", "requests")
+_QUIET_LIBRARIES = ("filelock", "apscheduler", "httpx", "httpcore", "urllib3", "requests")
 
 
 def forms(secret: str) -> list[str]:

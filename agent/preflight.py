@@ -1,20 +1,19 @@
 """`check`: what an operator runs before the first sync, a table of results with a hint for each
 failure.
 
-Nothing is written anywhere. Jenkins is only read: python-jenkins asks who we are (and the
-version, from the `X-Jenkins` header of that answer) and which plugins give stages; the agent's
-own discovery counts the jobs. SEI documents no read-only endpoint, so it gets an empty object at
-/v1/custom-cicd: 400 (a missing field) means the key was accepted, 401/403 that it was refused,
-and no build data is sent.
+Nothing is written anywhere. Jenkins is read over the very client `sync` uses (the same TLS,
+proxy and timeouts), so a green check means sync can connect: it asks who we are (and the
+version, from the `X-Jenkins` header of that answer), the agent's own detection says where
+stages come from, and its own discovery counts the jobs. SEI documents no read-only endpoint,
+so it gets an empty object at /v1/custom-cicd: 400 (a missing field) means the key was
+accepted, 401/403 that it was refused, and no build data is sent.
 """
 
 from __future__ import annotations
 
 import argparse
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from agent.cli.controllers import label
 from agent.cli.tables import table
@@ -22,11 +21,8 @@ from agent.config import ConfigError, Settings
 from agent.deliver import Refusal, SeiClient, SeiRefused, SeiUnavailable
 from agent.jenkins.discover import discover_jobs, matches
 from agent.jenkins.stages import SOURCE_PLUGINS, SOURCES, detect
-from agent.jenkins_client import JenkinsClient, JenkinsError
+from agent.jenkins_client import JenkinsClient, JenkinsError, JenkinsUnavailable
 from agent.logs import redact, secrets_of
-
-if TYPE_CHECKING:
-    import jenkins as python_jenkins
 
 CUSTOM_CICD = "/v1/custom-cicd"
 # The plugins that give stages, in the agent's order of preference (agent/jenkins/details.py).
@@ -150,80 +146,66 @@ def check_controller(settings: Settings) -> list[Check]:
                 f"instance {settings.sei.instance_guid} ({settings.sei.instance_name})",
             )
         ]
-    server = _python_jenkins(settings)
-    identity = _who_am_i(settings, server)
-    checks += identity
-    if any(c.result == FAIL for c in identity):
-        return checks
-    return [*checks, _stage_source(settings), _jobs(settings)]
+    # retries=0: check answers at once; the pre-flight of a sync, not a sync
+    client = JenkinsClient(settings.jenkins.model_copy(update={"retries": 0}))
+    try:
+        identity = _who_am_i(settings, client)
+        checks += identity
+        if any(c.result == FAIL for c in identity):
+            return checks
+        return [*checks, _stage_source(settings, client), _jobs(settings, client)]
+    finally:
+        client.close()
 
 
-def _python_jenkins(settings: Settings) -> python_jenkins.Jenkins:
-    import jenkins as python_jenkins  # only `check` pays for importing these
-
-    cfg = settings.jenkins
-    assert cfg.url is not None
-    token = cfg.api_token.get_secret_value() if cfg.api_token else None
-    server = python_jenkins.Jenkins(
-        cfg.url, username=cfg.user, password=token, timeout=cfg.timeout, retries=cfg.retries
-    )
-    server.crumb = False  # reads with an API token need no CSRF crumb: skip asking for one
-    # python-jenkins has no TLS or proxy parameters; its requests session is where they go.
-    server._session.verify = str(cfg.ca_bundle) if cfg.ca_bundle else not cfg.insecure
-    if cfg.proxy:
-        server._session.proxies = {"http": cfg.proxy, "https": cfg.proxy}
-    return server
 
 
-def _who_am_i(settings: Settings, server: python_jenkins.Jenkins) -> list[Check]:
+def _who_am_i(settings: Settings, client: JenkinsClient) -> list[Check]:
     """Reachable, version and credentials from one request.
 
-    /whoAmI rather than python-jenkins' get_whoami (/me, which some security realms lack), and
-    the version from its `X-Jenkins` header rather than get_version, which fetches the whole
-    dashboard.
+    /whoAmI rather than /me (which some security realms lack), and the version from its
+    `X-Jenkins` header rather than from the whole dashboard.
     """
-    import jenkins as python_jenkins  # only `check` pays for importing these
-    import requests
-
-    url = server.server
+    url = client.base
     user_name, token_name = settings.name_of("jenkins.user"), settings.name_of("jenkins.api_token")
+    url_name = settings.name_of("jenkins.url")
     credentials_hint = (
         f"check {user_name} and {token_name} (a token from User > Configure > API Token); "
         "the user needs Overall/Read and Job/Read"
     )
-    request = requests.Request("GET", url + "whoAmI/api/json")
     try:
-        response = server.jenkins_request(request, add_crumb=False)
-        me = response.json()
-    except requests.ConnectionError:
-        hint = f"check {settings.name_of('jenkins.url')} and that this host can reach it"
-        return [Check("Jenkins", FAIL, f"cannot connect to {url}", hint, UNREACHABLE)]
-    except python_jenkins.TimeoutException:
-        hint = "a slow controller or a firewall dropping packets; JENKINS_TIMEOUT is the limit"
-        return [Check("Jenkins", FAIL, f"{url} timed out", hint, UNREACHABLE)]
-    except python_jenkins.NotFoundException:
-        hint = f"{settings.name_of('jenkins.url')} must be Jenkins' root, context path included"
+        answer = client.get("whoAmI/api/json", kind="check")
+    except JenkinsUnavailable as exc:  # no connection, or a redirect to another host
+        hint = (
+            f"check {url_name} and that this host can reach it (a proxy: JENKINS_PROXY, "
+            "HTTPS_PROXY, NO_PROXY; a private CA: JENKINS_CA_BUNDLE)"
+        )
+        return [Check("Jenkins", FAIL, _first_line(exc), hint, UNREACHABLE)]
+    except JenkinsError as exc:  # timeouts, resets, 5xx
+        hint = ""
+        if "timed out" in str(exc):
+            hint = "a slow controller or a firewall dropping packets; JENKINS_TIMEOUT is the limit"
+        return [Check("Jenkins", FAIL, _first_line(exc), hint, UNREACHABLE)]
+    status = answer.status
+    if status in (401, 403):
+        return [
+            Check("Jenkins", OK, f"reachable at {url}"),
+            Check("credentials", FAIL, f"refused (HTTP {status})", credentials_hint, UNREACHABLE),
+        ]
+    if status == 404:
+        hint = f"{url_name} must be Jenkins' root, context path included"
         return [Check("Jenkins", FAIL, f"no /whoAmI at {url}: not Jenkins?", hint, UNREACHABLE)]
-    except python_jenkins.JenkinsException as exc:
-        status = re.search(r"\[(\d{3})\]", str(exc))
-        if status and status.group(1) in ("401", "403"):
-            return [
-                Check("Jenkins", OK, f"reachable at {url}"),
-                Check(
-                    "credentials",
-                    FAIL,
-                    f"refused (HTTP {status.group(1)})",
-                    credentials_hint,
-                    UNREACHABLE,
-                ),
-            ]
-        return [Check("Jenkins", FAIL, f"{url}: {_first_line(exc)}", "", UNREACHABLE)]
-    except requests.RequestException as exc:
-        return [Check("Jenkins", FAIL, f"{url}: {_first_line(exc)}", "", UNREACHABLE)]
+    if status == 407:
+        hint = "the proxy wants credentials: http://user:password@proxy:port"
+        return [Check("Jenkins", FAIL, "the proxy refused us (HTTP 407)", hint, UNREACHABLE)]
+    if status >= 300:
+        return [Check("Jenkins", FAIL, f"{url}: HTTP {status}", "", UNREACHABLE)]
+    try:
+        me = answer.json()
     except ValueError:
         hint = "a login page or a proxy answered instead of Jenkins' API"
         return [Check("Jenkins", FAIL, f"{url} answered with no JSON", hint, UNREACHABLE)]
-    version = response.headers.get("X-Jenkins")
+    version = answer.header("X-Jenkins")
     checks = [
         Check("Jenkins", OK, f"Jenkins {version} at {url}")
         if version
@@ -243,16 +225,12 @@ def _who_am_i(settings: Settings, server: python_jenkins.Jenkins) -> list[Check]
     return checks
 
 
-def _stage_source(settings: Settings) -> Check:
+def _stage_source(settings: Settings, client: JenkinsClient) -> Check:
     """Where the agent would read stages and steps: the detection `sync` runs, not a copy."""
-    cfg = settings.jenkins
-    client = JenkinsClient(cfg)
     try:
-        detection = detect(client, cfg.stage_source)
+        detection = detect(client, settings.jenkins.stage_source)
     except JenkinsError as exc:
         return Check("stage source", WARN, f"unknown: {_first_line(exc)}")
-    finally:
-        client.close()
     if detection.how == "probe":
         hint = (
             "listing plugins needs Overall/SystemRead; without it the agent tries each source "
@@ -265,16 +243,13 @@ def _stage_source(settings: Settings) -> Check:
     return Check("stage source", OK, detection.describe())
 
 
-def _jobs(settings: Settings) -> Check:
+def _jobs(settings: Settings, client: JenkinsClient) -> Check:
     """The agent's own discovery, filtered as sync filters it."""
     cfg = settings.jenkins
-    client = JenkinsClient(cfg)
     try:
         found = list(discover_jobs(client, cfg.folder_depth))
     except JenkinsError as exc:
         return Check("jobs", FAIL, _first_line(exc), "", UNREACHABLE)
-    finally:
-        client.close()
     selected = sum(1 for job in found if matches(job.full_name, cfg.include, cfg.exclude))
     detail = f"{len(found)} jobs, {selected} selected by JENKINS_INCLUDE/JENKINS_EXCLUDE"
     if not found:

@@ -1,38 +1,54 @@
-"""HTTP for both sides: keep-alive http.client connections, one per thread.
+"""HTTP for both sides: one httpx client per side, built from that side's settings.
 
-At backfill rates the agent is CPU-bound, not latency-bound, so the HTTP client's CPU per
-request decides its speed. Instructions per keep-alive GET of a 1 KB JSON answer, counted with
-callgrind against the simulator: httpx 1,940k, urllib3 831k, http.client 482k, and 304k here,
-where `_Response` reads the headers without the email package (a third of http.client's cost).
-The backfill benchmark (bench/run.py, 2,000 builds) took 34 s with httpx and sequential
-delivery, 10.1 s with urllib3 and concurrent delivery, 8.0-8.5 s with http.client.
+Every request gets the base URL and auth, TLS (a CA bundle, else the system store; switched off
+only with a warning at every start), a proxy (the side's own setting, else HTTPS_PROXY /
+HTTP_PROXY / ALL_PROXY unless NO_PROXY exempts the host), separate connect and read/write
+timeouts, at most `concurrency` connections, gzip, immediate reconnects when a connect fails,
+and a response hook that reports each answer's status and latency.
 
-TLS is verified unless switched off, which is logged at every start. Proxies come from an
-explicit setting, else from HTTPS_PROXY / HTTP_PROXY / NO_PROXY as every HTTP tool reads them.
+A pooled connection that the server or a load balancer closed while it was idle is seen to be
+closed before it is reused and replaced by httpx, with no error and no retry.
+
+Redirects: a GET follows redirects to the same host (a controller that moves http to https or
+adds a slash), never to another: that is an error naming the Location, so credentials never go
+there. A POST follows none.
+
+Retries are tenacity's, one policy per side (`retry_policy`), around the whole exchange.
 """
 
 from __future__ import annotations
 
-import base64
-import contextlib
-import http.client
+import email.utils
+import functools
 import json
 import logging
 import ssl
 import threading
 import time
-import types
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import SplitResult, unquote, urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit
+
+import httpx
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
+from tenacity.stop import stop_base
 
 from agent import __version__
 from agent.config import TransportSettings
 
 log = logging.getLogger(__name__)
 USER_AGENT = f"jenkins-sei-agent/{__version__}"
+CONNECT_RETRIES = 2  # immediate reconnects inside one attempt: a dropped SYN, a DNS hiccup
+MAX_REDIRECTS = 5
+_STARTED = "jenkins_sei_agent.started"  # request extension: when the request was sent
 
 
 class Unreachable(Exception):
@@ -43,106 +59,30 @@ class TransportFailure(Exception):
     """The connection was made but the exchange failed (timeout, reset); worth retrying."""
 
 
+class Redirected(Exception):
+    """A redirect the client will not follow: to another host, to plain http, or of a POST."""
+
+    def __init__(self, message: str, location: str) -> None:
+        super().__init__(message)
+        self.location = location
+
+
 @dataclass(frozen=True)
 class Answer:
     status: int
-    headers: dict[str, str]
+    headers: httpx.Headers
     body: bytes
+    redirects: int = 0  # redirects followed to get here, each one request more
 
     def json(self) -> Any:
         return json.loads(self.body)
 
     def header(self, name: str) -> str | None:
-        wanted = name.lower()
-        return next((v for k, v in self.headers.items() if k.lower() == wanted), None)
-
-
-class _Headers:
-    """A response's header lines with the reads of `email.message.Message` that http.client
-    (`get`, `get_all`, `items`) and vcrpy (`keys`, `get_all`) make. Names match
-    case-insensitively; `get` returns the first, as `Message.get` does.
-    """
-
-    __slots__ = ("_first", "_items")
-
-    def __init__(self, lines: list[bytes]) -> None:
-        items: list[tuple[str, str]] = []
-        for raw in lines:
-            line = raw.decode("iso-8859-1").rstrip("\r\n")
-            if line[:1] in (" ", "\t") and items:  # an obsolete folded continuation line
-                items[-1] = (items[-1][0], f"{items[-1][1]} {line.strip()}")
-                continue
-            name, colon, value = line.partition(":")
-            if colon:
-                items.append((name.strip(), value.strip()))
-        self._items = items
-        self._first: dict[str, str] = {}
-        for name, value in items:
-            self._first.setdefault(name.lower(), value)
-
-    def get(self, name: str, default: str | None = None) -> str | None:
-        return self._first.get(name.lower(), default)
-
-    def get_all(self, name: str, default: Any = None) -> Any:
-        wanted = name.lower()
-        return [v for k, v in self._items if k.lower() == wanted] or default
-
-    def items(self) -> list[tuple[str, str]]:
-        return list(self._items)
-
-    def keys(self) -> list[str]:
-        return [k for k, _ in self._items]
-
-
-MAX_HEADER_LINE = 65536  # the limits http.client applies
-MAX_HEADERS = 100
-
-
-def _read_header_lines(fp: Any, _class: Any = None, *, _max_headers: int | None = None) -> _Headers:
-    """What `http.client.parse_headers` reads, with its limits, into `_Headers`."""
-    lines: list[bytes] = []
-    limit = _max_headers or MAX_HEADERS
-    while True:
-        line = fp.readline(MAX_HEADER_LINE + 1)
-        if len(line) > MAX_HEADER_LINE:
-            raise http.client.LineTooLong("header line")
-        if line in (b"\r\n", b"\n", b""):
-            return _Headers(lines)
-        lines.append(line)
-        if len(lines) > limit:
-            raise http.client.HTTPException(f"got more than {limit} headers")
-
-
-def _light_headers(begin: Callable[..., None]) -> Callable[..., None]:
-    """`HTTPResponse.begin` as the running Python has it, reading headers with
-    `_read_header_lines` in place of `http.client.parse_headers`."""
-    light = types.FunctionType(
-        begin.__code__,
-        {**vars(http.client), "parse_headers": _read_header_lines},
-        begin.__name__,
-        begin.__defaults__,
-        begin.__closure__,
-    )
-    light.__kwdefaults__ = begin.__kwdefaults__
-    return light
-
-
-class _Response(http.client.HTTPResponse):
-    """http.client's response, its headers read without the email package.
-
-    `begin` is the standard library's own code, run with `_read_header_lines` in place of
-    `http.client.parse_headers`; status line, chunked bodies and keep-alive rules are unchanged.
-    """
-
-    begin = _light_headers(http.client.HTTPResponse.begin)  # type: ignore[assignment]
+        return self.headers.get(name)
 
 
 class Http:
-    """Keep-alive connections to one server: one per thread, at most `connections` busy at once.
-
-    A connection belongs to the thread that opened it, so no pool bookkeeping or locking is
-    needed per request; a semaphore bounds how many requests run at the same time.
-    """
+    """An httpx.Client for one server; thread-safe, at most `connections` requests at once."""
 
     def __init__(
         self,
@@ -150,138 +90,217 @@ class Http:
         settings: TransportSettings,
         *,
         side: str,
-        headers: dict[str, str],
         timeout: float,
         connections: int,
+        headers: dict[str, str] | None = None,
+        auth: httpx.Auth | None = None,
         on_request: Callable[[str, float], None] | None = None,
     ) -> None:
         self.base = base
-        self._headers = {"User-Agent": USER_AGENT, "Connection": "keep-alive", **headers}
-        self._timeout = timeout
+        self._side = side
+        self._host = urlsplit(base).hostname or ""
         self._on_request = on_request
+        self._told_redirect = False
+        # Requests wait here, never queued inside httpcore's pool: a queued request can have its
+        # connection closed by another thread's pass over the pool (encode/httpcore#1110, "Bad
+        # file descriptor" under load), which costs a retry and can send a POST twice.
         self._slots = threading.BoundedSemaphore(connections)
-        self._local = threading.local()
-        self._opened: list[http.client.HTTPConnection] = []
-        self._opened_lock = threading.Lock()
-        target = urlsplit(base)
-        self._https = target.scheme == "https"
-        self._host, self._port = target.hostname or "", target.port
-        self._prefix = target.path
-        self._context: ssl.SSLContext | None = None
-        if self._https:
-            self._context = ssl.create_default_context(
-                cafile=str(settings.ca_bundle) if settings.ca_bundle else None
-            )
-            if settings.insecure:
-                log.warning(
-                    "TLS certificates of %s are NOT verified (%s_INSECURE=true); anyone on "
-                    "the path can read the credentials",
-                    side,
-                    side.upper(),
-                )
-                self._context.check_hostname = False
-                self._context.verify_mode = ssl.CERT_NONE
-        elif settings.insecure:
-            log.warning("%s_INSECURE=true has no effect: %s is plain http", side.upper(), base)
-        proxy = proxy_for(base, settings.proxy)
-        self._proxy = urlsplit(proxy) if proxy else None
-        if self._proxy and not self._https:
-            self._prefix = f"{target.scheme}://{target.netloc}{target.path}"  # absolute form
+        hooks: dict[str, list[Callable[..., Any]]] = (
+            {"request": [_stamp], "response": [self._observe]} if on_request else {}
+        )
+        connections_limit = httpx.Limits(
+            max_connections=connections, max_keepalive_connections=connections
+        )
+        self._client = httpx.Client(
+            auth=auth,
+            headers={"User-Agent": USER_AGENT, **(headers or {})},
+            timeout=httpx.Timeout(timeout, connect=settings.connect_timeout),
+            transport=httpx.HTTPTransport(
+                verify=_tls(base, settings, side),
+                proxy=proxy_for(base, settings.proxy),
+                limits=connections_limit,
+                retries=CONNECT_RETRIES,
+            ),
+            event_hooks=hooks,
+            trust_env=False,  # the environment's proxy is chosen by proxy_for, as for the rest
+        )
 
     def close(self) -> None:
-        with self._opened_lock:
-            for connection in self._opened:
-                connection.close()
-            self._opened.clear()
-
-    def _connection(self) -> http.client.HTTPConnection:
-        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
-        if connection is not None:
-            return connection
-        if self._proxy is not None:
-            proxy_port = self._proxy.port or (443 if self._proxy.scheme == "https" else 80)
-            via = self._proxy.hostname or ""
-            if self._https:
-                connection = http.client.HTTPSConnection(
-                    via, proxy_port, timeout=self._timeout, context=self._context
-                )
-                connection.set_tunnel(self._host, self._port, headers=_proxy_auth(self._proxy))
-            else:
-                connection = http.client.HTTPConnection(via, proxy_port, timeout=self._timeout)
-        elif self._https:
-            connection = http.client.HTTPSConnection(
-                self._host, self._port, timeout=self._timeout, context=self._context
-            )
-        else:
-            connection = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
-        connection.response_class = _Response
-        try:
-            connection.connect()
-        except (OSError, http.client.HTTPException) as exc:
-            connection.close()
-            raise Unreachable(_reason(exc)) from None
-        self._local.connection = connection
-        with self._opened_lock:
-            self._opened.append(connection)
-        return connection
-
-    def _drop(self, connection: http.client.HTTPConnection) -> None:
-        connection.close()
-        self._local.connection = None
-        with self._opened_lock, contextlib.suppress(ValueError):
-            self._opened.remove(connection)
+        self._client.close()
 
     def request(
         self,
         method: str,
         path: str,
         *,
-        fields: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
         body: bytes | None = None,
     ) -> Answer:
-        """One exchange; raises Unreachable or TransportFailure when there is no answer."""
-        url = self._prefix + path  # paths come percent-encoded from agent/queries.py
-        if fields:
-            url += "?" + urlencode(fields)
+        """One exchange, and the same-host redirects of a GET; raises Unreachable,
+        TransportFailure or Redirected when there is no answer to give."""
+        with self._slots:
+            return self._exchange(method, path, params, body)
+
+    def _exchange(
+        self, method: str, path: str, params: dict[str, str] | None, body: bytes | None
+    ) -> Answer:
         started = time.monotonic()
-        status = "error"
         try:
-            with self._slots:
-                connection = self._connection()
-                try:
-                    connection.request(method, url, body=body, headers=self._headers)
-                    response = connection.getresponse()
-                    data = response.read()
-                except (OSError, http.client.HTTPException) as exc:
-                    self._drop(connection)
-                    reason = "timed out" if isinstance(exc, TimeoutError) else _reason(exc)
-                    raise TransportFailure(reason) from None
-                if getattr(response, "will_close", False):  # recording stubs lack it
-                    self._drop(connection)
-            status = str(response.status)
-            return Answer(response.status, dict(response.getheaders()), data)
-        finally:
-            if self._on_request is not None:
-                self._on_request(status, time.monotonic() - started)
+            # `path` comes percent-encoded (agent/queries.py). The whole URL is given rather than
+            # base_url= and params=, which would parse it three times.
+            url = self.base + path + (f"?{urlencode(params)}" if params else "")
+            response = self._client.request(method, url, content=body)
+            redirects = 0
+            while response.is_redirect and response.next_request is not None:
+                target = self._follow(method, response, redirects)
+                redirects += 1
+                response = self._client.send(self._client.build_request("GET", target))
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.ProxyError) as exc:
+            self._observe_error(started)
+            raise Unreachable(_reason(exc)) from None
+        except (httpx.TransportError, httpx.DecodingError) as exc:
+            self._observe_error(started)
+            reason = "timed out" if isinstance(exc, httpx.TimeoutException) else _reason(exc)
+            raise TransportFailure(reason) from None
+        return Answer(response.status_code, response.headers, response.content, redirects)
+
+    def _follow(self, method: str, response: httpx.Response, done: int) -> httpx.URL:
+        """Where a redirect may be followed to, or Redirected saying why not."""
+        assert response.next_request is not None
+        target = response.next_request.url
+        location = response.headers.get("location", str(target))
+        came_from = response.request.url
+        why = None
+        if method != "GET":
+            why = f"a {method} is not redirected"
+        elif target.host.lower() != self._host.lower():
+            why = f"{target.host} is not {self._host}: credentials are not sent to another host"
+        elif came_from.scheme == "https" and target.scheme != "https":
+            why = "it leaves https"
+        elif done >= MAX_REDIRECTS:
+            why = f"more than {MAX_REDIRECTS} redirects"
+        if why is not None:
+            raise Redirected(
+                f"{self._side} answered HTTP {response.status_code} on {came_from}, redirecting "
+                f"to {location}; not followed: {why}",
+                location,
+            )
+        if not self._told_redirect:
+            self._told_redirect = True
+            log.warning(
+                "%s redirected %s to %s; every request costs one more until %s_URL is set to "
+                "the address it redirects to",
+                self._side,
+                came_from,
+                target,
+                self._side.upper(),
+            )
+        return target
+
+    def _observe(self, response: httpx.Response) -> None:
+        """Response hook: the status and the seconds since the request was sent."""
+        assert self._on_request is not None
+        started = response.request.extensions.get(_STARTED)
+        seconds = time.monotonic() - started if started is not None else 0.0
+        self._on_request(str(response.status_code), seconds)
+
+    def _observe_error(self, started: float) -> None:
+        if self._on_request is not None:
+            self._on_request("error", time.monotonic() - started)
 
 
-def _proxy_auth(proxy: SplitResult) -> dict[str, str] | None:
-    if not proxy.username:
-        return None
-    credentials = f"{unquote(proxy.username)}:{unquote(proxy.password or '')}"
-    return {"Proxy-Authorization": "Basic " + base64.b64encode(credentials.encode()).decode()}
+def _stamp(request: httpx.Request) -> None:
+    """Request hook: remember when the request was sent, for `_observe`."""
+    request.extensions[_STARTED] = time.monotonic()
+
+
+def _tls(base: str, settings: TransportSettings, side: str) -> ssl.SSLContext:
+    """The system store or the configured bundle; no verification only if asked, loudly."""
+    if settings.insecure:
+        if urlsplit(base).scheme != "https":
+            log.warning("%s_INSECURE=true has no effect: %s is plain http", side.upper(), base)
+        else:
+            log.warning(
+                "TLS certificates of %s are NOT verified (%s_INSECURE=true); anyone on the path "
+                "can read the credentials",
+                side,
+                side.upper(),
+            )
+    return _context(str(settings.ca_bundle) if settings.ca_bundle else None, settings.insecure)
+
+
+@functools.cache
+def _context(cafile: str | None, insecure: bool) -> ssl.SSLContext:
+    """One context per trust setting and process: loading a store costs about 0.1 s, and a
+    context serves any number of connections and threads."""
+    context = ssl.create_default_context(cafile=cafile)
+    if insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 def proxy_for(url: str, configured: str | None) -> str | None:
-    """The explicit proxy, else the environment's for this URL unless NO_PROXY exempts it."""
+    """The explicit proxy, else the environment's for this URL unless NO_PROXY exempts it.
+
+    The environment is read by the standard library, as requests and httpx read it.
+    """
     if configured:
         return configured
     parts = urlsplit(url)
     if urllib.request.proxy_bypass(parts.hostname or ""):
         return None
-    return urllib.request.getproxies().get(parts.scheme)
+    found = urllib.request.getproxies()
+    return found.get(parts.scheme) or found.get("all")
+
+
+def retry_policy(
+    *,
+    retries: int,
+    first_wait: float,
+    max_wait: float,
+    retryable: type[Exception],
+    log_retry: Callable[[RetryCallState], None],
+    stop: stop_base | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Retrying:
+    """One side's retries: doubling waits from `first_wait`, or the server's Retry-After
+    (an attribute `retry_after` of the failure), never longer than `max_wait`.
+
+    One Retrying serves every thread: tenacity keeps each call's attempts per thread.
+    """
+    backoff = wait_exponential(multiplier=first_wait, max=max_wait)
+
+    def wait(state: RetryCallState) -> float:
+        failure = state.outcome.exception() if state.outcome else None
+        asked = getattr(failure, "retry_after", None)
+        return min(asked, max_wait) if asked is not None else backoff(state)
+
+    limit = stop_after_attempt(retries + 1)
+    return Retrying(
+        stop=limit if stop is None else limit | stop,
+        wait=wait,
+        sleep=sleep,
+        retry=retry_if_exception_type(retryable),
+        before_sleep=log_retry,
+        reraise=True,
+    )
+
+
+def retry_after(value: str | None) -> float | None:
+    """A Retry-After header in seconds, given as seconds or as an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
 
 
 def _reason(exc: Exception) -> str:
-    text = str(getattr(exc, "reason", None) or exc) or type(exc).__name__
+    text = str(exc) or type(exc).__name__
     return text.splitlines()[0][:200]

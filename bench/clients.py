@@ -1,6 +1,5 @@
 """CPU per request of HTTP clients, counted in instructions with valgrind's callgrind.
 
-At backfill rates the agent is CPU-bound, so the client's cost per request decides its speed.
 Timings on shared machines drift by a third from one minute to the next; instruction counts
 repeat. Each client makes keep-alive GETs of the same 1 KB wfapi answer from the simulator in a
 process of its own under callgrind, once with 0 and once with N requests; the difference over
@@ -12,6 +11,7 @@ Usage: python bench/clients.py [--requests 200] [--only httpx,agent-http]   (nee
 from __future__ import annotations
 
 import argparse
+import base64
 import re
 import shutil
 import subprocess
@@ -28,10 +28,10 @@ sys.path.insert(0, str(ROOT))
 from servers import TOKEN, USER, Dataset, Servers  # noqa: E402
 
 CLIENTS = {
-    "httpx": "httpx 0.28 (Client, keep-alive)",
+    "httpx": "httpx 0.28 (Client, base_url, keep-alive)",
     "urllib3": "urllib3 2.x (HTTPConnectionPool)",
     "http.client": "http.client as it comes",
-    "agent-http": "agent Http (http.client, light headers)",
+    "agent-http": "agent Http (httpx, whole URL given)",
     "agent-jenkins": "agent JenkinsClient.get_json (+ retries, checks, JSON)",
 }
 
@@ -44,7 +44,8 @@ def requester(name: str, url: str) -> Callable[[], object]:
 
     jenkins = JenkinsClient(JenkinsSettings(url=url, user=USER, api_token=TOKEN))
     path = wfapi_run(("folder0", "job0"), 3)
-    headers = dict(jenkins._http._headers)
+    credentials = base64.b64encode(f"{USER}:{TOKEN}".encode()).decode()
+    headers = {"Accept": "application/json", "Authorization": f"Basic {credentials}"}
     port = int(url.rstrip("/").rsplit(":", 1)[1])
     if name == "httpx":
         import httpx
@@ -67,7 +68,8 @@ def requester(name: str, url: str) -> Callable[[], object]:
 
         return get
     if name == "agent-http":
-        return lambda: jenkins._http.request("GET", path).body
+        http = jenkins._http  # the layer under JenkinsClient
+        return lambda: http.request("GET", path).body
     return lambda: jenkins.get_json(path, kind="bench")
 
 
@@ -110,7 +112,7 @@ def main() -> int:
     if shutil.which("valgrind") is None:
         print("bench/clients.py needs valgrind (apt-get install valgrind)", file=sys.stderr)
         return 2
-    with Servers(Dataset(1, 2, 5), latency=0.0) as servers, tempfile.TemporaryDirectory() as tmp:
+    with Servers(Dataset(1, 2, 5), 0.0, 0.0) as servers, tempfile.TemporaryDirectory() as tmp:
         print(f"{'client':58} instructions per request")
         for name in args.only.split(","):
             base = instructions(name, servers.jenkins_url, 0, Path(tmp) / f"{name}.0")

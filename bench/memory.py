@@ -26,7 +26,7 @@ def main() -> int:
     parser.add_argument("--builds", type=int, default=100_000)
     args = parser.parse_args()
     data = Dataset(folders=1, jobs_per_folder=1, builds_per_job=args.builds, pipelines=False)
-    with Servers(data, latency=0.0) as servers, tempfile.TemporaryDirectory() as tmp:
+    with Servers(data, 0.0, 0.0) as servers, tempfile.TemporaryDirectory() as tmp:
         state = Path(tmp) / "state.json"
         wall, cpu, rss, code = measure(
             [sys.executable, "-m", "agent", "backfill", "--since", "2000-01-01"],

@@ -102,11 +102,11 @@ def load(sim: JenkinsSim, data: Dataset) -> None:
                 )
 
 
-def _serve(conn: Connection, data: Dataset, latency: float) -> None:
+def _serve(conn: Connection, data: Dataset, jenkins_latency: float, sei_latency: float) -> None:
     sim = JenkinsSim(
-        user=USER, token=TOKEN, latency=latency, blueocean=False, graphview=data.graphview
+        user=USER, token=TOKEN, latency=jenkins_latency, blueocean=False, graphview=data.graphview
     )
-    sei = SeiStandIn(api_key=SEI_KEY, latency=latency)
+    sei = SeiStandIn(api_key=SEI_KEY, latency=sei_latency)
     load(sim, data)
     conn.send((sim.start(), sei.start()))
     while True:
@@ -136,12 +136,13 @@ def _serve(conn: Connection, data: Dataset, latency: float) -> None:
 
 
 class Servers:
-    """`with Servers(data, latency) as s:` -> s.jenkins_url, s.sei_url, s.counts(), s.reset()."""
+    """`with Servers(data, jenkins_latency, sei_latency) as s:` -> s.jenkins_url, s.sei_url,
+    s.counts(), s.reset(). Each latency passes before every answer of that side."""
 
-    def __init__(self, data: Dataset, latency: float) -> None:
+    def __init__(self, data: Dataset, jenkins_latency: float, sei_latency: float) -> None:
         self._conn, child = mp.Pipe()
         self._process = mp.get_context("fork").Process(
-            target=_serve, args=(child, data, latency), daemon=True
+            target=_serve, args=(child, data, jenkins_latency, sei_latency), daemon=True
         )
         self.jenkins_url = self.sei_url = ""
 

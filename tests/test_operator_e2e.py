@@ -142,7 +142,7 @@ def test_check_unreachable_servers(cli: Cli) -> None:
     cli.env["SEI_BASE_URL"] = "http://127.0.0.1:9/sei/api"
     result = cli("check")
     assert result.code == 3
-    assert "cannot connect to http://127.0.0.1:9/" in result.stdout
+    assert "Jenkins at http://127.0.0.1:9/ cannot be reached" in result.stdout
     assert "SEI cannot be reached" in result.stdout
     assert result.stdout.count("FAIL") == 2
     no_secrets(result)

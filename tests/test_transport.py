@@ -1,19 +1,16 @@
-"""The HTTP layer's own header reading, against raw answers a real server may send."""
+"""The HTTP layer against raw answers a real server may send, and the retry policy."""
 
 from __future__ import annotations
 
-import http.client
-import io
 import socket
 import threading
 from collections.abc import Iterator
-from types import SimpleNamespace
-from typing import Any
 
 import pytest
+from tenacity import RetryCallState
 
 from agent.config import TransportSettings
-from agent.transport import Answer, Http, _light_headers
+from agent.transport import Answer, Http, retry_after, retry_policy
 
 CHUNKED = (
     b"HTTP/1.1 200 OK\r\n"
@@ -21,8 +18,6 @@ CHUNKED = (
     b"X-Jenkins: 2.440\r\n"
     b"Set-Cookie: a=1\r\n"
     b"set-cookie: b=2\r\n"
-    b"X-Folded: first\r\n"
-    b"  second\r\n"
     b"Transfer-Encoding: chunked\r\n"
     b"\r\n"
     b"7\r\n"
@@ -80,11 +75,19 @@ def _read_request(conn: socket.socket) -> bool:
     return True
 
 
-def ask(server: Server, answers: list[bytes], *requests: tuple[str, str]) -> list[Answer]:
+def ask(
+    server: Server,
+    answers: list[bytes],
+    *requests: tuple[str, str],
+    seen: list[tuple[str, float]] | None = None,
+) -> list[Answer]:
     """Make the requests over one Http client while the server gives the canned answers."""
     url, queued, _ = server
     queued.extend(answers)
-    client = Http(url, TransportSettings(), side="Jenkins", headers={}, timeout=5, connections=1)
+    observe = None if seen is None else lambda status, seconds: seen.append((status, seconds))
+    client = Http(
+        url, TransportSettings(), side="Jenkins", timeout=5, connections=1, on_request=observe
+    )
     try:
         return [
             client.request(method, path, body=b"{}" if method == "POST" else None)
@@ -94,12 +97,11 @@ def ask(server: Server, answers: list[bytes], *requests: tuple[str, str]) -> lis
         client.close()
 
 
-def test_chunked_body_repeated_and_folded_headers(raw_server: Server) -> None:
+def test_chunked_body_and_repeated_headers_kept_apart(raw_server: Server) -> None:
     first, second = ask(raw_server, [CHUNKED, CHUNKED], ("GET", "api/json"), ("GET", "api/json"))
     assert first.status == 200 and first.json() == {"a": 1} == second.json()
     assert first.header("content-type") == "application/json;charset=utf-8"
-    assert first.header("X-FOLDED") == "first second"
-    assert first.headers["Set-Cookie"] == "a=1" and first.headers["set-cookie"] == "b=2"
+    assert first.headers.get_list("set-cookie") == ["a=1", "b=2"]  # not collapsed into one
     assert raw_server[2] == [1]  # one connection, kept alive across both
 
 
@@ -115,16 +117,77 @@ def test_interim_100_continue_is_skipped(raw_server: Server) -> None:
     assert (answer.status, answer.body) == (202, b"{}")
 
 
-def test_light_headers_keep_working_where_begin_takes_a_header_limit() -> None:
-    """Newer Pythons give `HTTPResponse.begin` a keyword-only `_max_headers` that it passes on
-    to `parse_headers`; the light reader takes it and applies it."""
+def test_the_response_hook_sees_every_answer(raw_server: Server) -> None:
+    seen: list[tuple[str, float]] = []
+    ask(raw_server, [CLOSING, CHUNKED], ("GET", "missing"), ("GET", "api/json"), seen=seen)
+    assert [status for status, _ in seen] == ["404", "200"]
+    assert all(0 <= seconds < 5 for _, seconds in seen)
 
-    def begin(self: Any, *, _max_headers: int | None = None) -> Any:
-        return parse_headers(self.fp, _max_headers=_max_headers)  # type: ignore[name-defined]  # noqa: F821
 
-    light = _light_headers(begin)
-    answer = SimpleNamespace(fp=io.BytesIO(b"A: 1\r\nB: 2\r\n\r\nbody"))
-    assert light(answer).items() == [("A", "1"), ("B", "2")]
-    crowded = SimpleNamespace(fp=io.BytesIO(b"A: 1\r\nB: 2\r\nC: 3\r\n\r\n"))
-    with pytest.raises(http.client.HTTPException, match="more than 2 headers"):
-        light(crowded, _max_headers=2)
+def test_no_answer_is_observed_as_an_error() -> None:
+    seen: list[str] = []
+    with socket.create_server(("127.0.0.1", 0)) as free:
+        port = free.getsockname()[1]  # closed below: nothing listens there
+    client = Http(
+        f"http://127.0.0.1:{port}/",
+        TransportSettings(),
+        side="SEI",
+        timeout=1,
+        connections=1,
+        on_request=lambda status, _: seen.append(status),
+    )
+    with pytest.raises(Exception, match="refused"):
+        client.request("GET", "x")
+    client.close()
+    assert seen == ["error"]
+
+
+# -- the retry policy -----------------------------------------------------------------------
+
+
+class Flaky(Exception):
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def run_policy(failures: list[Flaky], retries: int = 3) -> tuple[list[float], int]:
+    """The waits the policy chose and the attempts it made while `failures` are raised."""
+    slept: list[float] = []
+    calls: list[int] = []
+
+    def attempt() -> str:
+        calls.append(1)
+        if failures:
+            raise failures.pop(0)
+        return "done"
+
+    def log_retry(state: RetryCallState) -> None:
+        pass
+
+    policy = retry_policy(
+        retries=retries,
+        first_wait=0.5,
+        max_wait=10,
+        retryable=Flaky,
+        log_retry=log_retry,
+        sleep=slept.append,
+    )
+    assert policy(attempt) == "done"
+    return slept, len(calls)
+
+
+def test_policy_doubles_honours_retry_after_and_caps_it() -> None:
+    slept, calls = run_policy([Flaky("a"), Flaky("b", retry_after=7), Flaky("c", 3600)])
+    assert slept == [0.5, 7, 10] and calls == 4
+
+
+def test_policy_gives_up_after_its_retries_with_the_last_failure() -> None:
+    with pytest.raises(Flaky, match="third"):
+        run_policy([Flaky("first"), Flaky("second"), Flaky("third")], retries=2)
+
+
+def test_retry_after_in_seconds_or_as_a_date() -> None:
+    assert retry_after("120") == 120
+    assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0  # in the past: at once
+    assert retry_after("soon") is None and retry_after(None) is None

@@ -139,13 +139,15 @@ def _check_service_url(value: str | None) -> str | None:
 
 
 class TransportSettings(BaseModel):
-    """TLS and proxy for one side; HTTPS_PROXY and NO_PROXY apply unless `proxy` is set."""
+    """TLS, proxy and connecting for one side; HTTPS_PROXY and NO_PROXY apply unless `proxy`
+    is set."""
 
     model_config = ConfigDict(hide_input_in_errors=True)  # a bad value may hold a secret
 
     ca_bundle: Path | None = None
     insecure: bool = Field(False, description="skip TLS verification (logged at every start)")
     proxy: str | None = None
+    connect_timeout: float = Field(10.0, gt=0, description="seconds to open a connection")
 
     _proxy = field_validator("proxy")(_check_http_url)
 
@@ -161,9 +163,10 @@ class JenkinsSettings(TransportSettings):
     url: str | None = None
     user: str | None = None
     api_token: SecretStr | None = None
-    timeout: float = Field(30.0, gt=0, description="seconds per request")
+    timeout: float = Field(30.0, gt=0, description="seconds an answer may keep us waiting")
     retries: int = Field(4, ge=0, description="retries of a failed read (5xx, timeout)")
     retry_wait: float = Field(0.5, ge=0, description="first wait between retries, seconds")
+    retry_max_wait: float = Field(30.0, ge=0, description="longest wait between retries, seconds")
     include: Globs = Field(default_factory=lambda: ["*"])
     exclude: Globs = Field(default_factory=list)
     folder_depth: int = Field(4, ge=1, le=20, description="folder levels per discovery request")
@@ -207,7 +210,7 @@ class SeiSettings(TransportSettings):
         None,
         description="the controller's public URL in SEI; default: the root URL Jenkins reports",
     )
-    timeout: float = Field(30.0, gt=0, description="seconds per request")
+    timeout: float = Field(30.0, gt=0, description="seconds an answer may keep us waiting")
     retries: int = Field(5, ge=0, description="retries of a failed delivery (429, 5xx, timeout)")
     concurrency: int = Field(
         16, ge=1, le=64, description="builds in flight at once; a crash resends at most this many"
