@@ -158,8 +158,6 @@ def check_controller(settings: Settings) -> list[Check]:
         client.close()
 
 
-
-
 def _who_am_i(settings: Settings, client: JenkinsClient) -> list[Check]:
     """Reachable, version and credentials from one request.
 

@@ -4,8 +4,9 @@ Both read the same simulated controller and send the same payloads to the SEI st
 runs as a process of its own; the servers run in a third. The headline profile is where users
 live (`--profile wan`): 10 ms per Jenkins request (controller work plus LAN), 60 ms per SEI POST
 (a SaaS over the internet), 500 builds across 50 jobs, half of them pipelines with 3 stages x 2
-steps; with `--graphview` the controller also has pipeline-graph-view, which the agent
-reads instead of stage view (the naive collector knows only stage view). There the limit is the request count over the allowed concurrency,
+steps; with `--graphview` the controller also has pipeline-graph-view, which the agent reads
+instead of stage view (the naive collector knows only stage view). There the limit is the
+request count over the allowed concurrency,
 `floor = max(Jenkins requests x 10 ms / JENKINS_CONCURRENCY, POSTs x 60 ms / SEI_CONCURRENCY)`.
 `--profile cpu` is the CPU-bound regression guard: 2 ms on every request, 2,000 builds.
 

@@ -35,8 +35,8 @@ from agent.config import JenkinsSettings, SeiSettings, Settings
 from agent.deliver import SeiClient, SeiUnavailable
 from agent.jenkins_client import JenkinsClient, JenkinsUnavailable
 from agent.logs import setup_logging
+from agent.pipeline import Collector
 from agent.state import StateFile
-from agent.sync import Collector
 
 BASIC = "Basic " + base64.b64encode(f"{JENKINS_USER}:{JENKINS_TOKEN}".encode()).decode()
 
