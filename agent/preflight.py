@@ -18,13 +18,12 @@ from dataclasses import dataclass
 from agent.cli.controllers import label
 from agent.cli.tables import table
 from agent.config import ConfigError, Settings
-from agent.deliver import Refusal, SeiClient, SeiRefused, SeiUnavailable
 from agent.jenkins.discover import discover_jobs, matches
 from agent.jenkins.stages import SOURCE_PLUGINS, SOURCES, detect
 from agent.jenkins_client import JenkinsClient, JenkinsError, JenkinsUnavailable
 from agent.logs import redact, secrets_of
+from agent.sei.client import Refusal, SeiClient, SeiRefused, SeiUnavailable
 
-CUSTOM_CICD = "/v1/custom-cicd"
 # The plugins that give stages, in the agent's order of preference (agent/jenkins/details.py).
 STAGE_PLUGINS = tuple(SOURCE_PLUGINS[source] for source in SOURCES)
 
@@ -96,9 +95,9 @@ def check_sei(settings: Settings) -> list[Check]:
         hint = f"set {base_name} (or SEI_ENVIRONMENT) and {key_name}"
         return [Check("SEI settings", FAIL, str(exc), hint, CONFIG)]
     client = SeiClient(settings.sei.model_copy(update={"retries": 0}))
-    where = f"{client.base}{CUSTOM_CICD}"
+    where = client.where()
     try:
-        outcome = client.post(CUSTOM_CICD, {})
+        outcome = client.check_key()
     except SeiRefused as exc:
         hint = f"check {key_name} and that the key belongs to this SEI environment ({base_name})"
         return [Check("SEI", FAIL, _first_line(exc), hint, UNREACHABLE)]
@@ -116,8 +115,9 @@ def check_sei(settings: Settings) -> list[Check]:
         )
         detail = f"HTTP {outcome.status} on {where}: {outcome.message[:100]}"
         return [Check("SEI", FAIL, detail, hint, UNREACHABLE)]
-    detail = f"{where} accepted an empty build (HTTP {outcome.status}); is it SEI?"
-    return [Check("SEI", WARN, detail, f"check {base_name}")]
+    detail = f"{where} accepted an empty build (HTTP {outcome.status}), which SEI never does"
+    hint = f"{base_name} should be SEI's API base, such as https://app.harness.io/gratis/sei/api"
+    return [Check("SEI", FAIL, detail, hint, UNREACHABLE)]
 
 
 # -- Jenkins --------------------------------------------------------------------------------

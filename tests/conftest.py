@@ -23,9 +23,9 @@ from sei_standin import SeiStandIn
 
 from agent.cli import main
 from agent.config import Settings, load_settings
-from agent.deliver import SeiClient
 from agent.jenkins_client import JenkinsClient
 from agent.pipeline import Collector, Report
+from agent.sei.client import SeiClient
 from agent.state import StateFile
 
 GUID = "0b5c7a5e-2f5d-4a7e-9a41-6f4b0f3c1d2e"

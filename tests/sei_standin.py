@@ -426,6 +426,11 @@ class SeiStandIn:
         with self._lock:
             self._rejects.append((predicate, status, message))
 
+    def clear_script(self) -> None:
+        """Forget every scripted behaviour not yet used (fail_next, reset_next, delay_next)."""
+        with self._lock:
+            self._script.clear()
+
     def clear_rejects(self) -> None:
         """Remove every reject() rule."""
         with self._lock:

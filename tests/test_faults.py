@@ -24,8 +24,8 @@ from jenkins_sim import JenkinsSim
 from sei_standin import SeiStandIn
 
 from agent.config import Settings
-from agent.deliver import SeiClient
 from agent.jenkins_client import JenkinsUnavailable
+from agent.sei.client import SeiClient
 from agent.state import StateFile
 
 STAGES = [
@@ -466,3 +466,44 @@ def test_two_cli_agents_at_once_the_second_exits_2_the_first_finishes(
     assert second.code == 2 and "in use by another agent" in second.stderr, second.stderr
     assert first.returncode == 0, stderr
     assert sent(sei) == [("a", 1), ("a", 2), ("b", 1), ("b", 2)]
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (200, "<html><title>Sign in</title><form action=/login></form></html>"),
+        (200, "OK"),
+        (301, None),
+        (404, None),
+        (405, None),
+    ],
+    ids=["login-page", "text", "redirect", "not-found", "not-allowed"],
+)
+def test_an_answer_that_is_not_seis_stops_the_run_and_keeps_every_build(
+    cli: Cli, jenkins: JenkinsSim, sei: SeiStandIn, status: int, body: str | None
+) -> None:
+    """A login portal, a proxy or a wrong base URL answering: nothing counts as delivered."""
+    jobs_with_builds(jenkins, ["a", "b"], 3)
+    sei.fail_next(100, status=status, body=body)
+    result = cli("sync")
+    assert result.code == 3, result.stderr
+    assert "SEI_BASE_URL" in result.stderr and "Traceback" not in result.stderr
+    assert len(sei.requests) <= int(cli.env.get("SEI_CONCURRENCY", "16"))  # no retry storm
+    sent_in_state = cli.state["controllers"][GUID]["jobs"]
+    assert all(not job["sent"] and not job.get("dead") for job in sent_in_state.values())
+    sei.clear_script()
+    assert cli("sync").code == 0
+    assert sent(sei) == [(job, n) for job in ("a", "b") for n in (1, 2, 3)]
+
+
+def test_check_fails_on_an_answer_that_is_not_seis(cli: Cli, sei: SeiStandIn) -> None:
+    sei.fail_next(1, status=200, body="<html>Sign in</html>")
+    result = cli("check")
+    assert result.code == 3 and "not SEI's JSON" in result.stdout, result.stdout
+
+
+def test_408_is_retried(cli: Cli, jenkins: JenkinsSim, sei: SeiStandIn) -> None:
+    jobs_with_builds(jenkins, ["a"], 1)
+    sei.fail_next(1, status=408)
+    assert cli("sync").code == 0
+    assert sent(sei) == [("a", 1)] and len(sei.requests) == 2

@@ -32,10 +32,10 @@ from sei_standin import SeiStandIn
 
 from agent import preflight
 from agent.config import JenkinsSettings, SeiSettings, Settings
-from agent.deliver import SeiClient, SeiUnavailable
 from agent.jenkins_client import JenkinsClient, JenkinsUnavailable
 from agent.logs import setup_logging
 from agent.pipeline import Collector
+from agent.sei.client import SeiClient, SeiUnavailable
 from agent.state import StateFile
 
 BASIC = "Basic " + base64.b64encode(f"{JENKINS_USER}:{JENKINS_TOKEN}".encode()).decode()
@@ -404,7 +404,7 @@ def test_redirect_to_another_host_is_refused_and_gets_no_credentials(
     assert location in str(refused.value) and "another host" in str(refused.value)
     sei = SeiClient(SeiSettings(base_url=sei_side.url + "/sei/api", api_key=SEI_KEY))
     with pytest.raises(SeiUnavailable) as refused_post:
-        sei.post("/v1/custom-cicd", {})
+        sei.check_key()
     sei.close()
     assert f"http://localhost:{port}/sei/api/v1/custom-cicd" in str(refused_post.value)
     assert refused_post.value.unreachable
@@ -447,13 +447,13 @@ def test_proxy_that_wants_credentials(
     servers.append(server)
     base = {"base_url": server.url + "/sei/api", "api_key": SEI_KEY, "ca_bundle": bundle}
     good = SeiClient(SeiSettings(**base, proxy=proxy.url("scout:pr0xy-pass")))
-    assert good.post("/v1/custom-cicd", {}).status == 202  # type: ignore[union-attr]
+    assert good.check_key().status == 202  # type: ignore[union-attr]
     good.close()
     assert proxy.seen == [(f"CONNECT 127.0.0.1:{server.port} HTTP/1.1", proxy.expected)]
     assert all("Proxy-Authorization" not in headers for _, _, headers in server.seen)
     bad = SeiClient(SeiSettings(**base, proxy=proxy.url("scout:wrong"), retries=0))
     with pytest.raises(SeiUnavailable, match="407") as refused:
-        bad.post("/v1/custom-cicd", {})
+        bad.check_key()
     bad.close()
     assert refused.value.unreachable
     assert len(server.seen) == 1

@@ -22,9 +22,9 @@ from sei_standin import SeiStandIn
 from test_cassettes import replay
 
 from agent.config import JenkinsSettings, SeiSettings, Settings
-from agent.deliver import SeiClient, SeiRefused, SeiUnavailable
 from agent.jenkins.endpoints import api_json
 from agent.jenkins_client import JenkinsClient, JenkinsError
+from agent.sei.client import SeiClient, SeiRefused, SeiUnavailable
 
 PASSWORD = "hunter2-Pa55w0rd-value"
 CREDENTIALS = "deploy-creds-id-s3cr3t"
@@ -153,7 +153,7 @@ def test_exception_messages_carry_no_secret(jenkins: JenkinsSim, sei: SeiStandIn
         prepare()
         client = SeiClient(SeiSettings(api_key=key, **common))
         with pytest.raises(expected) as caught:
-            client.post("/v1/custom-cicd", payload)
+            client.send_build(payload)
         errors.append(caught.value)
         client.close()
         sei.fail_always(None)
@@ -216,10 +216,10 @@ def test_cassettes_hold_no_secret_and_recording_filters_credentials(
         sei_client = SeiClient(
             SeiSettings(base_url=sei.url, api_key=SEI_KEY, instance_guid=GUID, retries=0)
         )
-        sei_client.post("/v1/instances-probe", {"hello": "world"})
+        sei_client.check_key()
         sei_client.close()
     text = recording.read_text(encoding="utf-8")
-    assert "job/deploy/api/json" in text and "instances-probe" in text  # both were recorded
+    assert "job/deploy/api/json" in text and "custom-cicd" in text  # both were recorded
     assert not leaks(text, [SEI_KEY, JENKINS_TOKEN, encoded(JENKINS_USER, JENKINS_TOKEN)])
     assert "authorization" not in text.lower()
 

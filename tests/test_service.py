@@ -21,9 +21,9 @@ from sei_standin import SeiStandIn
 
 from agent import __version__
 from agent.config import AgentSettings, ConfigError, SeiSettings, Settings, load_settings
-from agent.deliver import SeiClient, SeiUnavailable
 from agent.jenkins_client import JenkinsClient
 from agent.pipeline import Collector, Report
+from agent.sei.client import SeiClient, SeiUnavailable
 from agent.service.health import Cycle, evaluate_health
 from agent.service.loop import Controller, MeteredSeiClient, Service
 from agent.service.metrics import PREFIX, Metrics
@@ -168,7 +168,7 @@ def test_stop_cuts_sei_retry_waits_short(sei: SeiStandIn) -> None:
     client = SeiClient(settings, stop=stop, on_request=observe)
     started = time.monotonic()
     with pytest.raises(SeiUnavailable):
-        client.post("/v1/custom-cicd", {"result": "SUCCESS"})
+        client.send_build({"result": "SUCCESS"})
     assert time.monotonic() - started < 5  # not the 30 s wait
     assert seen == ["503", "503"]  # the first try, then one more after the stop
 
@@ -180,8 +180,8 @@ class _StopAfterFirst(SeiClient):
         super().__init__(settings)
         self.stop = stop
 
-    def post(self, path: str, body: dict[str, Any]) -> Any:
-        outcome = super().post(path, body)
+    def send_build(self, payload: dict[str, Any]) -> Any:
+        outcome = super().send_build(payload)
         self.stop.set()
         return outcome
 

@@ -13,7 +13,7 @@ import pytest
 import trustme
 
 from agent.config import SeiSettings
-from agent.deliver import SeiClient, SeiUnavailable
+from agent.sei.client import SeiClient, SeiUnavailable
 
 GUID = "0b5c7a5e-2f5d-4a7e-9a41-6f4b0f3c1d2e"
 
@@ -53,7 +53,7 @@ def https(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 def post(settings: SeiSettings) -> object:
     client = SeiClient(settings)
     try:
-        return client.post("/v1/custom-cicd", {"instance_guid": GUID})
+        return client.send_build({"instance_guid": GUID})
     finally:
         client.close()
 

@@ -21,10 +21,10 @@ from agent.cli import register
 from agent.cli import state as state_commands
 from agent.cli.controllers import for_each
 from agent.config import ConfigError, Settings, load_controllers
-from agent.deliver import SeiClient, SeiRefused
 from agent.jenkins_client import JenkinsClient, JenkinsError, JenkinsUnavailable
 from agent.logs import setup_logging
 from agent.pipeline import Collector, Report
+from agent.sei.client import SeiClient, SeiRefused
 from agent.state import StateError, StateFile
 from agent.stopping import Stop, stop_on_signals
 

@@ -24,12 +24,10 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.util import load_yaml_guess_indent
 
 from agent.config import ConfigError, Settings
-from agent.deliver import Refusal, SeiClient, SeiUnavailable
+from agent.sei.client import INSTANCES, Refusal, SeiClient, SeiUnavailable
 from agent.transport import Answer
 
 log = logging.getLogger(__name__)
-
-INSTANCES = "/v1/cicd/instances"
 
 
 def add_command(command: Callable[[str, str, str], argparse.ArgumentParser]) -> None:
@@ -71,10 +69,9 @@ def main(args: argparse.Namespace, controllers: list[Settings]) -> int:
         raise ConfigError(f"give --url or set {settings.name_of('jenkins.url')} (an http(s) URL)")
     settings.require("sei.base_url", "sei.api_key")
     edit = _ConfigEdit(settings) if args.write_config else None  # fails before anything is made
-    body = {"integration_id": integration_id, "name": args.name, "url": url, "type": "jenkins"}
     client = SeiClient(settings.sei.model_copy(update={"retries": 0}))
     try:
-        outcome = client.post(INSTANCES, body)
+        outcome = client.create_instance(args.name, url, integration_id)
     except SeiUnavailable as exc:
         log.error("%s", exc)
         return 3
@@ -85,7 +82,7 @@ def main(args: argparse.Namespace, controllers: list[Settings]) -> int:
         return 2
     guid = _instance_id(outcome)
     if guid is None:
-        log.error("SEI answered %s without an instance id", f"{client.base}{INSTANCES}")
+        log.error("SEI answered %s without an instance id", client.where(INSTANCES))
         return 3
     log.info("registered instance %s for %s: %s", args.name, url, guid)
     if edit is not None:

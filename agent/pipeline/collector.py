@@ -15,7 +15,6 @@ from dataclasses import replace
 from typing import Any, TextIO
 
 from agent.config import Settings
-from agent.deliver import SeiClient
 from agent.jenkins.details import DetailReader
 from agent.jenkins.discover import discover, matches
 from agent.jenkins.names import JobNaming
@@ -27,6 +26,7 @@ from agent.pipeline.plan import Disposition, disposition
 from agent.pipeline.report import Report
 from agent.pipeline.runner import BoundedRunner, running
 from agent.pipeline.worker import Worker
+from agent.sei.client import SeiClient
 from agent.state import StateFile
 
 log = logging.getLogger(__name__)

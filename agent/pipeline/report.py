@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from agent.deliver import SeiUnavailable
+from agent.sei.client import SeiUnavailable
 
 
 class Outcome(Enum):

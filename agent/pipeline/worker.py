@@ -15,18 +15,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from agent.deliver import Refusal, SeiClient, SeiRefused, SeiUnavailable
 from agent.jenkins.details import DetailReader
 from agent.jenkins.types import Job
 from agent.jenkins_client import JenkinsError, JenkinsNotFound, JenkinsUnavailable
 from agent.mapping import MapContext, Unmappable, map_build, parse_manifests
 from agent.pipeline.report import Outcome, Result
+from agent.sei.client import Refusal, SeiClient, SeiRefused, SeiUnavailable
 from agent.sei.payload import push_artifacts_body
 
 log = logging.getLogger(__name__)
-
-CUSTOM_CICD = "/v1/custom-cicd"
-PUSH_ARTIFACTS = "/v1/cicd/push_artifacts"
 
 
 class Worker:
@@ -89,10 +86,10 @@ class Worker:
         if self.sei is None:
             return Result(Outcome.SENT, payload)
         try:
-            answer = self.sei.post(CUSTOM_CICD, payload)
+            answer = self.sei.send_build(payload)
             push = push_artifacts_body(payload, self.push_to) if self.push_to else None
             if push and not isinstance(answer, Refusal):
-                answer = self.sei.post(PUSH_ARTIFACTS, push)
+                answer = self.sei.push_artifacts(push)
         except SeiUnavailable as exc:
             self.halt.set()
             return Result(Outcome.UNSENT, error=exc)

@@ -22,12 +22,11 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from agent import __version__
 from agent.config import SeiSettings, Settings
-from agent.deliver import Refusal, SeiClient, SeiRefused, SeiUnavailable
 from agent.jenkins.details import DetailReader
 from agent.jenkins_client import JenkinsClient, JenkinsError
 from agent.logs import redact, secrets_of
 from agent.pipeline import Collector
-from agent.pipeline.worker import CUSTOM_CICD
+from agent.sei.client import Refusal, SeiClient, SeiRefused, SeiUnavailable
 from agent.service.health import KEPT_CYCLES, Cycle, evaluate_health, iso, summarize
 from agent.service.metrics import Metrics
 from agent.service.schedule import Schedule, start_scheduler, utcnow
@@ -50,12 +49,10 @@ class MeteredSeiClient(SeiClient):
         self.controller = controller
         self.last_accepted: datetime | None = None
 
-    def post(self, path: str, body: dict[str, Any]) -> Refusal | Answer:
-        if path != CUSTOM_CICD:  # other requests (an artifact push) are not builds
-            return super().post(path, body)
-        result = str(body.get("result") or "UNKNOWN")
+    def send_build(self, payload: dict[str, Any]) -> Refusal | Answer:
+        result = str(payload.get("result") or "UNKNOWN")
         try:
-            outcome = super().post(path, body)
+            outcome = super().send_build(payload)
         except (SeiUnavailable, SeiRefused):
             self.metrics.builds_failed.labels(self.controller, result).inc()
             raise

@@ -1,6 +1,9 @@
-"""Step 4 of the flow: POST one payload to SEI and say what became of it.
+"""Step 4 of the flow: the one client that talks to SEI, and the only place its paths live.
 
-202 (any 2xx) is delivered. 429, 5xx, timeouts and dropped connections are retried with
+A build counts as delivered only when SEI answered as SEI answers: a 2xx with its JSON, or the
+documented empty 202. Anything else says the endpoint is wrong and stops the run with every
+build kept for the next one: an HTML page (a login portal, a proxy, a wrong base URL), a
+redirect, a 404 or 405. 429, 5xx, 408, timeouts and dropped connections are retried with
 exponential backoff, honouring Retry-After. 401/403 stop everything: no later build can succeed
 with the same key. Any other 4xx is this build's problem: it becomes a dead letter carrying the
 server's message, and the others go on.
@@ -30,6 +33,12 @@ from agent.transport import (
 )
 
 log = logging.getLogger(__name__)
+
+CUSTOM_CICD = "/v1/custom-cicd"
+PUSH_ARTIFACTS = "/v1/cicd/push_artifacts"
+INSTANCES = "/v1/cicd/instances"
+# Answers that say the base URL does not lead to SEI's API rather than that one build is wrong.
+_WRONG_ENDPOINT = {404, 405, 410}
 
 
 class SeiRefused(Exception):
@@ -105,7 +114,28 @@ class SeiClient:
     def close(self) -> None:
         self._http.close()
 
-    def post(self, path: str, body: dict[str, Any]) -> Refusal | Answer:
+    def send_build(self, payload: dict[str, Any]) -> Refusal | Answer:
+        """POST one build to /v1/custom-cicd; an Answer means SEI accepted it."""
+        return self._post(CUSTOM_CICD, payload)
+
+    def push_artifacts(self, body: dict[str, Any]) -> Refusal | Answer:
+        """POST a build's artifacts to /v1/cicd/push_artifacts."""
+        return self._post(PUSH_ARTIFACTS, body)
+
+    def check_key(self) -> Refusal | Answer:
+        """POST `{}` to /v1/custom-cicd: SEI answers 400 naming a missing field when the key is
+        accepted (and stores nothing), 401/403 when it is not."""
+        return self._post(CUSTOM_CICD, {})
+
+    def create_instance(self, name: str, url: str, integration_id: str) -> Refusal | Answer:
+        """POST /v1/cicd/instances; SEI answers the new instance's id."""
+        body = {"integration_id": integration_id, "name": name, "url": url, "type": "jenkins"}
+        return self._post(INSTANCES, body)
+
+    def where(self, path: str = CUSTOM_CICD) -> str:
+        return f"{self.base}{path}"
+
+    def _post(self, path: str, body: dict[str, Any]) -> Refusal | Answer:
         """Deliver `body`; an Answer means 2xx, a Refusal a 4xx for this body alone."""
         data = json.dumps(body, separators=(",", ":")).encode()
         try:
@@ -128,7 +158,20 @@ class SeiClient:
             raise SeiUnavailable(f"{exc}; check SEI_BASE_URL", unreachable=True) from None
         status = response.status
         if 200 <= status < 300:
+            if not _from_sei(response):
+                raise SeiUnavailable(
+                    f"{where} answered HTTP {status} with {_kind(response)}, not SEI's JSON: "
+                    "nothing was delivered; check SEI_BASE_URL (SEI's API base, such as "
+                    "https://app.harness.io/gratis/sei/api) and any proxy in between",
+                    unreachable=True,
+                )
             return response
+        if 300 <= status < 400 or status in _WRONG_ENDPOINT:
+            raise SeiUnavailable(
+                f"{where} answered HTTP {status}: that is not SEI's ingestion API; nothing was "
+                "delivered; check SEI_BASE_URL",
+                unreachable=True,
+            )
         if status in (401, 403):
             raise SeiRefused(
                 f"SEI refused the API key (HTTP {status} on {where}); check SEI_API_KEY and "
@@ -140,7 +183,7 @@ class SeiClient:
                 "or HTTPS_PROXY",
                 unreachable=True,
             )
-        if status == 429 or status >= 500:
+        if status in (408, 429) or status >= 500:
             wait = retry_after(response.header("retry-after"))
             raise _Retry(f"SEI answered HTTP {status} on {where}", wait)
         return Refusal(status=status, message=_server_message(response))
@@ -151,6 +194,27 @@ class SeiClient:
             time.sleep(seconds)
         else:
             self._stop.wait(seconds)
+
+
+def _from_sei(response: Answer) -> bool:
+    """SEI's own answer: its JSON, or the documented empty 202. A page or text from something
+    between us and SEI (a login portal, a proxy, a web server at the wrong base URL) is not."""
+    if response.status == 202 and not response.body.strip():
+        return True
+    media = (response.header("content-type") or "").split(";")[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        return False
+    try:
+        response.json()
+    except ValueError:
+        return False
+    return True
+
+
+def _kind(response: Answer) -> str:
+    media = (response.header("content-type") or "").split(";")[0].strip() or "no content type"
+    first = response.body[:60].decode("utf-8", "replace").strip().splitlines()
+    return f"{media} ({first[0]!r}...)" if first else media
 
 
 def _server_message(response: Answer) -> str:
