@@ -39,8 +39,8 @@ CLIENTS = {
 def requester(name: str, url: str) -> Callable[[], object]:
     """A function making one GET of the benchmark path with the named client."""
     from agent.config import JenkinsSettings
+    from agent.jenkins.client import JenkinsClient
     from agent.jenkins.endpoints import wfapi_run
-    from agent.jenkins_client import JenkinsClient
 
     jenkins = JenkinsClient(JenkinsSettings(url=url, user=USER, api_token=TOKEN))
     path = wfapi_run(("folder0", "job0"), 3)

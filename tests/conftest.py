@@ -23,7 +23,7 @@ from sei_standin import SeiStandIn
 
 from agent.cli import main
 from agent.config import Settings, load_settings
-from agent.jenkins_client import JenkinsClient
+from agent.jenkins.client import JenkinsClient
 from agent.pipeline import Collector, Report
 from agent.sei.client import SeiClient
 from agent.state import StateFile

@@ -10,8 +10,8 @@ from make_cassettes import CASSETTES, DEVLAKE, render
 
 from agent.config import JenkinsSettings
 from agent.jenkins.builds import read_builds
+from agent.jenkins.client import JenkinsClient
 from agent.jenkins.types import Job, Window
-from agent.jenkins_client import JenkinsClient
 from agent.mapping import MapContext, map_build
 
 MULTIBRANCH = "org.jenkinsci.plugins.workflow.multibranch.WorkflowMultiBranchProject"

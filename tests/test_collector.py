@@ -10,8 +10,8 @@ from jenkins_sim import JenkinsSim
 from sei_standin import SeiStandIn
 
 from agent.config import Settings
+from agent.jenkins.client import JenkinsUnavailable
 from agent.jenkins.namemangler import mangle
-from agent.jenkins_client import JenkinsUnavailable
 
 
 def test_idle_cycle_costs_one_request_for_100_jobs_in_10_folders(
@@ -204,7 +204,7 @@ def test_backfill_streams_all_history(agent: Agent, jenkins: JenkinsSim, sei: Se
 def test_unexpected_shapes_from_jenkins_do_not_crash(
     agent: Agent, jenkins: JenkinsSim, sei: SeiStandIn, body: str
 ) -> None:
-    from agent.jenkins_client import JenkinsError
+    from agent.jenkins.client import JenkinsError
 
     jenkins.add_job("a")
     jenkins.add_build("a")

@@ -139,7 +139,7 @@ def test_tls_and_proxy_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 def test_insecure_is_logged_at_every_start(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from agent.jenkins_client import JenkinsClient
+    from agent.jenkins.client import JenkinsClient
 
     monkeypatch.setenv("JENKINS_URL", "https://jenkins.example/")
     monkeypatch.setenv("JENKINS_INSECURE", "1")

@@ -24,7 +24,7 @@ from jenkins_sim import JenkinsSim
 from sei_standin import SeiStandIn
 
 from agent.config import Settings
-from agent.jenkins_client import JenkinsUnavailable
+from agent.jenkins.client import JenkinsUnavailable
 from agent.sei.client import SeiClient
 from agent.state import StateFile
 

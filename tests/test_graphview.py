@@ -11,9 +11,9 @@ from jenkins_sim import JenkinsSim
 from sei_standin import SeiStandIn
 
 from agent.config import Settings
+from agent.jenkins.client import JenkinsClient, JenkinsNotFound
 from agent.jenkins.details import DetailReader
 from agent.jenkins.types import Job, StageData
-from agent.jenkins_client import JenkinsClient, JenkinsNotFound
 from agent.mapping import map_job_run
 from agent.mapping.stages import MAX_STEP_TEXT
 

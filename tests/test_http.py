@@ -30,9 +30,9 @@ from conftest import JENKINS_TOKEN, JENKINS_USER, SEI_KEY
 from jenkins_sim import JenkinsSim
 from sei_standin import SeiStandIn
 
-from agent import preflight
+from agent.cli import check
 from agent.config import JenkinsSettings, SeiSettings, Settings
-from agent.jenkins_client import JenkinsClient, JenkinsUnavailable
+from agent.jenkins.client import JenkinsClient, JenkinsUnavailable
 from agent.logs import setup_logging
 from agent.pipeline import Collector
 from agent.sei.client import SeiClient, SeiUnavailable
@@ -483,16 +483,16 @@ def test_check_goes_through_the_proxy_sync_uses(
 ) -> None:
     jenkins.add_job("app")
     through = tuned(settings, jenkins={"proxy": proxy.url("scout:pr0xy-pass")})
-    checks = {c.name: c for c in preflight.check_controller(through)}
-    assert checks["credentials"].result == preflight.OK
-    assert checks["jobs"].result == preflight.OK, checks["jobs"].detail
+    checks = {c.name: c for c in check.check_controller(through)}
+    assert checks["credentials"].result == check.OK
+    assert checks["jobs"].result == check.OK, checks["jobs"].detail
     asked = [line.split(" ")[1].removeprefix(jenkins.url) for line, _ in proxy.seen]
     assert asked[0] == "whoAmI/api/json"
     assert any(path.startswith("pluginManager/") for path in asked)  # python-jenkins too
     assert any(path.startswith("api/json?tree=") for path in asked)  # the agent's discovery
     refused = tuned(settings, jenkins={"proxy": proxy.url("scout:wrong")})
-    [*_, jenkins_check] = preflight.check_controller(refused)
-    assert jenkins_check.result == preflight.FAIL and "407" in jenkins_check.detail
+    [*_, jenkins_check] = check.check_controller(refused)
+    assert jenkins_check.result == check.FAIL and "407" in jenkins_check.detail
 
 
 def test_the_http_library_does_not_log_every_request(settings: Settings) -> None:

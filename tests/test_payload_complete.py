@@ -13,9 +13,9 @@ from jenkins_sim import JenkinsSim
 from sei_standin import SeiStandIn
 
 from agent.config import Settings
+from agent.jenkins.client import JenkinsClient
 from agent.jenkins.details import DetailReader
 from agent.jenkins.types import BuildDetails, Job
-from agent.jenkins_client import JenkinsClient
 
 FAILED_RUN = [
     {

@@ -22,8 +22,8 @@ from sei_standin import SeiStandIn
 from test_cassettes import replay
 
 from agent.config import JenkinsSettings, SeiSettings, Settings
+from agent.jenkins.client import JenkinsClient, JenkinsError
 from agent.jenkins.endpoints import api_json
-from agent.jenkins_client import JenkinsClient, JenkinsError
 from agent.sei.client import SeiClient, SeiRefused, SeiUnavailable
 
 PASSWORD = "hunter2-Pa55w0rd-value"

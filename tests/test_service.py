@@ -21,7 +21,7 @@ from sei_standin import SeiStandIn
 
 from agent import __version__
 from agent.config import AgentSettings, ConfigError, SeiSettings, Settings, load_settings
-from agent.jenkins_client import JenkinsClient
+from agent.jenkins.client import JenkinsClient
 from agent.pipeline import Collector, Report
 from agent.sei.client import SeiClient, SeiUnavailable
 from agent.service.health import Cycle, evaluate_health

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import fields
 
 from agent.config import Settings
-from agent.jenkins_client import JenkinsError
+from agent.jenkins.client import JenkinsError
 from agent.pipeline import Report
 
 log = logging.getLogger(__name__)

@@ -16,12 +16,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-from agent import __version__, preflight
-from agent.cli import register
+from agent import __version__
+from agent.cli import check, register
 from agent.cli import state as state_commands
 from agent.cli.controllers import for_each
 from agent.config import ConfigError, Settings, load_controllers
-from agent.jenkins_client import JenkinsClient, JenkinsError, JenkinsUnavailable
+from agent.jenkins.client import JenkinsClient, JenkinsError, JenkinsUnavailable
 from agent.logs import setup_logging
 from agent.pipeline import Collector, Report
 from agent.sei.client import SeiClient, SeiRefused
@@ -127,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
         "/healthz, /metrics and /status on AGENT_HTTP_PORT; SIGTERM stops it cleanly.",
         "AGENT_INTERVAL=300 AGENT_LOG_FORMAT=json jenkins-sei-agent run",
     )
-    preflight.add_command(command)
+    check.add_command(command)
     register.add_command(command)
     state_commands.add_command(command, common)
     return parser
@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"jenkins-sei-agent: {exc}", file=sys.stderr)
         return 2
     setup_logging(*controllers)
-    operator = {"check": preflight, "register": register, "state": state_commands}
+    operator = {"check": check, "register": register, "state": state_commands}
     try:
         if args.command in operator:
             return operator[args.command].main(args, controllers)

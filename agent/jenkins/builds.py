@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from agent.jenkins.client import JenkinsClient, JenkinsNotFound
 from agent.jenkins.endpoints import BUILD_FIELDS, BUILDS_CAP, api_json, build_path, builds_tree
 from agent.jenkins.types import Job, Window
-from agent.jenkins_client import JenkinsClient, JenkinsNotFound
 
 
 def read_builds(

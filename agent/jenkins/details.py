@@ -19,6 +19,7 @@ from collections import OrderedDict
 from typing import Any
 
 from agent.jenkins.causes import start_causes, upstream_of
+from agent.jenkins.client import JenkinsClient, JenkinsNotFound
 from agent.jenkins.endpoints import (
     CAUSE_FIELDS,
     api_json,
@@ -29,7 +30,6 @@ from agent.jenkins.endpoints import (
 from agent.jenkins.names import JobNaming
 from agent.jenkins.stages import StageReader, is_pipeline_run
 from agent.jenkins.types import BuildDetails, Job
-from agent.jenkins_client import JenkinsClient, JenkinsNotFound
 
 log = logging.getLogger(__name__)
 

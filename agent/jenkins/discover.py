@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 
+from agent.jenkins.client import JenkinsClient
 from agent.jenkins.endpoints import api_json, discovery_tree, job_path
 from agent.jenkins.types import Job
-from agent.jenkins_client import JenkinsClient
 
 
 def matches(full_name: str, include: list[str], exclude: list[str]) -> bool:

@@ -15,6 +15,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent.jenkins.client import JenkinsClient, JenkinsNotFound, JenkinsRefused
 from agent.jenkins.endpoints import (
     BLUE_ORGANIZATION,
     GRAPH_VIEW_PATHS,
@@ -34,7 +35,6 @@ from agent.jenkins.endpoints import (
 )
 from agent.jenkins.types import Job, StageData
 from agent.jenkins.wfapi import wfapi_branches
-from agent.jenkins_client import JenkinsClient, JenkinsNotFound, JenkinsRefused
 
 log = logging.getLogger(__name__)
 

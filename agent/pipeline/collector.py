@@ -15,11 +15,11 @@ from dataclasses import replace
 from typing import Any, TextIO
 
 from agent.config import Settings
+from agent.jenkins.client import JenkinsClient, JenkinsError, JenkinsNotFound, JenkinsUnavailable
 from agent.jenkins.details import DetailReader
 from agent.jenkins.discover import discover, matches
 from agent.jenkins.names import JobNaming
 from agent.jenkins.types import Job
-from agent.jenkins_client import JenkinsClient, JenkinsError, JenkinsNotFound, JenkinsUnavailable
 from agent.mapping import MapContext
 from agent.pipeline.ledger import JobRun, Ledger
 from agent.pipeline.plan import Disposition, disposition

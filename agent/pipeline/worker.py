@@ -15,9 +15,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from agent.jenkins.client import JenkinsError, JenkinsNotFound, JenkinsUnavailable
 from agent.jenkins.details import DetailReader
 from agent.jenkins.types import Job
-from agent.jenkins_client import JenkinsError, JenkinsNotFound, JenkinsUnavailable
 from agent.mapping import MapContext, Unmappable, map_build, parse_manifests
 from agent.pipeline.report import Outcome, Result
 from agent.sei.client import Refusal, SeiClient, SeiRefused, SeiUnavailable

@@ -22,8 +22,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from agent import __version__
 from agent.config import SeiSettings, Settings
+from agent.jenkins.client import JenkinsClient, JenkinsError
 from agent.jenkins.details import DetailReader
-from agent.jenkins_client import JenkinsClient, JenkinsError
 from agent.logs import redact, secrets_of
 from agent.pipeline import Collector
 from agent.sei.client import Refusal, SeiClient, SeiRefused, SeiUnavailable

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from agent.cli.controllers import label
 from agent.cli.tables import table
 from agent.config import ConfigError, Settings
+from agent.jenkins.client import JenkinsClient, JenkinsError, JenkinsUnavailable
 from agent.jenkins.discover import discover_jobs, matches
 from agent.jenkins.stages import SOURCE_PLUGINS, SOURCES, detect
-from agent.jenkins_client import JenkinsClient, JenkinsError, JenkinsUnavailable
 from agent.logs import redact, secrets_of
 from agent.sei.client import Refusal, SeiClient, SeiRefused, SeiUnavailable
 
