@@ -78,7 +78,8 @@ class Answer:
         return json.loads(self.body)
 
     def header(self, name: str) -> str | None:
-        return self.headers.get(name)
+        value: str | None = self.headers.get(name)
+        return value
 
 
 class Http:

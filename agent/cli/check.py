@@ -20,6 +20,7 @@ from agent.cli.tables import table
 from agent.config import ConfigError, Settings
 from agent.jenkins.client import JenkinsClient, JenkinsError, JenkinsUnavailable
 from agent.jenkins.discover import discover_jobs, matches
+from agent.jenkins.endpoints import WHO_AM_I
 from agent.jenkins.stages import SOURCE_PLUGINS, SOURCES, detect
 from agent.logs import redact, secrets_of
 from agent.sei.client import Refusal, SeiClient, SeiRefused, SeiUnavailable
@@ -172,7 +173,7 @@ def _who_am_i(settings: Settings, client: JenkinsClient) -> list[Check]:
         "the user needs Overall/Read and Job/Read"
     )
     try:
-        answer = client.get("whoAmI/api/json", kind="check")
+        answer = client.get(WHO_AM_I, kind="check")
     except JenkinsUnavailable as exc:  # no connection, or a redirect to another host
         hint = (
             f"check {url_name} and that this host can reach it (a proxy: JENKINS_PROXY, "

@@ -11,7 +11,7 @@ import argparse
 import contextlib
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
@@ -198,10 +198,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"jenkins-sei-agent: {exc}", file=sys.stderr)
         return 2
     setup_logging(*controllers)
-    operator = {"check": check, "register": register, "state": state_commands}
+    operator: dict[str, Callable[[argparse.Namespace, list[Settings]], int]] = {
+        "check": check.main,
+        "register": register.main,
+        "state": state_commands.main,
+    }
     try:
         if args.command in operator:
-            return operator[args.command].main(args, controllers)
+            return operator[args.command](args, controllers)
         if args.command == "run":
             from agent.service.loop import run as run_service  # the scheduler: only `run` needs it
 

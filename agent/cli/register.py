@@ -19,8 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML, YAMLError
+from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.error import YAMLError
 from ruamel.yaml.util import load_yaml_guess_indent
 
 from agent.config import ConfigError, Settings
@@ -149,7 +150,8 @@ class _ConfigEdit:
             if self.satellite is not None:
                 section.fa.set_flow_style()  # `metadata: {}` stays on its line
             parent[key] = section
-        return section
+        target: CommentedMap = section
+        return target
 
     def write(self, values: dict[str, str], integration_id: str) -> None:
         """Set the instance and write atomically, keeping the file's permissions (it holds keys)."""

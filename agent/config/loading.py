@@ -249,7 +249,7 @@ def load_controllers(
             file,
             _deep_merge(mine, init),
             where,
-            lambda cls, shared=shared: InitSettingsSource(cls, shared),  # type: ignore[misc]
+            lambda cls, shared=shared: InitSettingsSource(cls, shared),
         )
         for where, mine in own
     ]

@@ -91,6 +91,10 @@ class JenkinsClient:
         self._count_lock = threading.Lock()
         self.requests: Counter[str] = Counter()
 
+    def request_counts(self) -> Counter[str]:
+        """Requests made so far, by kind (discover, builds, stages, ...), retries included."""
+        return self.requests
+
     def close(self) -> None:
         self._http.close()
 

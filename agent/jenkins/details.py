@@ -28,6 +28,7 @@ from agent.jenkins.endpoints import (
     manifest_paths,
 )
 from agent.jenkins.names import JobNaming
+from agent.jenkins.reading import dicts
 from agent.jenkins.stages import StageReader, is_pipeline_run
 from agent.jenkins.types import BuildDetails, Job
 
@@ -78,17 +79,17 @@ class DetailReader:
         found: dict[tuple[str, int], list[dict[str, Any]]] = {}
         level = [key for key in map(upstream_of, causes) if key]
         for _ in range(self.upstream_depth):
-            following = []
+            following: list[tuple[str, int]] = []
             for key in level:
                 if key in found:
                     continue
                 upstream = self._upstream_build(key)
                 if upstream is None:
                     continue
-                found[key] = upstream
+                found[key] = dicts(upstream.get("actions"))
                 following.extend(k for k in map(upstream_of, start_causes(upstream)) if k)
             level = following
-        return {key: upstream.get("actions") or [] for key, upstream in found.items()}
+        return found
 
     def _upstream_build(self, key: tuple[str, int]) -> dict[str, Any] | None:
         with self._lock:
@@ -101,6 +102,7 @@ class DetailReader:
             project, number = key
             names = tuple(project.split("/"))
             path = api_json(build_path(names, number, self.naming.containers_of(names)))
+            build: dict[str, Any] | None
             try:
                 build = self.client.get_json(path, CAUSE_FIELDS, kind="upstream")
             except JenkinsNotFound:

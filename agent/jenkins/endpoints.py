@@ -102,6 +102,10 @@ def wfapi_node(names: tuple[str, ...], number: int, node_id: str) -> str:
     return f"{build_path(names, number)}execution/node/{quote(node_id, safe='')}/wfapi/describe"
 
 
+# Who the credentials make us, for `check` (its `X-Jenkins` header gives the version too).
+WHO_AM_I = "whoAmI/api/json"
+
+
 # Blue Ocean: answers only when the plugin is installed; the organization is always "jenkins".
 BLUE_ORGANIZATION = "blue/rest/organizations/jenkins/"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, TypeGuard
 
 from agent.jenkins.types import Job, Window
 from agent.state import JobState
@@ -119,5 +119,5 @@ def identified(build: dict[str, Any]) -> bool:
     return _is_int(build.get("number")) and _is_int(build.get("timestamp"))
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)

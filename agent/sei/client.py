@@ -139,7 +139,8 @@ class SeiClient:
         """Deliver `body`; an Answer means 2xx, a Refusal a 4xx for this body alone."""
         data = json.dumps(body, separators=(",", ":")).encode()
         try:
-            return self._retry(self._post_once, path, data)  # type: ignore[no-any-return]
+            answer: Refusal | Answer = self._retry(self._post_once, path, data)
+            return answer
         except _Retry as exc:
             attempts = self._settings.retries + 1
             raise SeiUnavailable(f"{exc} (after {attempts} attempts)", exc.unreachable) from None
@@ -225,8 +226,8 @@ def _server_message(response: Answer) -> str:
         return text[:500] or f"HTTP {response.status}"
     if isinstance(data, dict):
         for key in ("payload", "message", "error"):
-            if isinstance(data.get(key), str):
-                return data[key]
+            if isinstance(said := data.get(key), str):
+                return said
     return str(data)[:500]
 
 

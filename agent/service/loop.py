@@ -273,7 +273,7 @@ class Service:
         healthy, health = self.health()
         job = self._scheduler.get_job("sync") if self._scheduler else None
         with self._lock:
-            controllers = [
+            controllers: list[dict[str, Any]] = [
                 {
                     "controller": c.label,
                     "url": c.settings.jenkins.url,
@@ -286,7 +286,7 @@ class Service:
                 }
                 for c in self.controllers
             ]
-        body = {
+        body: dict[str, Any] = {
             "version": __version__,
             "started": iso(self.started),
             "schedule": self.schedule.description,
@@ -324,9 +324,7 @@ def run(controllers: list[Settings]) -> int:
     schedule = Schedule.from_settings(shared)
     with stop_on_signals() as stop, StateFile(shared.state_file) as state:
         clients = [JenkinsClient(s.jenkins) for s in controllers]
-        metrics = Metrics(
-            {lb: (lambda c=c: c.requests) for lb, c in zip(labels, clients, strict=True)}
-        )
+        metrics = Metrics({lb: c.request_counts for lb, c in zip(labels, clients, strict=True)})
         served = [
             Controller(s, jenkins, MeteredSeiClient(s.sei, metrics, label, stop))
             for s, jenkins, label in zip(controllers, clients, labels, strict=True)

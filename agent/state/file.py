@@ -97,7 +97,8 @@ class StateFile:
         section = self._controllers.setdefault(controller, {"url": url, "jobs": {}})
         if url:
             section["url"] = url
-        return section["jobs"]
+        jobs: dict[str, JobState] = section["jobs"]
+        return jobs
 
     def controllers(self) -> dict[str, str | None]:
         """Every section: instance GUID -> the Jenkins URL it was last used with."""
