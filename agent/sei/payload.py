@@ -1,4 +1,4 @@
-"""The SEI custom CI/CD payload (../shared/seeds/custom-cicd-api.md) as a typed model.
+"""The SEI custom CI/CD payload (docs/sei-contract.md) as a typed model.
 
 Required fields are required here too, so a payload SEI would reject or silently drop cannot be
 built: a parameter value is always a string, integers are integers, the GUID is a UUID.
