@@ -411,6 +411,7 @@ def slow_jenkins(jenkins: JenkinsSim) -> JenkinsSim:
     return jenkins
 
 
+@pytest.mark.slow
 def test_sigkill_during_sync_loses_nothing(
     cli: Cli, slow_jenkins: JenkinsSim, sei: SeiStandIn, tmp_path: Path
 ) -> None:
@@ -431,6 +432,7 @@ def test_sigkill_during_sync_loses_nothing(
     finish_and_count(["sync"], cli, sei, controller, tally)
 
 
+@pytest.mark.slow
 def test_sigkill_during_backfill_loses_nothing(
     cli: Cli, slow_jenkins: JenkinsSim, sei: SeiStandIn, tmp_path: Path
 ) -> None:

@@ -103,7 +103,7 @@ class Recorder(ThreadingHTTPServer):
         self.redirect_to = redirect_to
         self.port = self.server_address[1]
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
-        threading.Thread(target=self.serve_forever, daemon=True).start()
+        threading.Thread(target=self.serve_forever, args=(0.02,), daemon=True).start()
 
     def stop(self) -> None:
         self.shutdown()

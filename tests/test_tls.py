@@ -42,7 +42,7 @@ def https(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     ca.issue_cert("127.0.0.1").configure_cert(context)
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Accept)
     server.socket = context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True).start()
     bundle = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(bundle))
     yield f"https://127.0.0.1:{server.server_address[1]}/sei/api", bundle
