@@ -375,6 +375,57 @@ def test_register_into_satellite_metadata(
     assert [(p["instance_guid"], p["instance_name"]) for p in sei.accepted] == [(guid, "ci-b")]
 
 
+def register(cli: Cli, config: Path, *extra: str) -> Result:
+    return cli(
+        "--config", str(config), "register", "--integration-id", "4711", "--name", "ci", *extra
+    )
+
+
+def test_register_replaces_a_guid_only_with_force_and_changes_no_other_line(
+    cli: Cli, sei: SeiStandIn, tmp_path: Path
+) -> None:
+    config = tmp_path / "agent.yaml"
+    held = "8d5c1b2e-4f0a-4c55-9d1e-3a7b6c2f9e10"
+    config.write_text(
+        "sei:\n"
+        f"  instance_guid: {held}  # from the first register\n"
+        "  timeout:   30\n"
+        "jenkins:\n"
+        "  url:  'http://ci:8080/'\n"
+    )
+    before = config.read_text().splitlines()
+    result = register(cli, config, "--write-config")
+    assert result.code == 2 and f"already holds instance_guid {held}" in result.stderr
+    assert "--force" in result.stderr and sei.instances == []
+    assert config.read_text().splitlines() == before
+    result = register(cli, config, "--write-config", "--force")
+    assert result.code == 0, result.stderr
+    guid = result.stdout.strip()
+    assert config.read_text().splitlines() == [
+        "sei:",
+        f"  instance_guid: {guid}  # from the first register",
+        "  timeout:   30",
+        "  instance_name: ci",
+        "  integration_id: '4711'",
+        "jenkins:",
+        "  url:  'http://ci:8080/'",
+    ]
+
+
+def test_register_refuses_before_sei_when_other_lines_would_change(
+    cli: Cli, sei: SeiStandIn, tmp_path: Path
+) -> None:
+    config = tmp_path / "agent.yaml"
+    config.write_text("sei:\n  timeout: 30\nagent: {\n  lookback: 24h\n}\n")
+    before = config.read_text()
+    result = register(cli, config, "--write-config")
+    assert result.code == 2, result.stderr
+    assert "without changing its layout" in result.stderr
+    assert "add instance_guid, instance_name and integration_id" in result.stderr
+    assert sei.instances == [] and config.read_text() == before
+    assert "Traceback" not in result.stderr
+
+
 def test_register_mistakes(cli: Cli, sei: SeiStandIn, tmp_path: Path) -> None:
     result = cli("register", "--integration-id", "1", "--name", "n", "--write-config")
     assert result.code == 2 and "--write-config needs --config" in result.stderr

@@ -8,6 +8,7 @@ The POST is not retried: a retry after a lost answer would create a second insta
 from __future__ import annotations
 
 import argparse
+import difflib
 import io
 import itertools
 import logging
@@ -25,6 +26,7 @@ from ruamel.yaml.error import YAMLError
 from ruamel.yaml.util import load_yaml_guess_indent
 
 from agent.config import ConfigError, Settings
+from agent.config.models import PLACEHOLDER_GUID
 from agent.sei.client import INSTANCES, Refusal, SeiClient, SeiUnavailable
 from agent.transport import Answer
 
@@ -55,6 +57,11 @@ def add_command(command: Callable[[str, str, str], argparse.ArgumentParser]) -> 
     sub.add_argument(
         "--write-config", action="store_true", help="write the new GUID into the --config file"
     )
+    sub.add_argument(
+        "--force",
+        action="store_true",
+        help="with --write-config: replace an instance GUID the file already holds",
+    )
 
 
 def main(args: argparse.Namespace, controllers: list[Settings]) -> int:
@@ -69,7 +76,10 @@ def main(args: argparse.Namespace, controllers: list[Settings]) -> int:
     if not url or not re.match(r"https?://[^/]+", url):
         raise ConfigError(f"give --url or set {settings.name_of('jenkins.url')} (an http(s) URL)")
     settings.require("sei.base_url", "sei.api_key")
-    edit = _ConfigEdit(settings) if args.write_config else None  # fails before anything is made
+    edit = None
+    if args.write_config:  # every reason not to write is found before the instance is made
+        edit = _ConfigEdit(settings)
+        edit.check(args.name, integration_id, args.force)
     client = SeiClient(settings.sei.model_copy(update={"retries": 0}))
     try:
         outcome = client.create_instance(args.name, url, integration_id)
@@ -87,7 +97,7 @@ def main(args: argparse.Namespace, controllers: list[Settings]) -> int:
         return 3
     log.info("registered instance %s for %s: %s", args.name, url, guid)
     if edit is not None:
-        edit.write({"instance_guid": guid, "instance_name": args.name}, integration_id)
+        edit.write(guid, args.name, integration_id)
         log.info("wrote it into %s", edit.path)
     print(guid)
     return 0
@@ -115,7 +125,12 @@ def _instance_id(response: Answer) -> str | None:
 
 
 class _ConfigEdit:
-    """The config file parsed for a round trip, and the mapping the instance is written into."""
+    """The config file parsed for a round trip, and the mapping the instance is written into.
+
+    ruamel's round trip normalises what it does not keep (spacing after a colon, inside flow
+    mappings); rendering the file once untouched and once with the instance shows which lines
+    the instance changes, and only those lines replace the user's own.
+    """
 
     def __init__(self, settings: Settings) -> None:
         path = settings.agent.config
@@ -124,19 +139,20 @@ class _ConfigEdit:
         self.path = Path(path)
         self.satellite = settings.integration
         try:
-            text = self.path.read_text(encoding="utf-8")
-            _, sequence_indent, offset = load_yaml_guess_indent(text)
+            self._text = self.path.read_text(encoding="utf-8")
+            _, sequence_indent, offset = load_yaml_guess_indent(self._text)
             self._yaml = YAML()
             self._yaml.preserve_quotes = True
             self._yaml.width = 4096  # never fold a long line the user wrote on one
             self._yaml.indent(
-                mapping=_mapping_indent(text), sequence=sequence_indent, offset=offset or 0
+                mapping=_mapping_indent(self._text), sequence=sequence_indent, offset=offset or 0
             )
-            self._doc: Any = self._yaml.load(text)
+            self._doc: Any = self._yaml.load(self._text)
         except (OSError, YAMLError) as exc:
             raise ConfigError(f"cannot edit config file {self.path}: {exc}") from None
         if self._doc is None:
             self._doc = CommentedMap()
+        self._baseline = self._dump()
         self._target()  # an integration missing from the file is found out before the POST
 
     def _target(self) -> CommentedMap:
@@ -153,26 +169,71 @@ class _ConfigEdit:
         target: CommentedMap = section
         return target
 
-    def write(self, values: dict[str, str], integration_id: str) -> None:
-        """Set the instance and write atomically, keeping the file's permissions (it holds keys)."""
-        section = self._target()
-        section.update(values)
-        if self.satellite is None:
-            section["integration_id"] = integration_id
-        out = io.StringIO()
-        self._yaml.dump(self._doc, out)
+    def check(self, name: str, integration_id: str, force: bool) -> None:
+        """Refuse, before SEI is asked, to replace a GUID without --force or to touch any line
+        but the instance's own."""
+        held = self._target().get("instance_guid")
+        if held and str(held) != PLACEHOLDER_GUID and not force:
+            raise ConfigError(
+                f"{self.path} already holds instance_guid {held} for this controller; "
+                "give --force to replace it (builds sent under the old instance stay there)"
+            )
+        self._render(PLACEHOLDER_GUID, name, integration_id)  # a GUID has one length
+
+    def write(self, guid: str, name: str, integration_id: str) -> None:
+        """Write atomically, keeping the file's permissions (it holds keys)."""
+        text = self._render(guid, name, integration_id)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
             mode = stat.S_IMODE(self.path.stat().st_mode)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(out.getvalue())
+                handle.write(text)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, self.path)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             raise ConfigError(f"cannot write config file {self.path}: {exc.strerror}") from None
+
+    def _dump(self) -> list[str]:
+        out = io.StringIO()
+        self._yaml.dump(self._doc, out)
+        return out.getvalue().splitlines()
+
+    def _render(self, guid: str, name: str, integration_id: str) -> str:
+        """The user's text with the instance's lines changed, or a refusal naming the line that
+        would change too."""
+        section = self._target()
+        section.update({"instance_guid": guid, "instance_name": name})
+        if self.satellite is None:
+            section["integration_id"] = integration_id
+        if not self._text.strip():
+            return "\n".join(self._dump()) + "\n"
+        original = self._text.splitlines()
+        if len(original) != len(self._baseline):
+            raise self._refusal("its layout")
+        edited = self._dump()
+        lines: list[str] = []
+        matcher = difflib.SequenceMatcher(a=self._baseline, b=edited, autojunk=False)
+        for op, i1, i2, j1, j2 in matcher.get_opcodes():
+            if op == "equal":
+                lines += original[i1:i2]
+                continue
+            for number in range(i1, i2):
+                if not _INSTANCE_LINE.search(original[number]):
+                    raise self._refusal(f"line {number + 1} ({original[number].strip()!r})")
+            lines += edited[j1:j2]
+        return "\n".join(lines) + ("\n" if self._text.endswith("\n") else "")
+
+    def _refusal(self, what: str) -> ConfigError:
+        return ConfigError(
+            f"cannot write into {self.path} without changing {what}; add instance_guid, "
+            "instance_name and integration_id under its SEI settings yourself"
+        )
+
+
+_INSTANCE_LINE = re.compile(r"\b(instance_guid|instance_name|integration_id|sei|metadata)\s*:")
 
 
 def _mapping_indent(text: str) -> int:
