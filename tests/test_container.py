@@ -134,7 +134,7 @@ def test_the_image_command_runs_from_the_wheel(
         assert json.loads(check.stdout)["status"] == "ok"
         stop_signal = signal.Signals[runtime.one("STOPSIGNAL")]
         assert agent.stop(stop_signal) < 5
-    assert agent.proc.returncode == 0, agent.stderr
+    assert agent.proc.returncode == 128 + stop_signal, agent.stderr
     assert (volume / "agent-state.json").exists()
     assert agent.events and all(e["logger"] for e in agent.events)  # AGENT_LOG_FORMAT=json
 

@@ -112,7 +112,7 @@ def test_run_delivers_picks_up_new_builds_and_reports_them(
         assert agent.get("/nope")[0] == 404
 
         took = agent.stop(signal.SIGTERM)
-    assert agent.proc.returncode == 0, agent.stderr
+    assert agent.proc.returncode == 143, agent.stderr
     assert took < 5
     assert sent_in_state(cli, "app") == 4 and sent_in_state(cli, "team/api") == 2
     events = agent.events
@@ -133,7 +133,7 @@ def test_signal_mid_cycle_finishes_the_build_in_flight_and_loses_nothing(
     with AgentProcess(cli.env, cli.cwd) as agent:
         wait_until(lambda: len(sei.accepted) >= 3, 10, "the first deliveries")
         took = agent.stop(signal.SIGINT)
-    assert agent.proc.returncode == 0, agent.stderr
+    assert agent.proc.returncode == 130, agent.stderr
     assert took < 3
     delivered = len(sei.accepted)
     assert 3 <= delivered < 20
@@ -169,7 +169,7 @@ def test_failing_sei_turns_healthz_to_503_and_back(
         wait_until(lambda: agent.health()[0] == 200, 5, "/healthz back to 200")
         wait_until(lambda: len(sei.accepted) == 2, 5, "the build held back by the outage")
         assert agent.stop() < 5
-    assert agent.proc.returncode == 0, agent.stderr
+    assert agent.proc.returncode == 143, agent.stderr
     assert sent(sei) == [("x", 1), ("x", 2)]
 
 
@@ -183,7 +183,7 @@ def test_sigterm_during_a_long_sei_retry_wait_still_exits_at_once(
     with AgentProcess({**cli.env, **slow_retries}, cli.cwd) as agent:
         wait_until(lambda: sei.posts_for("x", 1), 10, "the first try")
         took = agent.stop()
-    assert agent.proc.returncode == 0, agent.stderr
+    assert agent.proc.returncode == 143, agent.stderr
     assert took < 3  # not the 30 s wait before the next retry
     assert len(sei.posts_for("x", 1)) <= 2  # the first try, at most one more on the way out
     assert cli.state["controllers"][GUID]["jobs"]["x"]["sent"] == []
@@ -205,7 +205,7 @@ def test_cron_schedule_runs_a_first_cycle_and_locks_out_a_second_agent(
         assert second.code == 2
         assert "in use by another agent" in second.stderr
         assert agent.stop() < 5
-    assert agent.proc.returncode == 0, agent.stderr
+    assert agent.proc.returncode == 143, agent.stderr
 
 
 def test_bad_cron_and_busy_port_exit_2_naming_the_setting(cli: Cli) -> None:

@@ -4,7 +4,7 @@ Each cycle is exactly what `sync` does, for every controller in turn (a satellit
 several); one controller that cannot be read does not stop the others. The state file stays
 locked and the clients open for the life of the process, so a second agent on the same file
 exits at once. Cycles never overlap, and a late one runs once rather than in a burst. SIGTERM
-or SIGINT lets the builds in flight finish, saves the state and exits 0; /healthz, /metrics and
+or SIGINT lets the builds in flight finish, saves the state and exits 143 or 130; /healthz, /metrics and
 /status tell an orchestrator how it is going, controller by controller.
 """
 
@@ -334,5 +334,10 @@ def run(controllers: list[Settings]) -> int:
         finally:
             for controller in served:
                 controller.close()
-    log.info("stopped on %s; state saved to %s", stop.signal, shared.state_file)
-    return 0
+    log.info(
+        "stopped on %s: the builds in flight were finished and the state saved to %s; the next "
+        "start sends the rest",
+        stop.signal,
+        shared.state_file,
+    )
+    return stop.exit_code or 0
