@@ -4,8 +4,8 @@ Each cycle is exactly what `sync` does, for every controller in turn (a satellit
 several); one controller that cannot be read does not stop the others. The state file stays
 locked and the clients open for the life of the process, so a second agent on the same file
 exits at once. Cycles never overlap, and a late one runs once rather than in a burst. SIGTERM
-or SIGINT lets the builds in flight finish, saves the state and exits 143 or 130; /healthz, /metrics and
-/status tell an orchestrator how it is going, controller by controller.
+or SIGINT lets the builds in flight finish, saves the state and exits 143 or 130; /healthz,
+/metrics and /status tell an orchestrator how it is going, controller by controller.
 """
 
 from __future__ import annotations
