@@ -148,6 +148,64 @@ def test_check_unreachable_servers(cli: Cli) -> None:
     no_secrets(result)
 
 
+def test_check_shows_each_invalid_setting_as_a_row(cli: Cli, sei: SeiStandIn) -> None:
+    cli.env.update(JENKINS_URL="ftp://ci", SEI_INSTANCE_GUID="00000000-0000-0000-0000-000000000000")
+    result = cli("check")
+    assert result.code == 2 and result.stderr == ""
+    rows = [line for line in result.stdout.splitlines() if "FAIL" in line]
+    assert len(rows) == 2
+    assert "invalid setting JENKINS_URL: 'ftp://ci' is not an http(s) URL" in rows[0]
+    assert "invalid setting SEI_INSTANCE_GUID: is the example's all-zero placeholder" in rows[1]
+    assert result.stdout.splitlines()[0].split() == ["CHECK", "RESULT", "DETAIL"]
+    assert custom_cicd_posts(sei) == []
+
+
+def test_check_state_file_folder_lock_and_owner(
+    cli: Cli, jenkins: JenkinsSim, sei: SeiStandIn, tmp_path: Path
+) -> None:
+    """The state file as sync will need it: a folder it can write, a lock it can take, and
+    sections written for these controllers; check itself writes no state."""
+    state = Path(cli.env["AGENT_STATE_FILE"])
+    result = cli("check")
+    assert result.code == 0 and f"{state}: new" in result.stdout
+    assert not state.parent.exists()  # check creates no folder
+
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")
+    cli.env["AGENT_STATE_FILE"] = str(blocked / "state.json")
+    result = cli("check")
+    assert result.code == 2
+    [row] = [line for line in result.stdout.splitlines() if line.startswith("state file")]
+    assert "FAIL" in row and "is not a writable folder" in row
+    assert "hint: AGENT_STATE_FILE must be a file on a writable, persistent volume" in (
+        result.stdout
+    )
+
+    cli.env["AGENT_STATE_FILE"] = str(state)
+    jenkins.add_job("x")
+    jenkins.add_build("x")
+    assert cli("sync").code == 0
+    before = state.read_bytes()
+    with StateFile(state):  # a running agent holds it
+        result = cli("check")
+    assert result.code == 0
+    assert f"{state}: 1 builds sent; in use by another agent now" in result.stdout
+
+    moved = jenkins.url.replace("127.0.0.1", "localhost")
+    cli.env["JENKINS_URL"] = moved
+    result = cli("check")
+    assert f"instance {GUID} was last used with {jenkins.url}, not {moved}" in result.stdout
+    cli.env["JENKINS_URL"] = jenkins.url
+    cli.env["SEI_INSTANCE_GUID"] = GUID_B
+    result = cli("check")
+    assert result.code == 0
+    assert (
+        f"{jenkins.url} was sent under instance {GUID} (1 builds); SEI_INSTANCE_GUID is now "
+        f"{GUID_B}"
+    ) in result.stdout
+    assert state.read_bytes() == before
+
+
 # -- satellite.yml: several controllers -----------------------------------------------------
 
 
@@ -271,8 +329,8 @@ def test_satellite_mistakes_are_named(cli: Cli, sei: SeiStandIn, tmp_path: Path)
     assert result.code == 2 and "every controller needs its own" in result.stderr
     write_satellite(path, sei)
     result = cli("--config", str(path), "check")
-    assert result.code == 2 and "no integration with 'application: jenkins'" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert result.code == 2 and "no integration with 'application: jenkins'" in result.stdout
+    assert "Traceback" not in result.stderr + result.stdout
 
 
 # -- register -------------------------------------------------------------------------------

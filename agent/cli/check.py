@@ -24,6 +24,7 @@ from agent.jenkins.endpoints import WHO_AM_I
 from agent.jenkins.stages import SOURCE_PLUGINS, SOURCES, detect
 from agent.logs import redact, secrets_of
 from agent.sei.client import Refusal, SeiClient, SeiRefused, SeiUnavailable
+from agent.state import StateError, StateFile
 
 # The plugins that give stages, in the agent's order of preference (agent/jenkins/details.py).
 STAGE_PLUGINS = tuple(SOURCE_PLUGINS[source] for source in SOURCES)
@@ -62,12 +63,30 @@ def main(args: argparse.Namespace, controllers: list[Settings]) -> int:
     where = controllers[0].agent.config or "the environment"
     count = f"{len(controllers)} Jenkins controller{'s' if len(controllers) > 1 else ''}"
     sections: list[tuple[str | None, list[Check]]] = [
-        (None, [Check("configuration", OK, f"{where}: {count}"), *check_sei(controllers[0])])
+        (
+            None,
+            [
+                Check("configuration", OK, f"{where}: {count}"),
+                *check_state(controllers),
+                *check_sei(controllers[0]),
+            ],
+        )
     ]
     sections += [(f"controller {label(s)}", check_controller(s)) for s in controllers]
+    return _report(sections, [secret for s in controllers for secret in secrets_of(s)])
+
+
+def invalid_settings(error: ConfigError) -> int:
+    """The table when the settings cannot even be loaded: one row for each mistake."""
+    hint = "every setting is described in config/agent.example.yaml and the README"
+    rows = [Check("configuration", FAIL, problem, "", CONFIG) for problem in error.problems]
+    rows[-1].hint = hint
+    return _report([(None, rows)], [])
+
+
+def _report(sections: list[tuple[str | None, list[Check]]], secrets: list[str]) -> int:
     rows = [check for _, section in sections for check in section]
     lines = table(["CHECK", "RESULT", "DETAIL"], [[c.name, c.result, c.detail] for c in rows])
-    secrets = [secret for s in controllers for secret in secrets_of(s)]
     out = [lines[0]]
     body = iter(lines[1:])
     for heading, section in sections:
@@ -80,6 +99,68 @@ def main(args: argparse.Namespace, controllers: list[Settings]) -> int:
     print(redact("\n".join(out), secrets))  # should an error message ever carry one
     codes = {c.code for c in rows if c.result == FAIL}
     return min(codes) if codes else 0
+
+
+# -- the state file -------------------------------------------------------------------------
+
+
+def check_state(controllers: list[Settings]) -> list[Check]:
+    """The state file: can `sync` create, lock and write it, can it be read, and was it written
+    for these controllers? Nothing is written but the lock file `sync` would take anyway."""
+    path = controllers[0].agent.state_file
+    name = controllers[0].name_of("agent.state_file")
+    try:
+        free = StateFile(path).probe()
+        with StateFile(path, read_only=True) as state:
+            sections = state.controllers()
+            sent = {g: sum(j.sent.count() for j in state.jobs(g).values()) for g in sections}
+    except StateError as exc:
+        hint = f"{name} must be a file on a writable, persistent volume"
+        return [Check("state file", FAIL, str(exc), hint, CONFIG)]
+    builds = sum(sent.values())
+    detail = f"{path}: {builds} builds sent" if path.exists() else f"{path}: new"
+    checks = [
+        Check("state file", OK, detail)
+        if free
+        else Check(
+            "state file",
+            WARN,
+            f"{detail}; in use by another agent now",
+            "a running `run` holds it; sync and backfill on this file wait for it to stop",
+        )
+    ]
+    for settings in controllers:
+        guid, url = str(settings.sei.instance_guid), settings.jenkins.url
+        if guid in sections:
+            written_for = sections[guid]
+            if url and written_for and _url_key(written_for) != _url_key(url):
+                checks.append(
+                    Check(
+                        "state file",
+                        WARN,
+                        f"instance {guid} was last used with {written_for}, not {url}",
+                        "if this is another controller, it needs an instance of its own "
+                        "(`register`); if the controller moved, nothing needs doing",
+                    )
+                )
+            continue
+        for other, written_for in sections.items():
+            if url and written_for and _url_key(written_for) == _url_key(url) and sent[other]:
+                checks.append(
+                    Check(
+                        "state file",
+                        WARN,
+                        f"{url} was sent under instance {other} ({sent[other]} builds); "
+                        f"{settings.name_of('sei.instance_guid')} is now {guid}",
+                        "with the new instance sync starts over (lookback, then backfill); "
+                        "set the old GUID back to go on where it stopped",
+                    )
+                )
+    return checks
+
+
+def _url_key(url: str) -> str:
+    return url.rstrip("/").lower()
 
 
 # -- SEI ------------------------------------------------------------------------------------

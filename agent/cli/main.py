@@ -195,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         controllers = load_controllers(getattr(args, "config", None), _overrides(args))
     except ConfigError as exc:
+        if args.command == "check":
+            return check.invalid_settings(exc)
         print(f"jenkins-sei-agent: {exc}", file=sys.stderr)
         return 2
     setup_logging(*controllers)

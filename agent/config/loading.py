@@ -181,7 +181,7 @@ def _check_rules_variable() -> None:
         raise ConfigError("invalid setting AGENT_RULES: a JSON list of rules, [{...}, ...]")
     problems = _unknown_rule_keys(rules, lambda i, k: f"AGENT_RULES[{i}].{k}")
     if problems:
-        raise ConfigError("; ".join(problems))
+        raise ConfigError(*problems)
 
 
 def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -227,7 +227,7 @@ def load_controllers(
     if not is_satellite(file.data):
         problems = _unknown_keys(file.data, file)
         if problems:
-            raise ConfigError("; ".join(problems))
+            raise ConfigError(*problems)
         return [_build(file, init, None, lambda cls: YamlConfigSettingsSource(cls, path))]
     try:
         shared, own = split_controllers(file.data, path)
@@ -243,7 +243,7 @@ def load_controllers(
             if key not in METADATA_KEYS
         ]
     if problems:
-        raise ConfigError("; ".join(problems))
+        raise ConfigError(*problems)
     controllers = [
         _build(
             file,
@@ -293,7 +293,7 @@ def _build(
     try:
         settings = cls(**init)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, file, init, where)) from None
+        raise ConfigError(*_describe(exc, file, init, where)) from None
     except SettingsError as exc:  # a variable that should hold JSON and does not
         raise ConfigError(f"invalid setting: {exc}") from None
     settings._integration = where
@@ -302,7 +302,7 @@ def _build(
 
 def _describe(
     exc: ValidationError, file: _File | None, init: dict[str, Any], where: Integration | None
-) -> str:
+) -> list[str]:
     """Every error, naming each setting as the user set it."""
     lines = []
     for err in exc.errors():
@@ -312,7 +312,7 @@ def _describe(
             known = list(Rule.model_fields)
             msg = f"is not a setting{_closest(str(loc[-1]), known)}"
         lines.append(f"invalid setting {_name(loc, file, init, where)}: {msg}")
-    return "; ".join(lines)
+    return lines
 
 
 def _name(loc: tuple[Any, ...], file: _File | None, init: dict[str, Any], where: Any) -> str:

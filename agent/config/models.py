@@ -47,7 +47,12 @@ def env_name(loc: tuple[Any, ...]) -> str:
 
 
 class ConfigError(Exception):
-    """A setting is missing or invalid; the message names it."""
+    """A setting is missing or invalid; the message names it. `problems` keeps each mistake on
+    its own, for `check` to show one row each."""
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
 
 
 # What the example files ship in place of real values: a setting still holding one was copied

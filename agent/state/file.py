@@ -70,6 +70,30 @@ class StateFile:
         for leftover in self.path.parent.glob(f".{self.path.name}.*.tmp"):
             leftover.unlink(missing_ok=True)
 
+    def probe(self) -> bool:
+        """Whether `open` could take the file now (False: another agent holds it); StateError
+        when its folder cannot be created or written. Writes nothing but the lock file, and
+        creates no folder."""
+        folder = self.path.parent
+        existing = folder
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+            raise StateError(
+                f"cannot create or write the folder of state file {self.path}: {existing} is "
+                "not a writable folder"
+            )
+        if existing != folder:
+            return True  # open() creates the folder, and nobody can hold a lock in it yet
+        try:
+            self._lock.acquire()
+        except Timeout:
+            return False
+        except OSError as exc:
+            raise StateError(f"cannot lock state file {self.path}: {exc}") from None
+        self._lock.release()
+        return True
+
     def close(self) -> None:
         if self._lock.is_locked:
             self._lock.release()
