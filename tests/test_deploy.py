@@ -7,6 +7,9 @@ in .ci/run); this checks what no linter knows: that a setting's name is one the 
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +147,33 @@ def test_crontab_line_is_valid_and_runs_sync() -> None:
     user, command = fields[5], fields[6:]
     assert user != "root"
     assert command[0].endswith("/jenkins-sei-agent") and "sync" in command
+
+
+def test_systemd_unit_runs_the_agent_and_counts_a_stop_as_clean(tmp_path: Path) -> None:
+    """The unit runs `run` as its own user, takes 143 (the SIGTERM it sends) as success and does
+    not restart a settings mistake; systemd itself checks it where systemd-analyze exists."""
+    unit = DEPLOY / "systemd" / "jenkins-sei-agent.service"
+    service: dict[str, list[str]] = {}
+    section = ""
+    for line in unit.read_text().splitlines():
+        if line.startswith("["):
+            section = line.strip("[]")
+        elif "=" in line and not line.startswith("#") and section == "Service":
+            key, _, value = line.partition("=")
+            service.setdefault(key, []).append(value)
+    command = service["ExecStart"][0].split()
+    assert command[0].endswith("/jenkins-sei-agent") and command[-1] == "run"
+    assert service["User"] == ["sei-agent"] and service["StateDirectory"] == ["jenkins-sei-agent"]
+    assert service["SuccessExitStatus"] == ["143"] and service["RestartPreventExitStatus"] == ["2"]
+    assert all(known(pair.partition("=")[0]) for pair in service["Environment"])
+    verify = shutil.which("systemd-analyze")
+    if verify is None:
+        return
+    agent = shutil.which("jenkins-sei-agent") or sys.executable
+    local = tmp_path / unit.name
+    local.write_text(unit.read_text().replace(command[0], agent))
+    checked = subprocess.run([verify, "verify", str(local)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
 
 
 def test_sharded_statefulset_splits_the_jobs_once_each(
