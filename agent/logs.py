@@ -7,12 +7,16 @@ nothing in the agent formats a secret into a message on purpose.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import re
 import sys
 import threading
+import time
 import traceback
+from collections.abc import Iterator
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -96,6 +100,78 @@ def redact_uncaught(secrets: list[str]) -> None:
     threading.excepthook = thread_hook
 
 
+# The build a worker thread is delivering: its records carry it as `job` and `build`.
+_BUILD: ContextVar[dict[str, Any] | None] = ContextVar("build", default=None)
+
+
+@contextlib.contextmanager
+def build_context(job: str, number: Any) -> Iterator[None]:
+    """Records logged inside name the build (fields `job` and `build` in JSON logs)."""
+    token = _BUILD.set({"job": job, "build": number})
+    try:
+        yield
+    finally:
+        _BUILD.reset(token)
+
+
+class Outage:
+    """Retries while a server fails are said once: the first failure as a warning, later ones
+    only at debug level, and the recovery with the outage's length. One per side and client, so
+    an outage of SEI during a run of 2,000 builds is two lines, not one per build per attempt.
+    Threads that were still retrying when another got an answer flap for a moment: a failure
+    within `QUIET` seconds of a recovery belongs to the same outage and is not said again."""
+
+    QUIET = 60.0
+
+    def __init__(self, side: str, logger: logging.Logger) -> None:
+        self.side = side
+        self._log = logger
+        self._lock = threading.Lock()
+        self._since: float | None = None  # failing since; None while it answers
+        self._failures = 0
+        self._said = False  # this outage was announced
+        self._recovered = -self.QUIET  # when the last announced outage ended
+
+    def retrying(self, error: BaseException | None, wait: float) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if self._since is None:
+                self._since = now
+                self._said = now - self._recovered >= self.QUIET
+                say = self._said
+            else:
+                say = False
+            self._failures += 1
+        if say:
+            self._log.warning(
+                "%s failing: %s; retrying (in %.1fs), and saying no more until it answers",
+                self.side,
+                error,
+                wait,
+                extra={"fields": {"side": self.side, "retry_in_s": round(wait, 1)}},
+            )
+        else:
+            self._log.debug("%s: %s; retrying in %.1fs", self.side, error, wait)
+
+    def answered(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            since, failures, said = self._since, self._failures, self._said
+            if since is None:
+                return
+            self._since, self._failures = None, 0
+            if said:
+                self._recovered = now
+        if said:
+            self._log.warning(
+                "%s answers again, after %d failed attempts in %.0fs",
+                self.side,
+                failures,
+                now - since,
+                extra={"fields": {"side": self.side, "failed_attempts": failures}},
+            )
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         event = {
@@ -104,6 +180,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        event.update(_BUILD.get() or {})
         event.update(getattr(record, "fields", {}))
         if record.exc_info:
             event["exception"] = self.formatException(record.exc_info)

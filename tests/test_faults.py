@@ -10,7 +10,9 @@ and a clear message instead of a traceback. Retry waits are recorded, not slept.
 from __future__ import annotations
 
 import email.utils
+import io
 import json
+import logging
 import signal
 import subprocess
 import sys
@@ -25,6 +27,7 @@ from sei_standin import SeiStandIn
 
 from agent.config import Settings
 from agent.jenkins.client import JenkinsUnavailable
+from agent.logs import JsonFormatter
 from agent.sei.client import SeiClient
 from agent.state import StateFile
 
@@ -90,6 +93,41 @@ def test_short_503_storm_is_absorbed_by_retries(
     assert report.exit_code == 0 and report.sent == 1
     assert len(sei.requests) == 2 and sent(sei) == [("a", 1)]
     assert waits == [0.0]  # SEI_RETRY_WAIT=0 in the fixture
+
+
+def test_an_outage_is_logged_once_per_side_with_the_build_in_json(
+    settings: Settings,
+    jenkins: JenkinsSim,
+    sei: SeiStandIn,
+    waits: list[float],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """20 builds meeting 30 answers 503 from SEI and 4 from Jenkins: a warning when each side
+    starts failing, one when it answers again, and nothing per build per attempt."""
+    jobs_with_builds(jenkins, ["a", "b"], 10)
+    jenkins.inject_fault(r"^/job/b/api/json", status=502, times=2)
+    sei.fail_next(30, status=503)
+    agent = Agent(tuned(settings, sei={"retries": 40}))
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(JsonFormatter())
+    logging.getLogger().addHandler(handler)
+    try:
+        with caplog.at_level(logging.INFO):
+            report = agent.run()
+    finally:
+        logging.getLogger().removeHandler(handler)
+    assert report.exit_code == 0 and report.sent == 20
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert sorted(m.split(":")[0].split(",")[0] for m in said) == [
+        "Jenkins answers again",
+        "Jenkins failing",
+        "SEI answers again",
+        "SEI failing",
+    ], said
+    events = [json.loads(line) for line in out.getvalue().splitlines()]
+    [failing] = [e for e in events if e["message"].startswith("SEI failing")]
+    assert failing["side"] == "SEI" and failing["job"] in ("a", "b") and failing["build"] >= 1
 
 
 def test_retry_after_is_honoured_capped_and_backoff_doubles(

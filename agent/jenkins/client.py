@@ -17,6 +17,7 @@ from pyrate_limiter import Duration, Limiter, Rate
 from tenacity import RetryCallState
 
 from agent.config import JenkinsSettings
+from agent.logs import Outage
 from agent.transport import (
     Answer,
     Http,
@@ -81,15 +82,20 @@ class JenkinsClient:
         self._limiter = (
             Limiter(Rate(settings.rate_limit, Duration.SECOND)) if settings.rate_limit else None
         )
+        self._outage = Outage("Jenkins", log)
         self._retry = retry_policy(
             retries=settings.retries,
             first_wait=settings.retry_wait,
             max_wait=settings.retry_max_wait,
             retryable=_Retryable,
-            log_retry=_log_retry,
+            log_retry=self._log_retry,
         )
         self._count_lock = threading.Lock()
         self.requests: Counter[str] = Counter()
+
+    def _log_retry(self, state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        self._outage.retrying(error, state.next_action.sleep if state.next_action else 0)
 
     def request_counts(self) -> Counter[str]:
         """Requests made so far, by kind (discover, builds, stages, ...), retries included."""
@@ -124,7 +130,9 @@ class JenkinsClient:
 
     def _retrying(self, path: str, params: dict[str, str] | None, kind: str, expect: Expect) -> Any:
         try:
-            return self._retry(self._get_once, path, params, kind, expect)
+            answer = self._retry(self._get_once, path, params, kind, expect)
+            self._outage.answered()
+            return answer
         except _Retryable as exc:
             if exc.unreachable:
                 raise JenkinsUnavailable(str(exc)) from None
@@ -183,9 +191,3 @@ class JenkinsClient:
             return response.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise _Retryable(f"Jenkins sent malformed JSON on {where}") from None
-
-
-def _log_retry(state: RetryCallState) -> None:
-    exc = state.outcome.exception() if state.outcome else None
-    wait = state.next_action.sleep if state.next_action else 0
-    log.warning("%s; retrying in %.1fs (attempt %d)", exc, wait, state.attempt_number + 1)

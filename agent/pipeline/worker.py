@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from agent.jenkins.client import JenkinsError, JenkinsNotFound, JenkinsUnavailable
 from agent.jenkins.details import DetailReader
 from agent.jenkins.types import Job
+from agent.logs import build_context
 from agent.mapping import MapContext, Unmappable, map_build, parse_manifests
 from agent.pipeline.report import Outcome, Result
 from agent.sei.client import Refusal, SeiClient, SeiRefused, SeiUnavailable
@@ -57,7 +58,8 @@ class Worker:
         if self.halted():
             return Result(Outcome.SKIPPED)
         try:
-            return self._deliver(job, build)
+            with build_context(job.full_name, build.get("number")):
+                return self._deliver(job, build)
         except Exception as exc:
             log.exception(
                 "%s #%s: unexpected failure; tried again next run",

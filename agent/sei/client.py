@@ -22,6 +22,7 @@ from typing import Any
 from tenacity import RetryCallState, stop_when_event_set
 
 from agent.config import SeiSettings
+from agent.logs import Outage
 from agent.transport import (
     Answer,
     Http,
@@ -100,16 +101,21 @@ class SeiClient:
         self._count_lock = threading.Lock()
         self.requests = 0
         self._stop = stop
+        self._outage = Outage("SEI", log)
         self._retry = retry_policy(
             retries=settings.retries,
             first_wait=settings.retry_wait,
             max_wait=settings.retry_max_wait,
             retryable=_Retry,
-            log_retry=_log_retry,
+            log_retry=self._log_retry,
             # asked to stop: one more try at most, then give up
             stop=stop_when_event_set(stop) if stop is not None else None,
             sleep=lambda seconds: self._sleep(seconds),
         )
+
+    def _log_retry(self, state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        self._outage.retrying(error, state.next_action.sleep if state.next_action else 0)
 
     def close(self) -> None:
         self._http.close()
@@ -140,6 +146,7 @@ class SeiClient:
         data = json.dumps(body, separators=(",", ":")).encode()
         try:
             answer: Refusal | Answer = self._retry(self._post_once, path, data)
+            self._outage.answered()
             return answer
         except _Retry as exc:
             attempts = self._settings.retries + 1
@@ -229,9 +236,3 @@ def _server_message(response: Answer) -> str:
             if isinstance(said := data.get(key), str):
                 return said
     return str(data)[:500]
-
-
-def _log_retry(state: RetryCallState) -> None:
-    exc = state.outcome.exception() if state.outcome else None
-    wait = state.next_action.sleep if state.next_action else 0
-    log.warning("%s; retrying in %.1fs", exc, wait)
