@@ -40,6 +40,8 @@ from agent.config import SeiSettings
 from agent.state import StateFile
 
 SEED = 20_251_122
+# SIGKILLs per test: 20 keep the suite fast; CRASH_KILLS=100 for a longer hunt.
+KILLS = int(os.environ.get("CRASH_KILLS", "20"))
 BuildKey = tuple[str, int, int]  # job full name, number, start time (ms)
 
 # Imports the agent once, then per line of stdin forks a child that is `python -m agent LINE`
@@ -428,7 +430,7 @@ def test_sigkill_during_sync_loses_nothing(
             controller.add_build(name)
     controller.add_build(controller.jobs[1], building=True)
     controller.add_build(controller.jobs[9], building=True)
-    tally = crash_loop(["sync"], cli, controller, sei, rng, 40, tmp_path)
+    tally = crash_loop(["sync"], cli, controller, sei, rng, KILLS, tmp_path)
     finish_and_count(["sync"], cli, sei, controller, tally)
 
 
@@ -451,5 +453,5 @@ def test_sigkill_during_backfill_loses_nothing(
     controller.add_build(controller.jobs[2], building=True)
     cli.env["SEI_CONCURRENCY"] = "1"  # one build in flight: at most one resend per kill
     command = ["backfill", "--since", "2000-01-01"]
-    tally = crash_loop(command, cli, controller, sei, rng, 40, tmp_path)
+    tally = crash_loop(command, cli, controller, sei, rng, KILLS, tmp_path)
     finish_and_count(command, cli, sei, controller, tally)
