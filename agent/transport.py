@@ -6,6 +6,10 @@ HTTP_PROXY / ALL_PROXY unless NO_PROXY exempts the host), separate connect and r
 timeouts, at most `concurrency` connections, gzip, immediate reconnects when a connect fails,
 and a response hook that reports each answer's status and latency.
 
+A deadline bounds each exchange as a whole: connecting, the answer's headers and its body.
+httpx's timeouts are per read, so a server trickling a byte a second would never time out, and a
+stop would wait on it for ever; every socket wait is cut to what is left of the deadline.
+
 A pooled connection that the server or a load balancer closed while it was idle is seen to be
 closed before it is reused and replaced by httpx, with no error and no retry.
 
@@ -26,11 +30,12 @@ import ssl
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+import httpcore
 import httpx
 from tenacity import (
     RetryCallState,
@@ -48,6 +53,7 @@ log = logging.getLogger(__name__)
 USER_AGENT = f"jenkins-sei-agent/{__version__}"
 CONNECT_RETRIES = 2  # immediate reconnects inside one attempt: a dropped SYN, a DNS hiccup
 MAX_REDIRECTS = 5
+DEADLINE_TIMEOUTS = 4  # the default deadline, in read timeouts
 _STARTED = "jenkins_sei_agent.started"  # request extension: when the request was sent
 
 
@@ -100,6 +106,7 @@ class Http:
         self.base = base
         self._side = side
         self._host = urlsplit(base).hostname or ""
+        self._deadline = settings.deadline or DEADLINE_TIMEOUTS * timeout
         self._on_request = on_request
         self._told_redirect = False
         # Requests wait here, never queued inside httpcore's pool: a queued request can have its
@@ -112,16 +119,21 @@ class Http:
         connections_limit = httpx.Limits(
             max_connections=connections, max_keepalive_connections=connections
         )
+        transport = httpx.HTTPTransport(
+            verify=_tls(base, settings, side),
+            proxy=proxy_for(base, settings.proxy),
+            limits=connections_limit,
+            retries=CONNECT_RETRIES,
+        )
+        # httpx makes httpcore's pool itself and passes it no network backend: the pool's own
+        # is wrapped, before any connection exists.
+        pool = transport._pool
+        pool._network_backend = _DeadlineBackend(pool._network_backend)
         self._client = httpx.Client(
             auth=auth,
             headers={"User-Agent": USER_AGENT, **(headers or {})},
             timeout=httpx.Timeout(timeout, connect=settings.connect_timeout),
-            transport=httpx.HTTPTransport(
-                verify=_tls(base, settings, side),
-                proxy=proxy_for(base, settings.proxy),
-                limits=connections_limit,
-                retries=CONNECT_RETRIES,
-            ),
+            transport=transport,
             event_hooks=hooks,
             trust_env=False,  # the environment's proxy is chosen by proxy_for, as for the rest
         )
@@ -137,8 +149,8 @@ class Http:
         params: dict[str, str] | None = None,
         body: bytes | None = None,
     ) -> Answer:
-        """One exchange, and the same-host redirects of a GET; raises Unreachable,
-        TransportFailure or Redirected when there is no answer to give."""
+        """One exchange, and the same-host redirects of a GET, within the deadline; raises
+        Unreachable, TransportFailure or Redirected when there is no answer to give."""
         with self._slots:
             return self._exchange(method, path, params, body)
 
@@ -146,6 +158,7 @@ class Http:
         self, method: str, path: str, params: dict[str, str] | None, body: bytes | None
     ) -> Answer:
         started = time.monotonic()
+        _DEADLINE.until = started + self._deadline
         try:
             # `path` comes percent-encoded (agent/queries.py). The whole URL is given rather than
             # base_url= and params=, which would parse it three times.
@@ -161,9 +174,21 @@ class Http:
             raise Unreachable(_reason(exc)) from None
         except (httpx.TransportError, httpx.DecodingError) as exc:
             self._observe_error(started)
-            reason = "timed out" if isinstance(exc, httpx.TimeoutException) else _reason(exc)
-            raise TransportFailure(reason) from None
+            raise TransportFailure(self._failure(exc)) from None
+        finally:
+            _DEADLINE.until = None
         return Answer(response.status_code, response.headers, response.content, redirects)
+
+    def _failure(self, exc: httpx.TransportError | httpx.DecodingError) -> str:
+        if not isinstance(exc, httpx.TimeoutException):
+            return _reason(exc)
+        until = _DEADLINE.until
+        if until is not None and time.monotonic() >= until - 0.01:
+            return (
+                f"no complete answer within {self._deadline:g} s ({self._side.upper()}_DEADLINE);"
+                " a server trickling its answer, or one too large for the link"
+            )
+        return "timed out"
 
     def _follow(self, method: str, response: httpx.Response, done: int) -> httpx.URL:
         """Where a redirect may be followed to, or Redirected saying why not."""
@@ -208,6 +233,80 @@ class Http:
     def _observe_error(self, started: float) -> None:
         if self._on_request is not None:
             self._on_request("error", time.monotonic() - started)
+
+
+class _Deadline(threading.local):
+    """When the exchange running on this thread must be over (time.monotonic()), if one is."""
+
+    until: float | None = None
+
+
+_DEADLINE = _Deadline()
+
+
+def _left(timeout: float | None, expired: type[Exception]) -> float | None:
+    """A socket wait's timeout, cut to what is left of this thread's deadline; `expired` is
+    raised when nothing is left."""
+    until = _DEADLINE.until
+    if until is None:
+        return timeout
+    left = until - time.monotonic()
+    if left <= 0:
+        raise expired("the deadline passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every read and write waits no longer than the deadline of the
+    exchange it serves (a pooled connection serves several, on any thread)."""
+
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _left(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _left(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        timeout = _left(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's sockets, connecting and waiting within the deadline."""
+
+    def __init__(self, backend: httpcore.NetworkBackend) -> None:
+        self._backend = backend
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.NetworkStream:
+        timeout = _left(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(
+            self._backend.connect_tcp(host, port, timeout, local_address, socket_options)
+        )
+
+    def sleep(self, seconds: float) -> None:
+        """The pause between immediate reconnects."""
+        self._backend.sleep(_left(seconds, httpcore.ConnectTimeout) or 0)
 
 
 def _stamp(request: httpx.Request) -> None:

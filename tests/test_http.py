@@ -26,7 +26,7 @@ import jenkins_sim
 import pytest
 import sei_standin
 import trustme
-from conftest import JENKINS_TOKEN, JENKINS_USER, SEI_KEY
+from conftest import JENKINS_TOKEN, JENKINS_USER, SEI_KEY, accept_each
 from jenkins_sim import JenkinsSim
 from sei_standin import SeiStandIn
 
@@ -151,18 +151,10 @@ class Proxy:
         self.seen: list[tuple[str, str | None]] = []
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        accept_each(self.listener, self._serve)
 
     def url(self, credentials: str | None) -> str:
         return f"http://{credentials + '@' if credentials else ''}127.0.0.1:{self.port}"
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
         head = b""

@@ -148,6 +148,12 @@ class TransportSettings(BaseModel):
     insecure: bool = Field(False, description="skip TLS verification (logged at every start)")
     proxy: str | None = None
     connect_timeout: float = Field(10.0, gt=0, description="seconds to open a connection")
+    deadline: float | None = Field(
+        None,
+        gt=0,
+        description="seconds a whole request may take, connecting and the answer's headers and "
+        "body included; default: 4 x timeout",
+    )
 
     _proxy = field_validator("proxy")(_check_http_url)
 
