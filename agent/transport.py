@@ -42,9 +42,9 @@ from tenacity import (
     Retrying,
     retry_if_exception_type,
     stop_after_attempt,
+    stop_when_event_set,
     wait_exponential,
 )
-from tenacity.stop import stop_base
 
 from agent import __version__
 from agent.config import TransportSettings
@@ -361,28 +361,42 @@ def retry_policy(
     max_wait: float,
     retryable: type[Exception],
     log_retry: Callable[[RetryCallState], None],
-    stop: stop_base | None = None,
+    stop: threading.Event | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Retrying:
     """One side's retries: doubling waits from `first_wait`, or the server's Retry-After
     (an attribute `retry_after` of the failure), never longer than `max_wait`.
 
-    One Retrying serves every thread: tenacity keeps each call's attempts per thread.
+    `stop` set ends a wait at once, and the last failure is raised without another attempt: a
+    stopping agent waits on no retry. One Retrying serves every thread: tenacity keeps each
+    call's attempts per thread, and the last failure is kept per thread too.
     """
     backoff = wait_exponential(multiplier=first_wait, max=max_wait)
+    last = threading.local()
 
     def wait(state: RetryCallState) -> float:
         failure = state.outcome.exception() if state.outcome else None
         asked = getattr(failure, "retry_after", None)
         return min(asked, max_wait) if asked is not None else backoff(state)
 
+    def before_sleep(state: RetryCallState) -> None:
+        last.failure = state.outcome.exception() if state.outcome else None
+        log_retry(state)
+
+    def pause(seconds: float) -> None:
+        if stop is None:
+            sleep(seconds)
+        elif stop.wait(seconds):
+            failure: BaseException = last.failure
+            raise failure
+
     limit = stop_after_attempt(retries + 1)
     return Retrying(
-        stop=limit if stop is None else limit | stop,
+        stop=limit if stop is None else limit | stop_when_event_set(stop),
         wait=wait,
-        sleep=sleep,
+        sleep=pause,
         retry=retry_if_exception_type(retryable),
-        before_sleep=log_retry,
+        before_sleep=before_sleep,
         reraise=True,
     )
 

@@ -10,6 +10,7 @@ and a clear message instead of a traceback. Retry waits are recorded, not slept.
 from __future__ import annotations
 
 import email.utils
+import functools
 import json
 import signal
 import subprocess
@@ -25,7 +26,7 @@ from sei_standin import SeiStandIn
 
 from agent.config import Settings
 from agent.jenkins.client import JenkinsUnavailable
-from agent.sei.client import SeiClient
+from agent.sei import client as sei_client
 from agent.state import StateFile
 
 STAGES = [
@@ -55,7 +56,8 @@ def jobs_with_builds(jenkins: JenkinsSim, names: list[str], builds: int) -> None
 def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """The waits SeiClient computes between retries, recorded instead of slept."""
     recorded: list[float] = []
-    monkeypatch.setattr(SeiClient, "_sleep", lambda self, seconds: recorded.append(seconds))
+    policy = functools.partial(sei_client.retry_policy, sleep=recorded.append)
+    monkeypatch.setattr(sei_client, "retry_policy", policy)
     return recorded
 
 

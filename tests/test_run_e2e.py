@@ -10,6 +10,7 @@ import signal
 import socket
 import time
 
+import pytest
 from agent_process import AgentProcess, sample, wait_until
 from conftest import GUID, JENKINS_TOKEN, SEI_KEY, Cli, sent
 from jenkins_sim import JenkinsSim
@@ -120,6 +121,26 @@ def test_run_delivers_picks_up_new_builds_and_reports_them(
     assert cycles and {"duration_s", "sent", "jobs", "jenkins_requests"} <= cycles[0].keys()
     assert any("stopped on SIGTERM" in e["message"] for e in events)
     assert SEI_KEY not in agent.stderr and JENKINS_TOKEN not in agent.stderr
+    assert "Traceback" not in agent.stderr
+
+
+@pytest.mark.parametrize("waiting", ["between retries", "on an answer that never comes"])
+def test_sigterm_is_honoured_while_waiting_on_jenkins(
+    cli: Cli, jenkins: JenkinsSim, waiting: str
+) -> None:
+    """A 30 s retry wait ends at once; a request in flight ends by its 1 s deadline."""
+    jenkins.add_job("app")
+    if waiting == "between retries":
+        jenkins.inject_fault("api/json", status=503, times=100)
+    else:
+        jenkins.inject_fault("api/json", delay=30)
+    cli.env.update(JENKINS_RETRY_WAIT="30", JENKINS_DEADLINE="1", JENKINS_TIMEOUT="30")
+    with AgentProcess(cli.env, cli.cwd) as agent:
+        wait_until(lambda: agent.port and jenkins.count("api/json"), 15, "the first discovery")
+        took = agent.stop(signal.SIGTERM)
+    assert agent.proc.returncode == 0, agent.stderr
+    assert took < 2.5, took
+    assert jenkins.count("api/json") == 1  # no attempt after the stop
     assert "Traceback" not in agent.stderr
 
 

@@ -13,8 +13,9 @@ import pytest
 from conftest import accept_each
 from tenacity import RetryCallState
 
-from agent.config import JenkinsSettings, TransportSettings
+from agent.config import JenkinsSettings, SeiSettings, TransportSettings
 from agent.jenkins.client import JenkinsClient, JenkinsError, JenkinsUnavailable
+from agent.sei.client import SeiClient, SeiUnavailable
 from agent.transport import Answer, Http, TransportFailure, retry_after, retry_policy
 
 CHUNKED = (
@@ -287,6 +288,53 @@ def test_policy_doubles_honours_retry_after_and_caps_it() -> None:
 def test_policy_gives_up_after_its_retries_with_the_last_failure() -> None:
     with pytest.raises(Flaky, match="third"):
         run_policy([Flaky("first"), Flaky("second"), Flaky("third")], retries=2)
+
+
+def test_a_stop_ends_a_retry_wait_at_once_with_the_last_failure() -> None:
+    stop = threading.Event()
+    calls: list[int] = []
+
+    def attempt() -> None:
+        calls.append(1)
+        raise Flaky(f"failure {len(calls)}")
+
+    policy = retry_policy(
+        retries=3,
+        first_wait=30,
+        max_wait=30,
+        retryable=Flaky,
+        log_retry=lambda state: None,
+        stop=stop,
+    )
+    threading.Timer(0.2, stop.set).start()
+    started = time.monotonic()
+    with pytest.raises(Flaky, match="failure 1"):
+        policy(attempt)
+    assert time.monotonic() - started < 1
+    assert len(calls) == 1  # no attempt after the stop
+
+
+UNAVAILABLE = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+
+@pytest.mark.parametrize("side", ["Jenkins", "SEI"])
+def test_a_stop_during_a_retry_wait_ends_the_request_at_once(hostile: Hostile, side: str) -> None:
+    hostile.behave = lambda conn, stopping: conn.sendall(UNAVAILABLE)
+    stop = threading.Event()
+    client: JenkinsClient | SeiClient
+    if side == "Jenkins":
+        client = JenkinsClient(JenkinsSettings(url=hostile.url, retry_wait=30), stop=stop)
+        call, failure = lambda: client.get_json("api/json", kind="x"), JenkinsError
+    else:
+        client = SeiClient(SeiSettings(base_url=hostile.url, api_key="k", retry_wait=30), stop=stop)
+        call, failure = client.check_key, SeiUnavailable
+    threading.Timer(0.3, stop.set).start()
+    started = time.monotonic()
+    with pytest.raises(failure, match="503"):
+        call()
+    client.close()
+    assert time.monotonic() - started < 1
+    assert hostile.connections == 1
 
 
 def test_retry_after_in_seconds_or_as_a_date() -> None:

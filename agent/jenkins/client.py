@@ -63,7 +63,8 @@ class _Retryable(JenkinsError):
 class JenkinsClient:
     """Thread-safe: one pool of `concurrency` connections, an optional requests-per-second cap."""
 
-    def __init__(self, settings: JenkinsSettings) -> None:
+    def __init__(self, settings: JenkinsSettings, *, stop: threading.Event | None = None) -> None:
+        """`stop` ends retry waits: the read then fails with its last error."""
         assert settings.url is not None
         self.base = settings.url.rstrip("/") + "/"
         auth = None
@@ -87,6 +88,7 @@ class JenkinsClient:
             max_wait=settings.retry_max_wait,
             retryable=_Retryable,
             log_retry=_log_retry,
+            stop=stop,
         )
         self._count_lock = threading.Lock()
         self.requests: Counter[str] = Counter()

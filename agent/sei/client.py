@@ -14,12 +14,11 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tenacity import RetryCallState, stop_when_event_set
+from tenacity import RetryCallState
 
 from agent.config import SeiSettings
 from agent.transport import (
@@ -99,16 +98,13 @@ class SeiClient:
         )
         self._count_lock = threading.Lock()
         self.requests = 0
-        self._stop = stop
         self._retry = retry_policy(
             retries=settings.retries,
             first_wait=settings.retry_wait,
             max_wait=settings.retry_max_wait,
             retryable=_Retry,
             log_retry=_log_retry,
-            # asked to stop: one more try at most, then give up
-            stop=stop_when_event_set(stop) if stop is not None else None,
-            sleep=lambda seconds: self._sleep(seconds),
+            stop=stop,
         )
 
     def close(self) -> None:
@@ -188,13 +184,6 @@ class SeiClient:
             wait = retry_after(response.header("retry-after"))
             raise _Retry(f"SEI answered HTTP {status} on {where}", wait)
         return Refusal(status=status, message=_server_message(response))
-
-    def _sleep(self, seconds: float) -> None:
-        """Wait between retries; a stop ends the wait at once."""
-        if self._stop is None:
-            time.sleep(seconds)
-        else:
-            self._stop.wait(seconds)
 
 
 def _from_sei(response: Answer) -> bool:
