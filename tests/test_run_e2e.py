@@ -150,7 +150,8 @@ def test_signal_mid_cycle_finishes_the_build_in_flight_and_loses_nothing(
     jenkins.add_job("big")
     for _ in range(20):
         jenkins.add_build("big")
-    sei.delay_next(20, 0.1)  # each delivery takes 0.1 s: a 2 s cycle to interrupt
+    sei.delay_next(20, 0.1)  # each delivery takes 0.1 s, two at once: a 1 s cycle to interrupt
+    cli.env["SEI_CONCURRENCY"] = "2"
     with AgentProcess(cli.env, cli.cwd) as agent:
         wait_until(lambda: len(sei.accepted) >= 3, 10, "the first deliveries")
         took = agent.stop(signal.SIGINT)
