@@ -65,6 +65,14 @@ class TransportFailure(Exception):
     """The connection was made but the exchange failed (timeout, reset); worth retrying."""
 
 
+class TooLarge(Exception):
+    """The answer is longer than the caller may hold in memory; it was not read to its end."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the answer is over {limit} bytes")
+        self.limit = limit
+
+
 class Redirected(Exception):
     """A redirect the client will not follow: to another host, to plain http, or of a POST."""
 
@@ -148,14 +156,21 @@ class Http:
         *,
         params: dict[str, str] | None = None,
         body: bytes | None = None,
+        limit: int | None = None,
     ) -> Answer:
         """One exchange, and the same-host redirects of a GET, within the deadline; raises
-        Unreachable, TransportFailure or Redirected when there is no answer to give."""
+        Unreachable, TransportFailure or Redirected when there is no answer to give, TooLarge
+        when the body passes `limit` bytes."""
         with self._slots:
-            return self._exchange(method, path, params, body)
+            return self._exchange(method, path, params, body, limit)
 
     def _exchange(
-        self, method: str, path: str, params: dict[str, str] | None, body: bytes | None
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str] | None,
+        body: bytes | None,
+        limit: int | None,
     ) -> Answer:
         started = time.monotonic()
         _DEADLINE.until = started + self._deadline
@@ -163,12 +178,14 @@ class Http:
             # `path` comes percent-encoded (agent/queries.py). The whole URL is given rather than
             # base_url= and params=, which would parse it three times.
             url = self.base + path + (f"?{urlencode(params)}" if params else "")
-            response = self._client.request(method, url, content=body)
+            response, content = self._send(
+                self._client.build_request(method, url, content=body), limit
+            )
             redirects = 0
             while response.is_redirect and response.next_request is not None:
                 target = self._follow(method, response, redirects)
                 redirects += 1
-                response = self._client.send(self._client.build_request("GET", target))
+                response, content = self._send(self._client.build_request("GET", target), limit)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.ProxyError) as exc:
             self._observe_error(started)
             raise Unreachable(_reason(exc)) from None
@@ -177,7 +194,28 @@ class Http:
             raise TransportFailure(self._failure(exc)) from None
         finally:
             _DEADLINE.until = None
-        return Answer(response.status_code, response.headers, response.content, redirects)
+        return Answer(response.status_code, response.headers, content, redirects)
+
+    def _send(self, request: httpx.Request, limit: int | None) -> tuple[httpx.Response, bytes]:
+        """The answer and its body, read to its end unless it passes `limit` bytes: then the
+        connection is closed with the rest unread, and TooLarge raised."""
+        response = self._client.send(request, stream=True)
+        try:
+            if limit is None:
+                return response, response.read()
+            declared = response.headers.get("content-length", "")
+            plain = "content-encoding" not in response.headers  # else the length is compressed
+            if plain and declared.isdigit() and int(declared) > limit:
+                raise TooLarge(limit)  # known before a byte of it is read
+            chunks, size = [], 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > limit:
+                    raise TooLarge(limit)
+                chunks.append(chunk)
+            return response, b"".join(chunks)
+        finally:
+            response.close()
 
     def _failure(self, exc: httpx.TransportError | httpx.DecodingError) -> str:
         if not isinstance(exc, httpx.TimeoutException):

@@ -32,7 +32,22 @@ from typing import Any
 from urllib.parse import parse_qs, quote, unquote
 
 Json = Any
-Reply = tuple[int, dict[str, str], bytes]
+
+
+@dataclass
+class Streamed:
+    """An artifact too large to hold: `size` bytes, `head` then spaces, written 64 KiB at a time
+    as the client reads them (with a Content-Length, or chunked). `sent` counts the bytes written
+    before the client hung up or the body ended."""
+
+    size: int
+    head: bytes = b""
+    chunked: bool = False
+    sent: int = 0
+    hung_up: bool = False  # the client closed the connection before the end
+
+
+Reply = tuple[int, dict[str, str], bytes | Streamed]
 
 BUILDS_CAP = 100
 JSON_TYPE = "application/json;charset=utf-8"
@@ -471,7 +486,7 @@ class JenkinsSim:
         self.clock_ms = clock_ms
         self.url = ""
         self.requests: list[tuple[str, str, str]] = []
-        self.artifact_content: dict[tuple[str, int, str], bytes] = {}
+        self.artifact_content: dict[tuple[str, int, str], bytes | Streamed] = {}
         self._root_override = root_url
         self._lock = threading.RLock()
         self._faults: list[_Fault] = []
@@ -1755,12 +1770,39 @@ class _Handler(BaseHTTPRequestHandler):
             status, headers, body = sim._respond(
                 method, path, query, self.headers.get("Authorization")
             )
-            if fault is not None:
+            if fault is not None and isinstance(body, bytes):
                 status, body = 200, body[: len(body) // 2]
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)
+        if isinstance(body, Streamed):
+            self._stream(body, method)
+            return
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if method != "HEAD":
             self.wfile.write(body)
+
+    def _stream(self, body: Streamed, method: str) -> None:
+        if body.chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(body.size))
+        self.end_headers()
+        if method == "HEAD":
+            return
+        left = body.size
+        while left > 0:
+            chunk = (body.head[body.sent :] + b" " * 65536)[: min(65536, left)]
+            try:
+                if body.chunked:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                else:
+                    self.wfile.write(chunk)
+            except OSError:
+                body.hung_up = self.close_connection = True
+                return  # the rest is never made
+            body.sent += len(chunk)
+            left -= len(chunk)
+        if body.chunked:
+            self.wfile.write(b"0\r\n\r\n")

@@ -21,6 +21,7 @@ from agent.transport import (
     Answer,
     Http,
     Redirected,
+    TooLarge,
     TransportFailure,
     Unreachable,
     retry_after,
@@ -37,6 +38,10 @@ class JenkinsError(Exception):
 
 class JenkinsNotFound(JenkinsError):
     """404: the item or build is gone (deleted, or removed by log rotation)."""
+
+
+class JenkinsTooLarge(JenkinsError):
+    """A file is larger than its reader holds in memory: it was not downloaded to its end."""
 
 
 class JenkinsUnavailable(JenkinsError):
@@ -115,31 +120,46 @@ class JenkinsClient:
             )
         return answer
 
-    def get_bytes(self, path: str, *, kind: str) -> bytes:
-        """GET a file, such as an archived artifact."""
-        return self._retrying(path, None, kind, "bytes")  # type: ignore[no-any-return]
+    def get_bytes(self, path: str, *, kind: str, limit: int) -> bytes:
+        """GET a file, such as an archived artifact; JenkinsTooLarge, without reading the rest,
+        once it passes `limit` bytes."""
+        return self._retrying(path, None, kind, "bytes", limit)  # type: ignore[no-any-return]
 
     def get(self, path: str, *, kind: str) -> Answer:
         """GET `path` and give the answer whatever its status, after the retries of
         connection failures, 429 and 5xx (for `check`, which reads headers and statuses)."""
         return self._retrying(path, None, kind, "answer")  # type: ignore[no-any-return]
 
-    def _retrying(self, path: str, params: dict[str, str] | None, kind: str, expect: Expect) -> Any:
+    def _retrying(
+        self,
+        path: str,
+        params: dict[str, str] | None,
+        kind: str,
+        expect: Expect,
+        limit: int | None = None,
+    ) -> Any:
         try:
-            return self._retry(self._get_once, path, params, kind, expect)
+            return self._retry(self._get_once, path, params, kind, expect, limit)
         except _Retryable as exc:
             if exc.unreachable:
                 raise JenkinsUnavailable(str(exc)) from None
             raise JenkinsError(str(exc)) from None
 
-    def _get_once(self, path: str, params: dict[str, str] | None, kind: str, expect: Expect) -> Any:
+    def _get_once(
+        self,
+        path: str,
+        params: dict[str, str] | None,
+        kind: str,
+        expect: Expect,
+        limit: int | None,
+    ) -> Any:
         with self._count_lock:
             self.requests[kind] += 1
         if self._limiter is not None:
             self._limiter.try_acquire("jenkins")
         where = f"{self.base}{path}"
         try:
-            response = self._http.request("GET", path, params=params)
+            response = self._http.request("GET", path, params=params, limit=limit)
         except Unreachable as exc:
             raise _Retryable(
                 f"Jenkins at {self.base} cannot be reached ({exc}); check JENKINS_URL",
@@ -149,6 +169,8 @@ class JenkinsClient:
             raise _Retryable(f"Jenkins connection failed on {where}: {exc}") from None
         except Redirected as exc:
             raise JenkinsUnavailable(f"{exc}; check JENKINS_URL") from None
+        except TooLarge as exc:
+            raise JenkinsTooLarge(f"{where} is over {exc.limit} bytes") from None
         if response.redirects:
             with self._count_lock:
                 self.requests[kind] += response.redirects
