@@ -10,6 +10,9 @@ A deadline bounds each exchange as a whole: connecting, the answer's headers and
 httpx's timeouts are per read, so a server trickling a byte a second would never time out, and a
 stop would wait on it for ever; every socket wait is cut to what is left of the deadline.
 
+When a proxy is in the way, a connection that fails short of TLS failed at the proxy: the
+message names the proxy (never its credentials) and the setting it came from.
+
 A pooled connection that the server or a load balancer closed while it was idle is seen to be
 closed before it is reused and replaced by httpx, with no error and no retry.
 
@@ -58,7 +61,12 @@ _STARTED = "jenkins_sei_agent.started"  # request extension: when the request wa
 
 
 class Unreachable(Exception):
-    """No connection could be made (refused, unknown host, TLS failure, proxy failure)."""
+    """No connection could be made (refused, unknown host, TLS failure, proxy failure);
+    `proxy` names the proxy's setting when it is the proxy that failed."""
+
+    def __init__(self, message: str, proxy: str | None = None) -> None:
+        super().__init__(message)
+        self.proxy = proxy
 
 
 class TransportFailure(Exception):
@@ -115,6 +123,9 @@ class Http:
         self._side = side
         self._host = urlsplit(base).hostname or ""
         self._deadline = settings.deadline or DEADLINE_TIMEOUTS * timeout
+        proxy = proxy_for(base, settings.proxy)
+        # how messages name the proxy: never with its credentials, always with its setting
+        self._proxy = (_shown(proxy), _proxy_setting(base, side, settings.proxy)) if proxy else None
         self._on_request = on_request
         self._told_redirect = False
         # Requests wait here, never queued inside httpcore's pool: a queued request can have its
@@ -129,7 +140,7 @@ class Http:
         )
         transport = httpx.HTTPTransport(
             verify=_tls(base, settings, side),
-            proxy=proxy_for(base, settings.proxy),
+            proxy=proxy,
             limits=connections_limit,
             retries=CONNECT_RETRIES,
         )
@@ -188,7 +199,7 @@ class Http:
                 response, content = self._send(self._client.build_request("GET", target), limit)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.ProxyError) as exc:
             self._observe_error(started)
-            raise Unreachable(_reason(exc)) from None
+            raise self._unreachable(exc) from None
         except (httpx.TransportError, httpx.DecodingError) as exc:
             self._observe_error(started)
             raise TransportFailure(self._failure(exc)) from None
@@ -216,6 +227,15 @@ class Http:
             return response, b"".join(chunks)
         finally:
             response.close()
+
+    def _unreachable(self, exc: httpx.TransportError) -> Unreachable:
+        """No connection: the proxy's fault when it is one and the failure is not TLS (which
+        only the server past the proxy speaks)."""
+        if self._proxy is None or _tls_failure(exc):
+            return Unreachable(_reason(exc))
+        shown, setting = self._proxy
+        what = "answered" if isinstance(exc, httpx.ProxyError) else "cannot be reached:"
+        return Unreachable(f"the proxy {shown} ({setting}) {what} {_reason(exc)}", setting)
 
     def _failure(self, exc: httpx.TransportError | httpx.DecodingError) -> str:
         if not isinstance(exc, httpx.TimeoutException):
@@ -345,6 +365,28 @@ class _DeadlineBackend(httpcore.NetworkBackend):
     def sleep(self, seconds: float) -> None:
         """The pause between immediate reconnects."""
         self._backend.sleep(_left(seconds, httpcore.ConnectTimeout) or 0)
+
+
+def _tls_failure(exc: BaseException | None) -> bool:
+    while exc is not None:
+        if isinstance(exc, ssl.SSLError):
+            return True
+        exc = exc.__cause__
+    return False
+
+
+def _shown(url: str) -> str:
+    """A proxy URL without the credentials it may hold."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+
+
+def _proxy_setting(url: str, side: str, configured: str | None) -> str:
+    """The setting the proxy of `url` comes from, as a message names it."""
+    if configured:
+        return f"{side.upper()}_PROXY"
+    scheme = urlsplit(url).scheme
+    return f"{scheme.upper()}_PROXY" if scheme in urllib.request.getproxies() else "ALL_PROXY"
 
 
 def _stamp(request: httpx.Request) -> None:

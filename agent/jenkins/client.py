@@ -45,7 +45,12 @@ class JenkinsTooLarge(JenkinsError):
 
 
 class JenkinsUnavailable(JenkinsError):
-    """Jenkins cannot be reached or refuses the credentials: nothing can be read at all."""
+    """Jenkins cannot be reached or refuses the credentials: nothing can be read at all.
+    `proxy` names the proxy's setting when it is the proxy that could not be reached."""
+
+    def __init__(self, message: str, proxy: str | None = None) -> None:
+        super().__init__(message)
+        self.proxy = proxy
 
 
 class JenkinsRefused(JenkinsUnavailable):
@@ -58,11 +63,16 @@ class JenkinsRefused(JenkinsUnavailable):
 
 class _Retryable(JenkinsError):
     def __init__(
-        self, message: str, retry_after: float | None = None, unreachable: bool = False
+        self,
+        message: str,
+        retry_after: float | None = None,
+        unreachable: bool = False,
+        proxy: str | None = None,
     ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
         self.unreachable = unreachable
+        self.proxy = proxy
 
 
 class JenkinsClient:
@@ -142,7 +152,7 @@ class JenkinsClient:
             return self._retry(self._get_once, path, params, kind, expect, limit)
         except _Retryable as exc:
             if exc.unreachable:
-                raise JenkinsUnavailable(str(exc)) from None
+                raise JenkinsUnavailable(str(exc), exc.proxy) from None
             raise JenkinsError(str(exc)) from None
 
     def _get_once(
@@ -162,8 +172,10 @@ class JenkinsClient:
             response = self._http.request("GET", path, params=params, limit=limit)
         except Unreachable as exc:
             raise _Retryable(
-                f"Jenkins at {self.base} cannot be reached ({exc}); check JENKINS_URL",
+                f"Jenkins at {self.base} cannot be reached ({exc}); "
+                f"check {exc.proxy or 'JENKINS_URL'}",
                 unreachable=True,
+                proxy=exc.proxy,
             ) from None
         except TransportFailure as exc:
             raise _Retryable(f"Jenkins connection failed on {where}: {exc}") from None

@@ -45,20 +45,27 @@ class SeiRefused(Exception):
 
 
 class SeiUnavailable(Exception):
-    """SEI could not be reached (`unreachable`), or kept failing after every retry."""
+    """SEI could not be reached (`unreachable`), or kept failing after every retry. `proxy`
+    names the proxy's setting when it is the proxy that could not be reached."""
 
-    def __init__(self, message: str, unreachable: bool) -> None:
+    def __init__(self, message: str, unreachable: bool, proxy: str | None = None) -> None:
         super().__init__(message)
         self.unreachable = unreachable
+        self.proxy = proxy
 
 
 class _Retry(Exception):
     def __init__(
-        self, message: str, retry_after: float | None = None, unreachable: bool = False
+        self,
+        message: str,
+        retry_after: float | None = None,
+        unreachable: bool = False,
+        proxy: str | None = None,
     ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
         self.unreachable = unreachable
+        self.proxy = proxy
 
 
 @dataclass(frozen=True)
@@ -139,7 +146,9 @@ class SeiClient:
             return answer
         except _Retry as exc:
             attempts = self._settings.retries + 1
-            raise SeiUnavailable(f"{exc} (after {attempts} attempts)", exc.unreachable) from None
+            raise SeiUnavailable(
+                f"{exc} (after {attempts} attempts)", exc.unreachable, exc.proxy
+            ) from None
 
     def _post_once(self, path: str, data: bytes) -> Refusal | Answer:
         with self._count_lock:
@@ -148,7 +157,10 @@ class SeiClient:
         try:
             response = self._http.request("POST", path, body=data)
         except Unreachable as exc:
-            raise _Retry(f"SEI cannot be reached at {where}: {exc}", unreachable=True) from None
+            blame = f"; check {exc.proxy}" if exc.proxy else ""
+            raise _Retry(
+                f"SEI cannot be reached at {where}: {exc}{blame}", unreachable=True, proxy=exc.proxy
+            ) from None
         except TransportFailure as exc:
             raise _Retry(f"SEI connection failed on {where}: {exc}") from None
         except Redirected as exc:
