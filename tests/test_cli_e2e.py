@@ -417,14 +417,24 @@ def test_bad_dates_and_usage_exit_2(cli: Cli) -> None:
     assert cli("frobnicate").code == 2
 
 
-def test_corrupt_state_exits_2_and_is_left_untouched(cli: Cli, jenkins: JenkinsSim) -> None:
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        ('{"version": 1, "controllers": ', "JSONDecodeError"),
+        ('{"version": 99, "controllers": {}}', "unknown format version 99"),
+    ],
+)
+def test_corrupt_state_exits_2_and_is_left_untouched(
+    cli: Cli, jenkins: JenkinsSim, content: str, why: str
+) -> None:
     path = Path(cli.env["AGENT_STATE_FILE"])
     path.parent.mkdir(parents=True)
-    path.write_text('{"version": 1, "controllers": ')
+    path.write_text(content)
     result = cli("sync")
     assert result.code == 2
-    assert str(path) in result.stderr
-    assert path.read_text() == '{"version": 1, "controllers": '
+    assert str(path) in result.stderr and why in result.stderr
+    assert "fix or move it away, the agent does not overwrite it" in result.stderr
+    assert path.read_text() == content
 
 
 def test_version_and_module_entry_point(cli: Cli) -> None:
