@@ -409,6 +409,20 @@ def test_bad_config_files_exit_2(cli: Cli, tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("setting", ["JENKINS_CA_BUNDLE", "SEI_CA_BUNDLE"])
+def test_a_ca_bundle_that_is_not_pem_exits_2_naming_the_setting(
+    cli: Cli, tmp_path: Path, setting: str
+) -> None:
+    bundle = tmp_path / "ca.der"
+    bundle.write_bytes(b"\x30\x82\x03\x0a" + bytes(range(256)))  # DER, say, not PEM
+    cli.env[setting] = str(bundle)
+    for command in ("sync", "check"):
+        result = cli(command)
+        assert result.code == 2, result.stderr
+        assert f"invalid setting {setting}: CA bundle {bundle} is not a PEM file" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
 def test_bad_dates_and_usage_exit_2(cli: Cli) -> None:
     assert cli("backfill", "--since", "yesterday").code == 2
     result = cli("backfill", "--since", "2024-02-01", "--until", "2024-01-01")
