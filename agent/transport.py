@@ -35,6 +35,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -483,16 +484,19 @@ def retry_policy(
 
 def retry_after(value: str | None) -> float | None:
     """A Retry-After header in seconds, given as seconds or as an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
+    if value and value.strip().isdigit():
         return float(value)
+    when = http_date(value)
+    return None if when is None else max(when - time.time(), 0.0)
+
+
+def http_date(value: str | None) -> float | None:
+    """An HTTP date (a Date or Retry-After header) in seconds since the epoch, if it is one."""
     try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        when = email.utils.parsedate_to_datetime((value or "").strip())
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    return max(when.timestamp() - time.time(), 0.0)
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
 def _reason(exc: Exception) -> str:

@@ -467,7 +467,10 @@ class JenkinsSim:
         graphview_paths: str = "new",
         root_url: str | None = None,
         clock_ms: int = 1_763_800_000_000,
+        skew_ms: int = 0,
     ) -> None:
+        """`skew_ms`: how far the controller's clock is off, in its Date headers and in the
+        start times of the builds added (from `clock_ms` + `skew_ms`)."""
         ctx = context_path.strip("/")
         self.context_path = f"/{ctx}" if ctx else ""
         self.user = user
@@ -483,7 +486,8 @@ class JenkinsSim:
             raise ValueError(f"graphview_paths must be one of {sorted(_GRAPH_VIEW)}")
         self.graphview = graphview
         self.graphview_paths = graphview_paths
-        self.clock_ms = clock_ms
+        self.clock_ms = clock_ms + skew_ms
+        self.skew_ms = skew_ms
         self.url = ""
         self.requests: list[tuple[str, str, str]] = []
         self.artifact_content: dict[tuple[str, int, str], bytes | Streamed] = {}
@@ -1742,6 +1746,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silent: nothing a request carries (least of all its credentials) reaches the logs."""
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The Date header: the controller's clock, skewed as the simulator was told."""
+        now = time.time() + self.server.sim.skew_ms / 1000
+        return super().date_time_string(now if timestamp is None else timestamp)
 
     def do_GET(self) -> None:
         self._handle("GET")

@@ -16,7 +16,14 @@ from tenacity import RetryCallState
 from agent.config import JenkinsSettings, SeiSettings, TransportSettings
 from agent.jenkins.client import JenkinsClient, JenkinsError, JenkinsUnavailable
 from agent.sei.client import SeiClient, SeiUnavailable
-from agent.transport import Answer, Http, TransportFailure, retry_after, retry_policy
+from agent.transport import (
+    Answer,
+    Http,
+    TransportFailure,
+    http_date,
+    retry_after,
+    retry_policy,
+)
 
 CHUNKED = (
     b"HTTP/1.1 200 OK\r\n"
@@ -341,3 +348,9 @@ def test_retry_after_in_seconds_or_as_a_date() -> None:
     assert retry_after("120") == 120
     assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0  # in the past: at once
     assert retry_after("soon") is None and retry_after(None) is None
+
+
+def test_http_dates_as_a_date_header_gives_them() -> None:
+    assert http_date("Wed, 21 Oct 2015 07:28:00 GMT") == 1_445_412_480
+    assert http_date("Wed, 21 Oct 2015 07:28:00 -0000") == 1_445_412_480  # no zone: UTC
+    assert http_date("yesterday") is None and http_date("") is None and http_date(None) is None

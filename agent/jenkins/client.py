@@ -24,12 +24,14 @@ from agent.transport import (
     TooLarge,
     TransportFailure,
     Unreachable,
+    http_date,
     retry_after,
     retry_policy,
 )
 
 log = logging.getLogger(__name__)
-Expect = Literal["json", "bytes", "answer"]  # what a GET gives its caller
+# What a GET gives its caller: JSON, JSON and the Date it was answered at, a file, the answer.
+Expect = Literal["json", "dated", "bytes", "answer"]
 
 
 class JenkinsError(Exception):
@@ -121,8 +123,18 @@ class JenkinsClient:
         `kind` labels the request in the counters. An answer of another shape is an error, so
         that nothing downstream has to guess what an unexpected answer meant.
         """
-        params = {"tree": tree} if tree else None
-        answer = self._retrying(path, params, kind, "json")
+        answer = self._retrying(path, {"tree": tree} if tree else None, kind, "json")
+        return self._shaped(path, answer, shape)
+
+    def get_json_dated(
+        self, path: str, tree: str | None = None, *, kind: str
+    ) -> tuple[dict[str, Any], int | None]:
+        """A JSON object as get_json gives it, and the controller's clock when it answered:
+        its Date header, in ms since the epoch (None without one)."""
+        answer, date = self._retrying(path, {"tree": tree} if tree else None, kind, "dated")
+        return self._shaped(path, answer, dict), date
+
+    def _shaped(self, path: str, answer: Any, shape: type) -> Any:
         if not isinstance(answer, shape):
             raise JenkinsError(
                 f"Jenkins answered {self.base}{path} with a JSON {type(answer).__name__}, "
@@ -216,9 +228,13 @@ class JenkinsClient:
                 "proxy?); check JENKINS_URL, JENKINS_USER and JENKINS_API_TOKEN"
             )
         try:
-            return response.json()
+            data = response.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise _Retryable(f"Jenkins sent malformed JSON on {where}") from None
+        if expect == "dated":
+            date = http_date(response.header("date"))
+            return data, None if date is None else int(date * 1000)
+        return data
 
 
 def _log_retry(state: RetryCallState) -> None:
