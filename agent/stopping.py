@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -14,12 +15,26 @@ log = logging.getLogger(__name__)
 
 # The conventional exit code of a command stopped by a signal: 128 + its number.
 EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
+SLICE = 0.25  # seconds: how late a signal may be seen at worst
 
 
 class Stop(threading.Event):
     """Set by the first SIGTERM or SIGINT; `signal` names it."""
 
     signal: str | None = None
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Event.wait in slices of at most SLICE seconds. The kernel hands a process's signal
+        to any of its threads, and Python then runs the handler on the main thread only once
+        that thread runs Python code again, which a wait without end never does: `run` waiting
+        for its stop could miss SIGTERM for ever."""
+        end = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = SLICE if end is None else min(SLICE, end - time.monotonic())
+            if left <= 0:
+                return self.is_set()
+            if super().wait(left):
+                return True
 
     @property
     def exit_code(self) -> int | None:

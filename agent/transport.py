@@ -6,6 +6,13 @@ HTTP_PROXY / ALL_PROXY unless NO_PROXY exempts the host), separate connect and r
 timeouts, at most `concurrency` connections, gzip, immediate reconnects when a connect fails,
 and a response hook that reports each answer's status and latency.
 
+A deadline bounds each exchange as a whole: connecting, the answer's headers and its body.
+httpx's timeouts are per read, so a server trickling a byte a second would never time out, and a
+stop would wait on it for ever; every socket wait is cut to what is left of the deadline.
+
+When a proxy is in the way, a connection that fails short of TLS failed at the proxy: the
+message names the proxy (never its credentials) and the setting it came from.
+
 A pooled connection that the server or a load balancer closed while it was idle is seen to be
 closed before it is reused and replaced by httpx, with no error and no retry.
 
@@ -26,20 +33,22 @@ import ssl
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+import httpcore
 import httpx
 from tenacity import (
     RetryCallState,
     Retrying,
     retry_if_exception_type,
     stop_after_attempt,
+    stop_when_event_set,
     wait_exponential,
 )
-from tenacity.stop import stop_base
 
 from agent import __version__
 from agent.config import TransportSettings
@@ -48,15 +57,29 @@ log = logging.getLogger(__name__)
 USER_AGENT = f"jenkins-sei-agent/{__version__}"
 CONNECT_RETRIES = 2  # immediate reconnects inside one attempt: a dropped SYN, a DNS hiccup
 MAX_REDIRECTS = 5
+DEADLINE_TIMEOUTS = 4  # the default deadline, in read timeouts
 _STARTED = "jenkins_sei_agent.started"  # request extension: when the request was sent
 
 
 class Unreachable(Exception):
-    """No connection could be made (refused, unknown host, TLS failure, proxy failure)."""
+    """No connection could be made (refused, unknown host, TLS failure, proxy failure);
+    `proxy` names the proxy's setting when it is the proxy that failed."""
+
+    def __init__(self, message: str, proxy: str | None = None) -> None:
+        super().__init__(message)
+        self.proxy = proxy
 
 
 class TransportFailure(Exception):
     """The connection was made but the exchange failed (timeout, reset); worth retrying."""
+
+
+class TooLarge(Exception):
+    """The answer is longer than the caller may hold in memory; it was not read to its end."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the answer is over {limit} bytes")
+        self.limit = limit
 
 
 class Redirected(Exception):
@@ -100,6 +123,10 @@ class Http:
         self.base = base
         self._side = side
         self._host = urlsplit(base).hostname or ""
+        self._deadline = settings.deadline or DEADLINE_TIMEOUTS * timeout
+        proxy = proxy_for(base, settings.proxy)
+        # how messages name the proxy: never with its credentials, always with its setting
+        self._proxy = (_shown(proxy), _proxy_setting(base, side, settings.proxy)) if proxy else None
         self._on_request = on_request
         self._told_redirect = False
         # Requests wait here, never queued inside httpcore's pool: a queued request can have its
@@ -112,16 +139,21 @@ class Http:
         connections_limit = httpx.Limits(
             max_connections=connections, max_keepalive_connections=connections
         )
+        transport = httpx.HTTPTransport(
+            verify=_tls(base, settings, side),
+            proxy=proxy,
+            limits=connections_limit,
+            retries=CONNECT_RETRIES,
+        )
+        # httpx makes httpcore's pool itself and passes it no network backend: the pool's own
+        # is wrapped, before any connection exists.
+        pool = transport._pool
+        pool._network_backend = _DeadlineBackend(pool._network_backend)
         self._client = httpx.Client(
             auth=auth,
             headers={"User-Agent": USER_AGENT, **(headers or {})},
             timeout=httpx.Timeout(timeout, connect=settings.connect_timeout),
-            transport=httpx.HTTPTransport(
-                verify=_tls(base, settings, side),
-                proxy=proxy_for(base, settings.proxy),
-                limits=connections_limit,
-                retries=CONNECT_RETRIES,
-            ),
+            transport=transport,
             event_hooks=hooks,
             trust_env=False,  # the environment's proxy is chosen by proxy_for, as for the rest
         )
@@ -136,34 +168,86 @@ class Http:
         *,
         params: dict[str, str] | None = None,
         body: bytes | None = None,
+        limit: int | None = None,
     ) -> Answer:
-        """One exchange, and the same-host redirects of a GET; raises Unreachable,
-        TransportFailure or Redirected when there is no answer to give."""
+        """One exchange, and the same-host redirects of a GET, within the deadline; raises
+        Unreachable, TransportFailure or Redirected when there is no answer to give, TooLarge
+        when the body passes `limit` bytes."""
         with self._slots:
-            return self._exchange(method, path, params, body)
+            return self._exchange(method, path, params, body, limit)
 
     def _exchange(
-        self, method: str, path: str, params: dict[str, str] | None, body: bytes | None
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str] | None,
+        body: bytes | None,
+        limit: int | None,
     ) -> Answer:
         started = time.monotonic()
+        _DEADLINE.until = started + self._deadline
         try:
             # `path` comes percent-encoded (agent/queries.py). The whole URL is given rather than
             # base_url= and params=, which would parse it three times.
             url = self.base + path + (f"?{urlencode(params)}" if params else "")
-            response = self._client.request(method, url, content=body)
+            response, content = self._send(
+                self._client.build_request(method, url, content=body), limit
+            )
             redirects = 0
             while response.is_redirect and response.next_request is not None:
                 target = self._follow(method, response, redirects)
                 redirects += 1
-                response = self._client.send(self._client.build_request("GET", target))
+                response, content = self._send(self._client.build_request("GET", target), limit)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.ProxyError) as exc:
             self._observe_error(started)
-            raise Unreachable(_reason(exc)) from None
+            raise self._unreachable(exc) from None
         except (httpx.TransportError, httpx.DecodingError) as exc:
             self._observe_error(started)
-            reason = "timed out" if isinstance(exc, httpx.TimeoutException) else _reason(exc)
-            raise TransportFailure(reason) from None
-        return Answer(response.status_code, response.headers, response.content, redirects)
+            raise TransportFailure(self._failure(exc)) from None
+        finally:
+            _DEADLINE.until = None
+        return Answer(response.status_code, response.headers, content, redirects)
+
+    def _send(self, request: httpx.Request, limit: int | None) -> tuple[httpx.Response, bytes]:
+        """The answer and its body, read to its end unless it passes `limit` bytes: then the
+        connection is closed with the rest unread, and TooLarge raised."""
+        response = self._client.send(request, stream=True)
+        try:
+            if limit is None:
+                return response, response.read()
+            declared = response.headers.get("content-length", "")
+            plain = "content-encoding" not in response.headers  # else the length is compressed
+            if plain and declared.isdigit() and int(declared) > limit:
+                raise TooLarge(limit)  # known before a byte of it is read
+            chunks, size = [], 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > limit:
+                    raise TooLarge(limit)
+                chunks.append(chunk)
+            return response, b"".join(chunks)
+        finally:
+            response.close()
+
+    def _unreachable(self, exc: httpx.TransportError) -> Unreachable:
+        """No connection: the proxy's fault when it is one and the failure is not TLS (which
+        only the server past the proxy speaks)."""
+        if self._proxy is None or _tls_failure(exc):
+            return Unreachable(_reason(exc))
+        shown, setting = self._proxy
+        what = "answered" if isinstance(exc, httpx.ProxyError) else "cannot be reached:"
+        return Unreachable(f"the proxy {shown} ({setting}) {what} {_reason(exc)}", setting)
+
+    def _failure(self, exc: httpx.TransportError | httpx.DecodingError) -> str:
+        if not isinstance(exc, httpx.TimeoutException):
+            return _reason(exc)
+        until = _DEADLINE.until
+        if until is not None and time.monotonic() >= until - 0.01:
+            return (
+                f"no complete answer within {self._deadline:g} s ({self._side.upper()}_DEADLINE);"
+                " a server trickling its answer, or one too large for the link"
+            )
+        return "timed out"
 
     def _follow(self, method: str, response: httpx.Response, done: int) -> httpx.URL:
         """Where a redirect may be followed to, or Redirected saying why not."""
@@ -208,6 +292,102 @@ class Http:
     def _observe_error(self, started: float) -> None:
         if self._on_request is not None:
             self._on_request("error", time.monotonic() - started)
+
+
+class _Deadline(threading.local):
+    """When the exchange running on this thread must be over (time.monotonic()), if one is."""
+
+    until: float | None = None
+
+
+_DEADLINE = _Deadline()
+
+
+def _left(timeout: float | None, expired: type[Exception]) -> float | None:
+    """A socket wait's timeout, cut to what is left of this thread's deadline; `expired` is
+    raised when nothing is left."""
+    until = _DEADLINE.until
+    if until is None:
+        return timeout
+    left = until - time.monotonic()
+    if left <= 0:
+        raise expired("the deadline passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every read and write waits no longer than the deadline of the
+    exchange it serves (a pooled connection serves several, on any thread)."""
+
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _left(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _left(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        timeout = _left(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's sockets, connecting and waiting within the deadline."""
+
+    def __init__(self, backend: httpcore.NetworkBackend) -> None:
+        self._backend = backend
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.NetworkStream:
+        timeout = _left(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(
+            self._backend.connect_tcp(host, port, timeout, local_address, socket_options)
+        )
+
+    def sleep(self, seconds: float) -> None:
+        """The pause between immediate reconnects."""
+        self._backend.sleep(_left(seconds, httpcore.ConnectTimeout) or 0)
+
+
+def _tls_failure(exc: BaseException | None) -> bool:
+    while exc is not None:
+        if isinstance(exc, ssl.SSLError):
+            return True
+        exc = exc.__cause__
+    return False
+
+
+def _shown(url: str) -> str:
+    """A proxy URL without the credentials it may hold."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+
+
+def _proxy_setting(url: str, side: str, configured: str | None) -> str:
+    """The setting the proxy of `url` comes from, as a message names it."""
+    if configured:
+        return f"{side.upper()}_PROXY"
+    scheme = urlsplit(url).scheme
+    return f"{scheme.upper()}_PROXY" if scheme in urllib.request.getproxies() else "ALL_PROXY"
 
 
 def _stamp(request: httpx.Request) -> None:
@@ -262,44 +442,61 @@ def retry_policy(
     max_wait: float,
     retryable: type[Exception],
     log_retry: Callable[[RetryCallState], None],
-    stop: stop_base | None = None,
+    stop: threading.Event | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Retrying:
     """One side's retries: doubling waits from `first_wait`, or the server's Retry-After
     (an attribute `retry_after` of the failure), never longer than `max_wait`.
 
-    One Retrying serves every thread: tenacity keeps each call's attempts per thread.
+    `stop` set ends a wait at once, and the last failure is raised without another attempt: a
+    stopping agent waits on no retry. One Retrying serves every thread: tenacity keeps each
+    call's attempts per thread, and the last failure is kept per thread too.
     """
     backoff = wait_exponential(multiplier=first_wait, max=max_wait)
+    last = threading.local()
 
     def wait(state: RetryCallState) -> float:
         failure = state.outcome.exception() if state.outcome else None
         asked = getattr(failure, "retry_after", None)
         return min(asked, max_wait) if asked is not None else backoff(state)
 
+    def before_sleep(state: RetryCallState) -> None:
+        last.failure = state.outcome.exception() if state.outcome else None
+        log_retry(state)
+
+    def pause(seconds: float) -> None:
+        if stop is None:
+            sleep(seconds)
+        elif stop.wait(seconds):
+            failure: BaseException = last.failure
+            raise failure
+
     limit = stop_after_attempt(retries + 1)
     return Retrying(
-        stop=limit if stop is None else limit | stop,
+        stop=limit if stop is None else limit | stop_when_event_set(stop),
         wait=wait,
-        sleep=sleep,
+        sleep=pause,
         retry=retry_if_exception_type(retryable),
-        before_sleep=log_retry,
+        before_sleep=before_sleep,
         reraise=True,
     )
 
 
 def retry_after(value: str | None) -> float | None:
     """A Retry-After header in seconds, given as seconds or as an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
+    if value and value.strip().isdigit():
         return float(value)
+    when = http_date(value)
+    return None if when is None else max(when - time.time(), 0.0)
+
+
+def http_date(value: str | None) -> float | None:
+    """An HTTP date (a Date or Retry-After header) in seconds since the epoch, if it is one."""
     try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        when = email.utils.parsedate_to_datetime((value or "").strip())
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    return max(when.timestamp() - time.time(), 0.0)
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
 def _reason(exc: Exception) -> str:

@@ -7,12 +7,13 @@ import io
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 import threading
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="rewrite tests/golden/*.json from the current mapping (review the diff!)",
     )
+
+
+def accept_each(listener: socket.socket, serve: Callable[[socket.socket], None]) -> None:
+    """Serve each connection `listener` accepts on a thread of its own, until it is closed."""
+
+    def accepting() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accepting, daemon=True).start()
 
 
 def sent(sei: SeiStandIn) -> list[tuple[str, int]]:

@@ -32,7 +32,22 @@ from typing import Any
 from urllib.parse import parse_qs, quote, unquote
 
 Json = Any
-Reply = tuple[int, dict[str, str], bytes]
+
+
+@dataclass
+class Streamed:
+    """An artifact too large to hold: `size` bytes, `head` then spaces, written 64 KiB at a time
+    as the client reads them (with a Content-Length, or chunked). `sent` counts the bytes written
+    before the client hung up or the body ended."""
+
+    size: int
+    head: bytes = b""
+    chunked: bool = False
+    sent: int = 0
+    hung_up: bool = False  # the client closed the connection before the end
+
+
+Reply = tuple[int, dict[str, str], bytes | Streamed]
 
 BUILDS_CAP = 100
 JSON_TYPE = "application/json;charset=utf-8"
@@ -452,7 +467,10 @@ class JenkinsSim:
         graphview_paths: str = "new",
         root_url: str | None = None,
         clock_ms: int = 1_763_800_000_000,
+        skew_ms: int = 0,
     ) -> None:
+        """`skew_ms`: how far the controller's clock is off, in its Date headers and in the
+        start times of the builds added (from `clock_ms` + `skew_ms`)."""
         ctx = context_path.strip("/")
         self.context_path = f"/{ctx}" if ctx else ""
         self.user = user
@@ -468,10 +486,11 @@ class JenkinsSim:
             raise ValueError(f"graphview_paths must be one of {sorted(_GRAPH_VIEW)}")
         self.graphview = graphview
         self.graphview_paths = graphview_paths
-        self.clock_ms = clock_ms
+        self.clock_ms = clock_ms + skew_ms
+        self.skew_ms = skew_ms
         self.url = ""
         self.requests: list[tuple[str, str, str]] = []
-        self.artifact_content: dict[tuple[str, int, str], bytes] = {}
+        self.artifact_content: dict[tuple[str, int, str], bytes | Streamed] = {}
         self._root_override = root_url
         self._lock = threading.RLock()
         self._faults: list[_Fault] = []
@@ -1728,6 +1747,11 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Silent: nothing a request carries (least of all its credentials) reaches the logs."""
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The Date header: the controller's clock, skewed as the simulator was told."""
+        now = time.time() + self.server.sim.skew_ms / 1000
+        return super().date_time_string(now if timestamp is None else timestamp)
+
     def do_GET(self) -> None:
         self._handle("GET")
 
@@ -1755,12 +1779,39 @@ class _Handler(BaseHTTPRequestHandler):
             status, headers, body = sim._respond(
                 method, path, query, self.headers.get("Authorization")
             )
-            if fault is not None:
+            if fault is not None and isinstance(body, bytes):
                 status, body = 200, body[: len(body) // 2]
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)
+        if isinstance(body, Streamed):
+            self._stream(body, method)
+            return
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if method != "HEAD":
             self.wfile.write(body)
+
+    def _stream(self, body: Streamed, method: str) -> None:
+        if body.chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(body.size))
+        self.end_headers()
+        if method == "HEAD":
+            return
+        left = body.size
+        while left > 0:
+            chunk = (body.head[body.sent :] + b" " * 65536)[: min(65536, left)]
+            try:
+                if body.chunked:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                else:
+                    self.wfile.write(chunk)
+            except OSError:
+                body.hung_up = self.close_connection = True
+                return  # the rest is never made
+            body.sent += len(chunk)
+            left -= len(chunk)
+        if body.chunked:
+            self.wfile.write(b"0\r\n\r\n")

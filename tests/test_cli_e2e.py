@@ -409,6 +409,21 @@ def test_bad_config_files_exit_2(cli: Cli, tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("setting", ["JENKINS_CA_BUNDLE", "SEI_CA_BUNDLE"])
+def test_a_ca_bundle_that_is_not_pem_exits_2_naming_the_setting(
+    cli: Cli, tmp_path: Path, setting: str
+) -> None:
+    bundle = tmp_path / "ca.der"
+    bundle.write_bytes(b"\x30\x82\x03\x0a" + bytes(range(256)))  # DER, say, not PEM
+    cli.env[setting] = str(bundle)
+    for command in ("sync", "check"):  # check says it in a row of its table
+        result = cli(command)
+        said = result.stderr + result.stdout
+        assert result.code == 2, said
+        assert f"invalid setting {setting}: CA bundle {bundle} is not a PEM file" in said
+        assert "Traceback" not in said
+
+
 def test_bad_dates_and_usage_exit_2(cli: Cli) -> None:
     assert cli("backfill", "--since", "yesterday").code == 2
     result = cli("backfill", "--since", "2024-02-01", "--until", "2024-01-01")
@@ -417,14 +432,24 @@ def test_bad_dates_and_usage_exit_2(cli: Cli) -> None:
     assert cli("frobnicate").code == 2
 
 
-def test_corrupt_state_exits_2_and_is_left_untouched(cli: Cli, jenkins: JenkinsSim) -> None:
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        ('{"version": 1, "controllers": ', "JSONDecodeError"),
+        ('{"version": 99, "controllers": {}}', "unknown format version 99"),
+    ],
+)
+def test_corrupt_state_exits_2_and_is_left_untouched(
+    cli: Cli, jenkins: JenkinsSim, content: str, why: str
+) -> None:
     path = Path(cli.env["AGENT_STATE_FILE"])
     path.parent.mkdir(parents=True)
-    path.write_text('{"version": 1, "controllers": ')
+    path.write_text(content)
     result = cli("sync")
     assert result.code == 2
-    assert str(path) in result.stderr
-    assert path.read_text() == '{"version": 1, "controllers": '
+    assert str(path) in result.stderr and why in result.stderr
+    assert "fix or move it away, the agent does not overwrite it" in result.stderr
+    assert path.read_text() == content
 
 
 def test_version_and_module_entry_point(cli: Cli) -> None:

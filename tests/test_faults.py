@@ -10,6 +10,7 @@ and a clear message instead of a traceback. Retry waits are recorded, not slept.
 from __future__ import annotations
 
 import email.utils
+import functools
 import io
 import json
 import logging
@@ -21,14 +22,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from agent_process import wait_until
 from conftest import GUID, Agent, Cli, sent
-from jenkins_sim import JenkinsSim
+from jenkins_sim import JenkinsSim, Streamed
 from sei_standin import SeiStandIn
 
 from agent.config import Settings
 from agent.jenkins.client import JenkinsUnavailable
 from agent.logs import JsonFormatter
-from agent.sei.client import SeiClient
+from agent.sei import client as sei_client
 from agent.state import StateFile
 
 STAGES = [
@@ -58,7 +60,8 @@ def jobs_with_builds(jenkins: JenkinsSim, names: list[str], builds: int) -> None
 def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """The waits SeiClient computes between retries, recorded instead of slept."""
     recorded: list[float] = []
-    monkeypatch.setattr(SeiClient, "_sleep", lambda self, seconds: recorded.append(seconds))
+    policy = functools.partial(sei_client.retry_policy, sleep=recorded.append)
+    monkeypatch.setattr(sei_client, "retry_policy", policy)
     return recorded
 
 
@@ -315,6 +318,50 @@ def test_build_404_after_listing_does_not_strip_stages_from_the_next_builds(
     for number in (1, 3, 4):
         [payload] = sei.posts_for("p", number)
         assert "job_run" in payload, f"p #{number} was sent without its stages"
+
+
+MANIFEST = {"artifact": {"type": "jar", "location": "s3://b/a.jar", "name": "a", "qualifier": "1"}}
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["length declared", "chunked"])
+def test_a_manifest_over_the_cap_is_left_unread_said_too_large_and_the_build_sent(
+    agent: Agent,
+    jenkins: JenkinsSim,
+    sei: SeiStandIn,
+    caplog: pytest.LogCaptureFixture,
+    chunked: bool,
+) -> None:
+    """A 400 MB manifest once took 440 MB of memory and was then called "not JSON"."""
+    jenkins.add_job("app")
+    jenkins.add_build("app", artifacts=["artifact-manifest.json", "sei-artifacts.json"])
+    huge = Streamed(400 << 20, head=b'{"artifacts": [', chunked=chunked)
+    jenkins.artifact_content[("app", 1, "artifact-manifest.json")] = huge
+    jenkins.artifact_content[("app", 1, "sei-artifacts.json")] = json.dumps(MANIFEST).encode()
+    with caplog.at_level("WARNING"):
+        report = agent.run()
+    assert report.exit_code == 0 and sent(sei) == [("app", 1)]
+    [payload] = sei.posts_for("app", 1)
+    assert [a["name"] for a in payload["artifacts"]] == ["a"]  # the other manifest still counts
+    assert "app #1: artifact-manifest.json is too large (over 10 MiB); ignored" in caplog.text
+    assert "not JSON" not in caplog.text
+    wait_until(lambda: huge.hung_up, 5, "the agent to hang up")
+    print(f"400 MB manifest, {'chunked' if chunked else 'length declared'}: {huge.sent:,} served")
+    assert huge.sent < 32 << 20  # the cap, and what the sockets' buffers took in meanwhile
+
+
+def test_a_manifest_nested_too_deep_is_left_out_with_a_warning(
+    agent: Agent, jenkins: JenkinsSim, sei: SeiStandIn, caplog: pytest.LogCaptureFixture
+) -> None:
+    jenkins.add_job("app")
+    jenkins.add_build("app", artifacts=["artifact-manifest.json", "sei-artifacts.json"])
+    deep = b"[" * 100_000 + b"]" * 100_000
+    jenkins.artifact_content[("app", 1, "artifact-manifest.json")] = deep
+    jenkins.artifact_content[("app", 1, "sei-artifacts.json")] = json.dumps(MANIFEST).encode()
+    with caplog.at_level("WARNING"):
+        report = agent.run()
+    assert report.exit_code == 0 and sent(sei) == [("app", 1)]
+    assert [a["name"] for a in sei.posts_for("app", 1)[0]["artifacts"]] == ["a"]
+    assert "app #1: artifact-manifest.json is nested too deep to be read; ignored" in caplog.text
 
 
 def test_login_page_with_status_200_exits_3_with_a_clear_message(

@@ -26,7 +26,7 @@ import jenkins_sim
 import pytest
 import sei_standin
 import trustme
-from conftest import JENKINS_TOKEN, JENKINS_USER, SEI_KEY
+from conftest import JENKINS_TOKEN, JENKINS_USER, SEI_KEY, Cli, accept_each
 from jenkins_sim import JenkinsSim
 from sei_standin import SeiStandIn
 
@@ -151,18 +151,10 @@ class Proxy:
         self.seen: list[tuple[str, str | None]] = []
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        accept_each(self.listener, self._serve)
 
     def url(self, credentials: str | None) -> str:
         return f"http://{credentials + '@' if credentials else ''}127.0.0.1:{self.port}"
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
         head = b""
@@ -493,6 +485,27 @@ def test_check_goes_through_the_proxy_sync_uses(
     refused = tuned(settings, jenkins={"proxy": proxy.url("scout:wrong")})
     [*_, jenkins_check] = check.check_controller(refused)
     assert jenkins_check.result == check.FAIL and "407" in jenkins_check.detail
+
+
+@pytest.mark.parametrize("setting", ["HTTP_PROXY", "JENKINS_PROXY"])
+def test_a_proxy_that_refuses_connections_is_blamed_not_the_url(cli: Cli, setting: str) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as free:
+        port = free.getsockname()[1]  # closed below: nothing listens there
+    cli.env[setting] = f"http://scout:pr0xy-pass@127.0.0.1:{port}"
+    if setting == "JENKINS_PROXY":
+        cli.env["SEI_PROXY"] = cli.env[setting]
+    blamed = f"the proxy http://127.0.0.1:{port} ({setting}) cannot be reached"
+    result = cli("sync")
+    assert result.code == 3, result.stderr
+    assert blamed in result.stderr and f"check {setting}" in result.stderr
+    assert "check JENKINS_URL" not in result.stderr and "pr0xy-pass" not in result.stderr
+    checked = cli("check")
+    assert checked.code == 3, checked.stdout
+    sei_setting = "SEI_PROXY" if setting == "JENKINS_PROXY" else setting
+    assert f"the proxy failed, not the server: check {sei_setting}" in checked.stdout
+    assert f"the proxy failed, not the server: check {setting}" in checked.stdout
+    assert "check SEI_BASE_URL" not in checked.stdout and "check JENKINS_URL" not in checked.stdout
+    assert "pr0xy-pass" not in checked.stdout
 
 
 def test_the_http_library_does_not_log_every_request(settings: Settings) -> None:

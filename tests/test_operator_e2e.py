@@ -123,6 +123,16 @@ def test_check_wrong_jenkins_token_fails_with_a_hint(cli: Cli, sei: SeiStandIn) 
     no_secrets(result)
 
 
+def test_check_says_when_a_login_page_answered(cli: Cli, jenkins: JenkinsSim) -> None:
+    """An SSO proxy, or an expired session, answers 200 with Jenkins' sign-in page."""
+    jenkins.inject_fault("whoAmI", login_page=True)
+    result = cli("check")
+    assert result.code == 3
+    [line] = [line for line in result.stdout.splitlines() if line.strip().startswith("Jenkins ")]
+    assert "FAIL" in line and "answered with no JSON" in line
+    assert "hint: a login page or a proxy answered instead of Jenkins' API" in result.stdout
+
+
 def test_check_wrong_sei_key_and_missing_guid(cli: Cli) -> None:
     cli.env["SEI_API_KEY"] = "token-b-5678"
     result = cli("check")

@@ -4,10 +4,11 @@ then what they guarantee together against the simulator (clock skew, a failing b
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from typing import Any
 
 import pytest
-from conftest import Agent, sent
+from conftest import JENKINS_TOKEN, JENKINS_USER, Agent, now_ms, sent
 from jenkins_sim import JenkinsSim
 from sei_standin import SeiStandIn
 
@@ -20,6 +21,7 @@ from agent.pipeline.runner import BoundedRunner, running
 from agent.state import JobState
 
 DAY = 86_400_000
+HOUR = 3_600_000
 
 
 def job(newest: int | None, started: int | None = None) -> Job:
@@ -176,6 +178,26 @@ def test_jenkins_clock_days_behind_never_drops_a_later_build(
         jenkins.add_build("app", timestamp=behind + n * 60_000)
     assert agent.run().exit_code == 0
     assert sent(sei) == [("app", 2), ("app", 3), ("app", 4)]
+
+
+def test_the_lookback_counts_on_the_controllers_clock(settings: Settings, sei: SeiStandIn) -> None:
+    """Jenkins' clock 3 days behind the agent's, a 1-day lookback: a job first seen has its
+    builds of the last hour sent, not taken for builds older than the lookback."""
+    with JenkinsSim(
+        user=JENKINS_USER, token=JENKINS_TOKEN, clock_ms=now_ms() - HOUR, skew_ms=-3 * DAY
+    ) as jenkins:
+        jenkins.add_job("app")
+        for _ in range(3):
+            jenkins.add_build("app")
+        skewed = settings.model_copy(
+            update={
+                "jenkins": settings.jenkins.model_copy(update={"url": jenkins.url}),
+                "agent": settings.agent.model_copy(update={"lookback": timedelta(days=1)}),
+            }
+        )
+        report = Agent(skewed).run()
+    assert report.exit_code == 0 and report.older == 0
+    assert sent(sei) == [("app", 1), ("app", 2), ("app", 3)]
 
 
 def test_an_unexpected_error_fails_one_build_which_is_sent_next_run(

@@ -10,6 +10,7 @@ import signal
 import socket
 import time
 
+import pytest
 from agent_process import AgentProcess, sample, wait_until
 from conftest import GUID, JENKINS_TOKEN, SEI_KEY, Cli, sent
 from jenkins_sim import JenkinsSim
@@ -123,13 +124,34 @@ def test_run_delivers_picks_up_new_builds_and_reports_them(
     assert "Traceback" not in agent.stderr
 
 
+@pytest.mark.parametrize("waiting", ["between retries", "on an answer that never comes"])
+def test_sigterm_is_honoured_while_waiting_on_jenkins(
+    cli: Cli, jenkins: JenkinsSim, waiting: str
+) -> None:
+    """A 30 s retry wait ends at once; a request in flight ends by its 1 s deadline."""
+    jenkins.add_job("app")
+    if waiting == "between retries":
+        jenkins.inject_fault("api/json", status=503, times=100)
+    else:
+        jenkins.inject_fault("api/json", delay=30)
+    cli.env.update(JENKINS_RETRY_WAIT="30", JENKINS_DEADLINE="1", JENKINS_TIMEOUT="30")
+    with AgentProcess(cli.env, cli.cwd) as agent:
+        wait_until(lambda: agent.port and jenkins.count("api/json"), 15, "the first discovery")
+        took = agent.stop(signal.SIGTERM)
+    assert agent.proc.returncode == 143, agent.stderr
+    assert took < 2.5, took
+    assert jenkins.count("api/json") == 1  # no attempt after the stop
+    assert "Traceback" not in agent.stderr
+
+
 def test_signal_mid_cycle_finishes_the_build_in_flight_and_loses_nothing(
     cli: Cli, jenkins: JenkinsSim, sei: SeiStandIn
 ) -> None:
     jenkins.add_job("big")
     for _ in range(20):
         jenkins.add_build("big")
-    sei.delay_next(20, 0.1)  # each delivery takes 0.1 s: a 2 s cycle to interrupt
+    sei.delay_next(20, 0.1)  # each delivery takes 0.1 s, two at once: a 1 s cycle to interrupt
+    cli.env["SEI_CONCURRENCY"] = "2"
     with AgentProcess(cli.env, cli.cwd) as agent:
         wait_until(lambda: len(sei.accepted) >= 3, 10, "the first deliveries")
         took = agent.stop(signal.SIGINT)

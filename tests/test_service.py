@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import threading
 import time
@@ -29,6 +30,7 @@ from agent.service.loop import Controller, MeteredSeiClient, Service
 from agent.service.metrics import PREFIX, Metrics
 from agent.service.schedule import Schedule, start_scheduler
 from agent.state import StateFile
+from agent.stopping import stop_on_signals
 
 T0 = datetime(2026, 1, 5, 10, 0, 30, tzinfo=UTC)
 EVERY_MINUTE = Schedule.from_settings(AgentSettings(interval=60))
@@ -170,7 +172,7 @@ def test_stop_cuts_sei_retry_waits_short(sei: SeiStandIn) -> None:
     with pytest.raises(SeiUnavailable):
         client.send_build({"result": "SUCCESS"})
     assert time.monotonic() - started < 5  # not the 30 s wait
-    assert seen == ["503", "503"]  # the first try, then one more after the stop
+    assert seen == ["503"]  # no try after the stop: the build waits for the next run
 
 
 class _StopAfterFirst(SeiClient):
@@ -239,3 +241,20 @@ def test_a_failed_cycle_shows_on_healthz_without_the_credentials(
     assert token not in json.dumps(service.status())
     failed = {"controller": "ci", "outcome": "failed"}
     assert metrics.registry.get_sample_value(PREFIX + "cycles_total", failed) == 1
+
+
+def test_a_signal_the_kernel_hands_another_thread_still_ends_the_wait_for_a_stop() -> None:
+    """What made `run` miss a SIGINT now and then (test_run_e2e): Python runs the handler on the
+    main thread only when that thread runs Python code, and an endless wait never does."""
+    other = threading.Thread(target=time.sleep, args=(3,), daemon=True)
+    other.start()
+    with stop_on_signals() as stop:
+        assert other.ident is not None
+        threading.Timer(0.1, signal.pthread_kill, (other.ident, signal.SIGTERM)).start()
+        guard = threading.Timer(5, stop.set)  # the wait would otherwise never end
+        guard.start()
+        started = time.monotonic()
+        stop.wait()
+        guard.cancel()
+    assert time.monotonic() - started < 1
+    assert stop.signal == "SIGTERM"

@@ -1,16 +1,29 @@
-"""The HTTP layer against raw answers a real server may send, and the retry policy."""
+"""The HTTP layer against raw answers a real server may send, hostile servers (a trickle, no
+answer at all), and the retry policy."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 import pytest
+from conftest import accept_each
 from tenacity import RetryCallState
 
-from agent.config import TransportSettings
-from agent.transport import Answer, Http, retry_after, retry_policy
+from agent.config import JenkinsSettings, SeiSettings, TransportSettings
+from agent.jenkins.client import JenkinsClient, JenkinsError, JenkinsUnavailable
+from agent.sei.client import SeiClient, SeiUnavailable
+from agent.transport import (
+    Answer,
+    Http,
+    TransportFailure,
+    http_date,
+    retry_after,
+    retry_policy,
+)
 
 CHUNKED = (
     b"HTTP/1.1 200 OK\r\n"
@@ -142,6 +155,103 @@ def test_no_answer_is_observed_as_an_error() -> None:
     assert seen == ["error"]
 
 
+# -- hostile servers: a total deadline ------------------------------------------------------
+
+HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+Behaviour = Callable[[socket.socket, threading.Event], None]
+
+
+class Hostile:
+    """A server that reads each request, then behaves as it was told; counts the connections it
+    accepted and the bytes it trickled."""
+
+    def __init__(self) -> None:
+        self.behave: Behaviour = lambda conn, stopping: None
+        self.connections = 0
+        self.trickled = 0
+        self.stopping = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/"
+        accept_each(self.listener, self._serve)
+
+    def _serve(self, conn: socket.socket) -> None:
+        self.connections += 1
+        with conn:
+            if _read_request(conn):
+                with contextlib.suppress(OSError):  # the client hung up
+                    self.behave(conn, self.stopping)
+
+    def trickle(self, head: bytes, rest: bytes, every: float) -> Behaviour:
+        """Send `head` at once, then `rest` a byte every `every` seconds."""
+
+        def behave(conn: socket.socket, stopping: threading.Event) -> None:
+            conn.sendall(head)
+            for byte in rest:
+                if stopping.wait(every):
+                    return
+                conn.sendall(bytes([byte]))
+                self.trickled += 1
+
+        return behave
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.listener.close()
+
+
+def silent(conn: socket.socket, stopping: threading.Event) -> None:
+    stopping.wait(30)  # connected, the request read, never a byte back
+
+
+@pytest.fixture
+def hostile() -> Iterator[Hostile]:
+    server = Hostile()
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("answer", ["body trickled", "headers trickled", "none"])
+def test_an_answer_that_takes_longer_than_the_deadline_fails_at_the_deadline(
+    hostile: Hostile, answer: str
+) -> None:
+    """A byte every 0.2 s never trips the 5 s read timeout; the 1 s deadline ends it."""
+    hostile.behave = {
+        "body trickled": hostile.trickle(HEAD, b"x" * 100, 0.2),
+        "headers trickled": hostile.trickle(b"", HEAD, 0.2),
+        "none": silent,
+    }[answer]
+    settings = TransportSettings(deadline=1)
+    client = Http(hostile.url, settings, side="Jenkins", timeout=5, connections=1)
+    started = time.monotonic()
+    with pytest.raises(TransportFailure) as failure:
+        client.request("GET", "api/json")
+    took = time.monotonic() - started
+    client.close()
+    assert 1 <= took < 1.5, took
+    assert str(failure.value).startswith("no complete answer within 1 s (JENKINS_DEADLINE)")
+    assert hostile.trickled <= 5  # a byte every 0.2 s, for a second
+
+
+def test_the_deadline_is_a_failure_worth_retrying(hostile: Hostile) -> None:
+    hostile.behave = silent
+    client = JenkinsClient(JenkinsSettings(url=hostile.url, deadline=0.3, retries=1, retry_wait=0))
+    with pytest.raises(JenkinsError, match=r"no complete answer within 0\.3 s") as failure:
+        client.get_json("api/json", kind="discover")
+    client.close()
+    assert not isinstance(failure.value, JenkinsUnavailable)  # a read failed; Jenkins is there
+    assert hostile.connections == 2 and client.requests["discover"] == 2
+
+
+def test_the_deadline_defaults_to_four_read_timeouts(hostile: Hostile) -> None:
+    hostile.behave = hostile.trickle(HEAD, b"x" * 100, 0.05)
+    client = Http(hostile.url, TransportSettings(), side="SEI", timeout=0.1, connections=1)
+    started = time.monotonic()
+    with pytest.raises(TransportFailure, match=r"within 0\.4 s \(SEI_DEADLINE\)"):
+        client.request("GET", "x")
+    client.close()
+    assert time.monotonic() - started < 0.8
+
+
 # -- the retry policy -----------------------------------------------------------------------
 
 
@@ -187,7 +297,60 @@ def test_policy_gives_up_after_its_retries_with_the_last_failure() -> None:
         run_policy([Flaky("first"), Flaky("second"), Flaky("third")], retries=2)
 
 
+def test_a_stop_ends_a_retry_wait_at_once_with_the_last_failure() -> None:
+    stop = threading.Event()
+    calls: list[int] = []
+
+    def attempt() -> None:
+        calls.append(1)
+        raise Flaky(f"failure {len(calls)}")
+
+    policy = retry_policy(
+        retries=3,
+        first_wait=30,
+        max_wait=30,
+        retryable=Flaky,
+        log_retry=lambda state: None,
+        stop=stop,
+    )
+    threading.Timer(0.2, stop.set).start()
+    started = time.monotonic()
+    with pytest.raises(Flaky, match="failure 1"):
+        policy(attempt)
+    assert time.monotonic() - started < 1
+    assert len(calls) == 1  # no attempt after the stop
+
+
+UNAVAILABLE = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+
+@pytest.mark.parametrize("side", ["Jenkins", "SEI"])
+def test_a_stop_during_a_retry_wait_ends_the_request_at_once(hostile: Hostile, side: str) -> None:
+    hostile.behave = lambda conn, stopping: conn.sendall(UNAVAILABLE)
+    stop = threading.Event()
+    client: JenkinsClient | SeiClient
+    if side == "Jenkins":
+        client = JenkinsClient(JenkinsSettings(url=hostile.url, retry_wait=30), stop=stop)
+        call, failure = lambda: client.get_json("api/json", kind="x"), JenkinsError
+    else:
+        client = SeiClient(SeiSettings(base_url=hostile.url, api_key="k", retry_wait=30), stop=stop)
+        call, failure = client.check_key, SeiUnavailable
+    threading.Timer(0.3, stop.set).start()
+    started = time.monotonic()
+    with pytest.raises(failure, match="503"):
+        call()
+    client.close()
+    assert time.monotonic() - started < 1
+    assert hostile.connections == 1
+
+
 def test_retry_after_in_seconds_or_as_a_date() -> None:
     assert retry_after("120") == 120
     assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0  # in the past: at once
     assert retry_after("soon") is None and retry_after(None) is None
+
+
+def test_http_dates_as_a_date_header_gives_them() -> None:
+    assert http_date("Wed, 21 Oct 2015 07:28:00 GMT") == 1_445_412_480
+    assert http_date("Wed, 21 Oct 2015 07:28:00 -0000") == 1_445_412_480  # no zone: UTC
+    assert http_date("yesterday") is None and http_date("") is None and http_date(None) is None

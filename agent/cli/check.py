@@ -185,6 +185,8 @@ def check_sei(settings: Settings) -> list[Check]:
         return [Check("SEI", FAIL, _first_line(exc), hint, UNREACHABLE)]
     except SeiUnavailable as exc:
         hint = f"check {base_name} / SEI_ENVIRONMENT and that this host may reach it (proxy?)"
+        if exc.proxy:
+            hint = _proxy_hint(exc.proxy)
         return [Check("SEI", FAIL, _first_line(exc), hint, UNREACHABLE)]
     finally:
         client.close()
@@ -260,6 +262,8 @@ def _who_am_i(settings: Settings, client: JenkinsClient) -> list[Check]:
             f"check {url_name} and that this host can reach it (a proxy: JENKINS_PROXY, "
             "HTTPS_PROXY, NO_PROXY; a private CA: JENKINS_CA_BUNDLE)"
         )
+        if exc.proxy:
+            hint = _proxy_hint(exc.proxy)
         return [Check("Jenkins", FAIL, _first_line(exc), hint, UNREACHABLE)]
     except JenkinsError as exc:  # timeouts, resets, 5xx
         hint = ""
@@ -338,6 +342,10 @@ def _jobs(settings: Settings, client: JenkinsClient) -> Check:
     if not selected:
         return Check("jobs", WARN, detail, "JENKINS_INCLUDE/JENKINS_EXCLUDE leave no job")
     return Check("jobs", OK, detail)
+
+
+def _proxy_hint(setting: str) -> str:
+    return f"the proxy failed, not the server: check {setting} (and NO_PROXY for direct hosts)"
 
 
 def _first_line(exc: BaseException) -> str:

@@ -172,7 +172,7 @@ def _deliver(args: argparse.Namespace, controllers: list[Settings], stop: Stop) 
     with state_file as state, _output(args.output) as out:
 
         def collect(settings: Settings) -> Report:
-            jenkins = JenkinsClient(settings.jenkins)
+            jenkins = JenkinsClient(settings.jenkins, stop=stop)
             sei = None if args.dry_run else SeiClient(settings.sei, stop=stop)
             try:
                 collector = Collector(

@@ -10,6 +10,7 @@ a rule that can never match.
 from __future__ import annotations
 
 import re
+import ssl
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -153,14 +154,30 @@ class TransportSettings(BaseModel):
     insecure: bool = Field(False, description="skip TLS verification (logged at every start)")
     proxy: str | None = None
     connect_timeout: float = Field(10.0, gt=0, description="seconds to open a connection")
+    deadline: float | None = Field(
+        None,
+        gt=0,
+        description="seconds a whole request may take, connecting and the answer's headers and "
+        "body included; default: 4 x timeout",
+    )
 
     _proxy = field_validator("proxy")(_check_http_url)
 
     @field_validator("ca_bundle")
     @classmethod
     def _readable(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_file():
+        """A file of PEM certificates, loaded once here, where a bad one is this setting's
+        error, rather than deep in the first client made."""
+        if value is None:
+            return None
+        if not value.is_file():
             raise ValueError(f"CA bundle {value} is not a readable file")
+        try:
+            ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=value)
+        except OSError as exc:  # ssl.SSLError included
+            raise ValueError(
+                f"CA bundle {value} is not a PEM file of certificates ({exc})"
+            ) from None
         return value
 
 

@@ -22,14 +22,17 @@ from agent.transport import (
     Answer,
     Http,
     Redirected,
+    TooLarge,
     TransportFailure,
     Unreachable,
+    http_date,
     retry_after,
     retry_policy,
 )
 
 log = logging.getLogger(__name__)
-Expect = Literal["json", "bytes", "answer"]  # what a GET gives its caller
+# What a GET gives its caller: JSON, JSON and the Date it was answered at, a file, the answer.
+Expect = Literal["json", "dated", "bytes", "answer"]
 
 
 class JenkinsError(Exception):
@@ -40,8 +43,17 @@ class JenkinsNotFound(JenkinsError):
     """404: the item or build is gone (deleted, or removed by log rotation)."""
 
 
+class JenkinsTooLarge(JenkinsError):
+    """A file is larger than its reader holds in memory: it was not downloaded to its end."""
+
+
 class JenkinsUnavailable(JenkinsError):
-    """Jenkins cannot be reached or refuses the credentials: nothing can be read at all."""
+    """Jenkins cannot be reached or refuses the credentials: nothing can be read at all.
+    `proxy` names the proxy's setting when it is the proxy that could not be reached."""
+
+    def __init__(self, message: str, proxy: str | None = None) -> None:
+        super().__init__(message)
+        self.proxy = proxy
 
 
 class JenkinsRefused(JenkinsUnavailable):
@@ -54,17 +66,23 @@ class JenkinsRefused(JenkinsUnavailable):
 
 class _Retryable(JenkinsError):
     def __init__(
-        self, message: str, retry_after: float | None = None, unreachable: bool = False
+        self,
+        message: str,
+        retry_after: float | None = None,
+        unreachable: bool = False,
+        proxy: str | None = None,
     ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
         self.unreachable = unreachable
+        self.proxy = proxy
 
 
 class JenkinsClient:
     """Thread-safe: one pool of `concurrency` connections, an optional requests-per-second cap."""
 
-    def __init__(self, settings: JenkinsSettings) -> None:
+    def __init__(self, settings: JenkinsSettings, *, stop: threading.Event | None = None) -> None:
+        """`stop` ends retry waits: the read then fails with its last error."""
         assert settings.url is not None
         self.base = settings.url.rstrip("/") + "/"
         auth = None
@@ -89,6 +107,7 @@ class JenkinsClient:
             max_wait=settings.retry_max_wait,
             retryable=_Retryable,
             log_retry=self._log_retry,
+            stop=stop,
         )
         self._count_lock = threading.Lock()
         self.requests: Counter[str] = Counter()
@@ -110,8 +129,18 @@ class JenkinsClient:
         `kind` labels the request in the counters. An answer of another shape is an error, so
         that nothing downstream has to guess what an unexpected answer meant.
         """
-        params = {"tree": tree} if tree else None
-        answer = self._retrying(path, params, kind, "json")
+        answer = self._retrying(path, {"tree": tree} if tree else None, kind, "json")
+        return self._shaped(path, answer, shape)
+
+    def get_json_dated(
+        self, path: str, tree: str | None = None, *, kind: str
+    ) -> tuple[dict[str, Any], int | None]:
+        """A JSON object as get_json gives it, and the controller's clock when it answered:
+        its Date header, in ms since the epoch (None without one)."""
+        answer, date = self._retrying(path, {"tree": tree} if tree else None, kind, "dated")
+        return self._shaped(path, answer, dict), date
+
+    def _shaped(self, path: str, answer: Any, shape: type) -> Any:
         if not isinstance(answer, shape):
             raise JenkinsError(
                 f"Jenkins answered {self.base}{path} with a JSON {type(answer).__name__}, "
@@ -119,42 +148,61 @@ class JenkinsClient:
             )
         return answer
 
-    def get_bytes(self, path: str, *, kind: str) -> bytes:
-        """GET a file, such as an archived artifact."""
-        return self._retrying(path, None, kind, "bytes")  # type: ignore[no-any-return]
+    def get_bytes(self, path: str, *, kind: str, limit: int) -> bytes:
+        """GET a file, such as an archived artifact; JenkinsTooLarge, without reading the rest,
+        once it passes `limit` bytes."""
+        return self._retrying(path, None, kind, "bytes", limit)  # type: ignore[no-any-return]
 
     def get(self, path: str, *, kind: str) -> Answer:
         """GET `path` and give the answer whatever its status, after the retries of
         connection failures, 429 and 5xx (for `check`, which reads headers and statuses)."""
         return self._retrying(path, None, kind, "answer")  # type: ignore[no-any-return]
 
-    def _retrying(self, path: str, params: dict[str, str] | None, kind: str, expect: Expect) -> Any:
+    def _retrying(
+        self,
+        path: str,
+        params: dict[str, str] | None,
+        kind: str,
+        expect: Expect,
+        limit: int | None = None,
+    ) -> Any:
         try:
-            answer = self._retry(self._get_once, path, params, kind, expect)
+            answer = self._retry(self._get_once, path, params, kind, expect, limit)
             self._outage.answered()
             return answer
         except _Retryable as exc:
             if exc.unreachable:
-                raise JenkinsUnavailable(str(exc)) from None
+                raise JenkinsUnavailable(str(exc), exc.proxy) from None
             raise JenkinsError(str(exc)) from None
 
-    def _get_once(self, path: str, params: dict[str, str] | None, kind: str, expect: Expect) -> Any:
+    def _get_once(
+        self,
+        path: str,
+        params: dict[str, str] | None,
+        kind: str,
+        expect: Expect,
+        limit: int | None,
+    ) -> Any:
         with self._count_lock:
             self.requests[kind] += 1
         if self._limiter is not None:
             self._limiter.try_acquire("jenkins")
         where = f"{self.base}{path}"
         try:
-            response = self._http.request("GET", path, params=params)
+            response = self._http.request("GET", path, params=params, limit=limit)
         except Unreachable as exc:
             raise _Retryable(
-                f"Jenkins at {self.base} cannot be reached ({exc}); check JENKINS_URL",
+                f"Jenkins at {self.base} cannot be reached ({exc}); "
+                f"check {exc.proxy or 'JENKINS_URL'}",
                 unreachable=True,
+                proxy=exc.proxy,
             ) from None
         except TransportFailure as exc:
             raise _Retryable(f"Jenkins connection failed on {where}: {exc}") from None
         except Redirected as exc:
             raise JenkinsUnavailable(f"{exc}; check JENKINS_URL") from None
+        except TooLarge as exc:
+            raise JenkinsTooLarge(f"{where} is over {exc.limit} bytes") from None
         if response.redirects:
             with self._count_lock:
                 self.requests[kind] += response.redirects
@@ -188,6 +236,10 @@ class JenkinsClient:
                 "proxy?); check JENKINS_URL, JENKINS_USER and JENKINS_API_TOKEN"
             )
         try:
-            return response.json()
+            data = response.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise _Retryable(f"Jenkins sent malformed JSON on {where}") from None
+        if expect == "dated":
+            date = http_date(response.header("date"))
+            return data, None if date is None else int(date * 1000)
+        return data

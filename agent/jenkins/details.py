@@ -19,7 +19,7 @@ from collections import OrderedDict
 from typing import Any
 
 from agent.jenkins.causes import start_causes, upstream_of
-from agent.jenkins.client import JenkinsClient, JenkinsNotFound
+from agent.jenkins.client import JenkinsClient, JenkinsNotFound, JenkinsTooLarge
 from agent.jenkins.endpoints import (
     CAUSE_FIELDS,
     api_json,
@@ -35,8 +35,9 @@ from agent.jenkins.types import BuildDetails, Job
 log = logging.getLogger(__name__)
 
 UPSTREAM_CACHE_SIZE = 2048
-
-MANIFEST_MAX_BYTES = 1_000_000
+# What a manifest may weigh: one with thousands of artifacts is well under; anything larger is
+# not downloaded (a 400 MB manifest once took 440 MB of memory, over the pod's limit).
+MANIFEST_MAX_MIB = 10
 
 
 class DetailReader:
@@ -115,19 +116,24 @@ class DetailReader:
             return build
 
     def _manifests(self, job: Job, build: dict[str, Any]) -> tuple[Any, ...]:
-        """The JSON of every manifest the build archived; one that is gone or not JSON is left
-        out with a warning naming the build."""
+        """The JSON of every manifest the build archived; one that is gone, too large or not
+        JSON is left out with a warning naming the build."""
         found = []
+        number = build["number"]
         for relative in manifest_paths(build):
-            path = artifact_path(job.names, build["number"], relative, job.path_containers)
+            path = artifact_path(job.names, number, relative, job.path_containers)
+            problem = None
             try:
-                raw = self.client.get_bytes(path, kind="artifact")
+                raw = self.client.get_bytes(path, kind="artifact", limit=MANIFEST_MAX_MIB << 20)
+                found.append(json.loads(raw))
             except JenkinsNotFound:
                 continue
-            try:
-                found.append(json.loads(raw[:MANIFEST_MAX_BYTES]))
-            except (ValueError, UnicodeDecodeError, RecursionError):
-                log.warning(
-                    "%s #%s: %s is not JSON; ignored", job.full_name, build["number"], relative
-                )
+            except JenkinsTooLarge:
+                problem = f"is too large (over {MANIFEST_MAX_MIB} MiB)"
+            except RecursionError:
+                problem = "is nested too deep to be read"
+            except (ValueError, UnicodeDecodeError):
+                problem = "is not JSON"
+            if problem:
+                log.warning("%s #%s: %s %s; ignored", job.full_name, number, relative, problem)
         return tuple(found)

@@ -27,10 +27,12 @@ def matches(full_name: str, include: list[str], exclude: list[str]) -> bool:
 
 @dataclass
 class Inventory:
-    """What one discovery found: every job, and the root URL Jenkins reports for itself."""
+    """What one discovery found: every job, the root URL Jenkins reports for itself, and the
+    controller's clock when it answered (its Date header, ms since the epoch), if it said."""
 
     jobs: list[Job] = field(default_factory=list)
     root_url: str | None = None
+    clock_ms: int | None = None
 
 
 def discover(client: JenkinsClient, levels: int) -> Inventory:
@@ -44,7 +46,9 @@ def discover(client: JenkinsClient, levels: int) -> Inventory:
     pending: list[tuple[tuple[str, ...], tuple[str | None, ...]]] = [((), (None,))]
     while pending:
         names, above = pending.pop()
-        answer = client.get_json(api_json(job_path(names)), discovery_tree(levels), kind="discover")
+        path = api_json(job_path(names))
+        answer, date = client.get_json_dated(path, discovery_tree(levels), kind="discover")
+        found.clock_ms = found.clock_ms or date
         if found.root_url is None:
             found.root_url = _root_of(answer.get("url"), job_path(names, above[:-1]))
         items = answer.get("jobs")

@@ -96,6 +96,7 @@ class Collector:
         self.ledger = Ledger(self.report, dry_run=dry_run, output=output)
         self.tracked = state.jobs(guid, settings.jenkins_base)
         self._said_url = False
+        self._skew_ms = 0  # the controller's clock minus the agent's, as discovery found it
 
     def sync(self, extra_globs: list[str] | None = None) -> Report:
         from agent.pipeline.sync import sync
@@ -117,6 +118,8 @@ class Collector:
             self.settings.agent.job_names, ((j.names, j.path_containers) for j in inventory.jobs)
         )
         self.details.naming = naming
+        if inventory.clock_ms is not None:
+            self._skew_ms = inventory.clock_ms - self.clock()
         self.context = replace(
             self.context, naming=naming, instance_url=self._instance_url(inventory.root_url)
         )
@@ -131,6 +134,11 @@ class Collector:
             )
         self.report.jobs = len(found)
         return found
+
+    def jenkins_now(self) -> int:
+        """The controller's clock (ms), which its build times are on: the agent's, moved by
+        how far apart the two were at discovery."""
+        return self.clock() + self._skew_ms
 
     def _instance_url(self, reported: str | None) -> str:
         """SEI_INSTANCE_URL, else the root URL Jenkins reports (the one users click; SEI builds

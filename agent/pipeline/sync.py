@@ -1,4 +1,5 @@
-"""`sync`: send every finished build not sent yet; a job never seen, within the lookback.
+"""`sync`: send every finished build not sent yet; a job never seen, within the lookback,
+counted back from the controller's clock, which its build times are on.
 
 A job is read only when discovery shows something new since its last complete read, and only
 down to its oldest build not yet settled, so an idle cycle costs one request whatever the number
@@ -34,7 +35,7 @@ def sync(collector: Collector, extra_globs: list[str] | None = None) -> Report:
             if state is None:
                 state = collector.tracked[job.full_name] = JobState()
             if state.floor_ms is None:
-                state.floor_ms = collector.clock() - lookback_ms
+                state.floor_ms = collector.jenkins_now() - lookback_ms
                 state.changed()
             collector.guarded(_sync_job, job, collector, runner, state)
     report = collector.finished()

@@ -14,12 +14,11 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tenacity import RetryCallState, stop_when_event_set
+from tenacity import RetryCallState
 
 from agent.config import SeiSettings
 from agent.logs import Outage
@@ -47,20 +46,27 @@ class SeiRefused(Exception):
 
 
 class SeiUnavailable(Exception):
-    """SEI could not be reached (`unreachable`), or kept failing after every retry."""
+    """SEI could not be reached (`unreachable`), or kept failing after every retry. `proxy`
+    names the proxy's setting when it is the proxy that could not be reached."""
 
-    def __init__(self, message: str, unreachable: bool) -> None:
+    def __init__(self, message: str, unreachable: bool, proxy: str | None = None) -> None:
         super().__init__(message)
         self.unreachable = unreachable
+        self.proxy = proxy
 
 
 class _Retry(Exception):
     def __init__(
-        self, message: str, retry_after: float | None = None, unreachable: bool = False
+        self,
+        message: str,
+        retry_after: float | None = None,
+        unreachable: bool = False,
+        proxy: str | None = None,
     ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
         self.unreachable = unreachable
+        self.proxy = proxy
 
 
 @dataclass(frozen=True)
@@ -100,7 +106,6 @@ class SeiClient:
         )
         self._count_lock = threading.Lock()
         self.requests = 0
-        self._stop = stop
         self._outage = Outage("SEI", log)
         self._retry = retry_policy(
             retries=settings.retries,
@@ -108,9 +113,7 @@ class SeiClient:
             max_wait=settings.retry_max_wait,
             retryable=_Retry,
             log_retry=self._log_retry,
-            # asked to stop: one more try at most, then give up
-            stop=stop_when_event_set(stop) if stop is not None else None,
-            sleep=lambda seconds: self._sleep(seconds),
+            stop=stop,
         )
 
     def _log_retry(self, state: RetryCallState) -> None:
@@ -150,7 +153,9 @@ class SeiClient:
             return answer
         except _Retry as exc:
             attempts = self._settings.retries + 1
-            raise SeiUnavailable(f"{exc} (after {attempts} attempts)", exc.unreachable) from None
+            raise SeiUnavailable(
+                f"{exc} (after {attempts} attempts)", exc.unreachable, exc.proxy
+            ) from None
 
     def _post_once(self, path: str, data: bytes) -> Refusal | Answer:
         with self._count_lock:
@@ -159,7 +164,10 @@ class SeiClient:
         try:
             response = self._http.request("POST", path, body=data)
         except Unreachable as exc:
-            raise _Retry(f"SEI cannot be reached at {where}: {exc}", unreachable=True) from None
+            blame = f"; check {exc.proxy}" if exc.proxy else ""
+            raise _Retry(
+                f"SEI cannot be reached at {where}: {exc}{blame}", unreachable=True, proxy=exc.proxy
+            ) from None
         except TransportFailure as exc:
             raise _Retry(f"SEI connection failed on {where}: {exc}") from None
         except Redirected as exc:
@@ -195,13 +203,6 @@ class SeiClient:
             wait = retry_after(response.header("retry-after"))
             raise _Retry(f"SEI answered HTTP {status} on {where}", wait)
         return Refusal(status=status, message=_server_message(response))
-
-    def _sleep(self, seconds: float) -> None:
-        """Wait between retries; a stop ends the wait at once."""
-        if self._stop is None:
-            time.sleep(seconds)
-        else:
-            self._stop.wait(seconds)
 
 
 def _from_sei(response: Answer) -> bool:

@@ -323,7 +323,7 @@ def run(controllers: list[Settings]) -> int:
     shared = controllers[0].agent
     schedule = Schedule.from_settings(shared)
     with stop_on_signals() as stop, StateFile(shared.state_file) as state:
-        clients = [JenkinsClient(s.jenkins) for s in controllers]
+        clients = [JenkinsClient(s.jenkins, stop=stop) for s in controllers]
         metrics = Metrics({lb: c.request_counts for lb, c in zip(labels, clients, strict=True)})
         served = [
             Controller(s, jenkins, MeteredSeiClient(s.sei, metrics, label, stop))
