@@ -158,6 +158,19 @@ class Cli:
         )
         return Result(done.returncode, done.stdout, done.stderr)
 
+    def start(self, *args: str) -> subprocess.Popen[str]:
+        """`python -m agent` started and left running, its stderr piped: for a test that
+        signals or freezes it mid-run."""
+        return subprocess.Popen(
+            [sys.executable, "-m", "agent", *args],
+            env=self.env,
+            cwd=self.cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
     @property
     def state(self) -> dict[str, Any]:
         return json.loads(Path(self.env["AGENT_STATE_FILE"]).read_text())

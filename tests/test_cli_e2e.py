@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -468,15 +466,7 @@ def test_a_signal_stops_a_backfill_cleanly_and_the_next_one_sends_the_rest_once(
             jenkins.add_build(f"team/svc{job}")
     sei.latency = 0.05  # slow enough to be stopped in the middle
     cli.env["SEI_CONCURRENCY"] = "2"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "agent", "backfill", "--since", "2000-01-01"],
-        env=cli.env,
-        cwd=cli.cwd,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = cli.start("backfill", "--since", "2000-01-01")
     deadline = time.monotonic() + 20
     while len(sei.accepted) < 3:
         assert proc.poll() is None and time.monotonic() < deadline, "no delivery started"
@@ -491,3 +481,22 @@ def test_a_signal_stops_a_backfill_cleanly_and_the_next_one_sends_the_rest_once(
     assert cli("backfill", "--since", "2000-01-01").code == 0
     posts = Counter(key for key in sent(sei))
     assert len(posts) == 24 and set(posts.values()) == {1}  # nothing sent twice
+
+
+def test_a_signal_during_jenkins_retries_exits_like_any_stop(cli: Cli, jenkins: JenkinsSim) -> None:
+    """A stop that ends the retries of a failing Jenkins is a stop (143), not an outage (3)."""
+    jenkins.add_job("app")
+    jenkins.inject_fault("api/json", status=503, times=100)
+    cli.env.update(JENKINS_RETRY_WAIT="30", JENKINS_RETRIES="5")
+    proc = cli.start("sync")
+    deadline = time.monotonic() + 20
+    while not jenkins.count("api/json"):
+        assert proc.poll() is None and time.monotonic() < deadline, "no request made"
+        time.sleep(0.01)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=10)
+    assert proc.returncode == 143, stderr
+    assert time.monotonic() - started < 5
+    assert "sync stopped by SIGTERM while retrying: Jenkins answered HTTP 503" in stderr
+    assert "check JENKINS_URL" not in stderr and "Traceback" not in stderr

@@ -15,8 +15,6 @@ import io
 import json
 import logging
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -526,15 +524,7 @@ def test_two_cli_agents_at_once_the_second_exits_2_the_first_finishes(
     """The first agent is frozen (SIGSTOP) mid-run, lock held, while the second starts."""
     jobs_with_builds(jenkins, ["a", "b"], 2)
     sei.delay_next(1, 1.0)  # keeps the first agent inside its run when it is frozen
-    first = subprocess.Popen(
-        [sys.executable, "-m", "agent", "sync"],
-        env=cli.env,
-        cwd=cli.cwd,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    first = cli.start("sync")
     try:
         deadline = time.monotonic() + 20
         while not sei.requests:

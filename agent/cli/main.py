@@ -205,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         "register": register.main,
         "state": state_commands.main,
     }
+    stop = Stop()
     try:
         if args.command in operator:
             return operator[args.command](args, controllers)
@@ -217,11 +218,14 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, UsageError, StateError) as exc:
         log.error("%s", exc)
         return 2
-    except (JenkinsUnavailable, SeiRefused) as exc:
-        log.error("%s", exc)
-        return 3
-    except JenkinsError as exc:  # the job list itself could not be read
-        log.error("Jenkins could not be read: %s; check JENKINS_URL", exc)
+    except (JenkinsUnavailable, SeiRefused, JenkinsError) as exc:
+        if stop.exit_code is not None:  # the stop ended the retries, not the retries' limit
+            log.warning("%s stopped by %s while retrying: %s", args.command, stop.signal, exc)
+            return stop.exit_code
+        if isinstance(exc, JenkinsUnavailable | SeiRefused):
+            log.error("%s", exc)
+        else:  # the job list itself could not be read
+            log.error("Jenkins could not be read: %s; check JENKINS_URL", exc)
         return 3
     except KeyboardInterrupt:
         log.error("interrupted; what was delivered is recorded")
