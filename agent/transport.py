@@ -75,7 +75,12 @@ class Answer:
     redirects: int = 0  # redirects followed to get here, each one request more
 
     def json(self) -> Any:
-        return json.loads(self.body)
+        """The body as JSON; ValueError when it is not, nested deeper than the parser goes
+        included (a RecursionError that would otherwise end the run)."""
+        try:
+            return json.loads(self.body)
+        except RecursionError:
+            raise ValueError("JSON nested too deep") from None
 
     def header(self, name: str) -> str | None:
         value: str | None = self.headers.get(name)

@@ -417,6 +417,40 @@ def test_odd_stage_answers_never_send_null_durations(
     assert agent.run().exit_code in (0, 1)
 
 
+# Found by the fuzz and fault suite (tests/test_fuzz.py): each test fails without its fix.
+
+DEEP_JSON = "[" * 100_000 + "]" * 100_000  # deeper than Python's JSON parser goes
+
+
+def tracebacks(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.exc_info or r.exc_text]
+
+
+def test_jenkins_json_nested_too_deep_is_malformed_json_not_a_crash(
+    agent: Agent, jenkins: JenkinsSim, sei: SeiStandIn, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The parser's RecursionError ended the run with a traceback, the other jobs unsent."""
+    jobs_with_builds(jenkins, ["a", "b"], 1)
+    jenkins.inject_fault(r"^/job/a/api/json", status=200, body=DEEP_JSON, times=3)
+    first = agent.run()
+    assert first.failed_jobs == 1 and sent(sei) == [("b", 1)]
+    assert agent.run().exit_code == 0 and sent(sei) == [("a", 1), ("b", 1)]
+    assert tracebacks(caplog) == []
+
+
+def test_sei_json_nested_too_deep_is_not_seis_answer(
+    agent: Agent, jenkins: JenkinsSim, sei: SeiStandIn, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The same RecursionError on SEI's answer failed the build with a traceback, where any
+    answer that is not SEI's stops the run and keeps every build."""
+    jobs_with_builds(jenkins, ["a"], 1)
+    sei.fail_next(1, status=202, body=DEEP_JSON)
+    report = agent.run()
+    assert report.exit_code == 3 and "not SEI's JSON" in str(report.sei_down)
+    assert tracebacks(caplog) == []
+    assert agent.run().exit_code == 0 and sent(sei) == [("a", 1)]
+
+
 # -- one agent per state file --------------------------------------------------------------
 
 

@@ -6,7 +6,6 @@ whose host is whatever the controller's root-URL setting says (often wrong behin
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections import Counter
@@ -181,7 +180,7 @@ class JenkinsClient:
             )
         try:
             return response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except ValueError:
             raise _Retryable(f"Jenkins sent malformed JSON on {where}") from None
 
 
