@@ -17,6 +17,7 @@ from agent.mapping import (
     execution_id,
     map_build,
     map_job_run,
+    parse_manifests,
 )
 
 FIXTURES = Path(__file__).parent / "fixtures" / "jenkins"
@@ -696,3 +697,12 @@ def test_stage_times_no_calendar_holds_are_no_start_time() -> None:
     ):
         [stage] = map_job_run(data).stages
         assert stage.id in ("3", "4") and stage.startTime is None
+
+
+def test_manifest_numbers_no_json_holds_are_dropped_like_nulls() -> None:
+    """Found by fuzzing: NaN in a manifest's metadata (Python's JSON parser takes it) raised
+    ValueError out of the mapping."""
+    entry = {"type": "t", "location": "l", "name": "n", "qualifier": "q"}
+    entry["metadata"] = {"ok": 1, "nan": float("nan"), "inf": float("-inf")}
+    [artifact], problems = parse_manifests(({"artifacts": [entry]},))
+    assert artifact.metadata == {"ok": "1"} and problems == []
