@@ -25,6 +25,7 @@ from sei_standin import SeiStandIn
 
 from agent.config import Settings
 from agent.jenkins.client import JenkinsUnavailable
+from agent.jenkins.endpoints import job_path
 from agent.sei.client import SeiClient
 from agent.state import StateFile
 
@@ -449,6 +450,23 @@ def test_sei_json_nested_too_deep_is_not_seis_answer(
     assert report.exit_code == 3 and "not SEI's JSON" in str(report.sei_down)
     assert tracebacks(caplog) == []
     assert agent.run().exit_code == 0 and sent(sei) == [("a", 1)]
+
+
+def test_a_lone_surrogate_in_a_node_id_is_encoded_as_java_does(
+    settings: Settings, jenkins: JenkinsSim, sei: SeiStandIn, caplog: pytest.LogCaptureFixture
+) -> None:
+    """quote() raised UnicodeEncodeError on a Blue Ocean node id holding a lone surrogate,
+    failing the build with a traceback on every run; Java's String.getBytes(UTF_8), which
+    Jenkins encodes URLs with, writes it as '?'."""
+    assert job_path(("x\ud800y",)) == "job/x%3Fy/"
+    jenkins.add_job("p", "pipeline")
+    jenkins.add_build("p", stages=STAGES)
+    node = {"id": "a\udfff", "displayName": "odd", "state": "FINISHED", "result": "SUCCESS"}
+    jenkins.inject_fault(r"/runs/1/nodes/$", status=200, body=json.dumps([node]))
+    report = Agent(tuned(settings, jenkins={"stage_source": "blueocean"})).run()
+    assert report.exit_code == 0 and sent(sei) == [("p", 1)]
+    assert jenkins.count("/nodes/a%3F/steps/$") == 1
+    assert tracebacks(caplog) == []
 
 
 # -- one agent per state file --------------------------------------------------------------
