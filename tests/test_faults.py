@@ -469,6 +469,19 @@ def test_a_lone_surrogate_in_a_node_id_is_encoded_as_java_does(
     assert tracebacks(caplog) == []
 
 
+def test_wfapi_stages_that_are_not_a_list_are_none(
+    settings: Settings, jenkins: JenkinsSim, sei: SeiStandIn, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The issue's `"stages": 5`: iterating an int failed the build with a traceback on every
+    run."""
+    jenkins.add_job("p", "pipeline")
+    jenkins.add_build("p", stages=STAGES)
+    jenkins.inject_fault(r"/wfapi/describe$", status=200, body='{"stages": 5}')
+    report = Agent(tuned(settings, jenkins={"stage_source": "wfapi"})).run()
+    assert report.exit_code == 0 and sent(sei) == [("p", 1)]
+    assert tracebacks(caplog) == []
+
+
 # -- one agent per state file --------------------------------------------------------------
 
 
