@@ -482,6 +482,27 @@ def test_wfapi_stages_that_are_not_a_list_are_none(
     assert tracebacks(caplog) == []
 
 
+@pytest.mark.parametrize(
+    "odd",
+    [{"number": "1"}, {"timestamp": None}, {"number": 0}, None],
+    ids=["number-text", "no-start-time", "number-0", "not-an-object"],
+)
+def test_a_listing_entry_that_cannot_be_identified_keeps_the_anchor(
+    agent: Agent, jenkins: JenkinsSim, sei: SeiStandIn, odd: dict[str, Any] | None
+) -> None:
+    """Build #1 listed without a usable number or start time was skipped and the anchor moved
+    past it: listed properly on the next run, it was never sent."""
+    jenkins.add_job("a")
+    builds = [jenkins.add_build("a") for _ in range(2)]
+    entry = 5 if odd is None else {**builds[0], **odd}
+    listing = json.dumps({"builds": [builds[1], entry]})
+    jenkins.inject_fault(r"^/job/a/api/json", status=200, body=listing)
+    agent.run()
+    assert sent(sei) == [("a", 2)]
+    assert agent.run().exit_code == 0
+    assert sent(sei) == [("a", 1), ("a", 2)]
+
+
 # -- one agent per state file --------------------------------------------------------------
 
 
