@@ -503,6 +503,24 @@ def test_a_listing_entry_that_cannot_be_identified_keeps_the_anchor(
     assert sent(sei) == [("a", 1), ("a", 2)]
 
 
+def test_a_name_too_long_for_a_url_fails_its_job_only(
+    agent: Agent, jenkins: JenkinsSim, sei: SeiStandIn, caplog: pytest.LogCaptureFixture
+) -> None:
+    """httpx refuses a URL of 100,000 characters (a name from an answer) with InvalidURL,
+    which nothing caught: the run ended with a traceback, the other jobs unsent."""
+    jobs_with_builds(jenkins, ["a"], 1)
+    last = {"number": 1, "timestamp": jenkins.build("a", 1)["timestamp"]}
+    jobs = [
+        {"name": name, "url": f"{jenkins.url}job/{name}/", "nextBuildNumber": 2, "lastBuild": last}
+        for name in ("a", "x" * 100_000)
+    ]
+    discovery = json.dumps({"url": jenkins.url, "jobs": jobs})
+    jenkins.inject_fault(r"^/api/json$", status=200, body=discovery)
+    report = agent.run()
+    assert report.failed_jobs == 1 and sent(sei) == [("a", 1)]
+    assert tracebacks(caplog) == []
+
+
 # -- one agent per state file --------------------------------------------------------------
 
 

@@ -146,6 +146,8 @@ class JenkinsClient:
             raise _Retryable(f"Jenkins connection failed on {where}: {exc}") from None
         except Redirected as exc:
             raise JenkinsUnavailable(f"{exc}; check JENKINS_URL") from None
+        except httpx.InvalidURL as exc:  # a name or an id from an answer, too long for a URL
+            raise JenkinsError(f"cannot ask Jenkins for {where[:200]}: {exc}") from None
         if response.redirects:
             with self._count_lock:
                 self.requests[kind] += response.redirects
