@@ -6,6 +6,7 @@ import socket
 import threading
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from tenacity import RetryCallState
 
@@ -191,3 +192,21 @@ def test_retry_after_in_seconds_or_as_a_date() -> None:
     assert retry_after("120") == 120
     assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0  # in the past: at once
     assert retry_after("soon") is None and retry_after(None) is None
+
+
+def test_json_nested_deeper_than_any_answer_is_refused_before_it_is_parsed() -> None:
+    """Found by the fuzz suite (tests/test_fuzz.py): a body nested 900 deep parses, but so
+    near Python's recursion limit that a garbage collection inside the parser could not run
+    finalizers, and CPython printed their RecursionError tracebacks on stderr."""
+
+    def parsed(body: bytes) -> object:
+        return Answer(200, httpx.Headers(), body).json()
+
+    assert parsed(b"[" * 200 + b"]" * 200) is not None
+    for deep in (b"[" * 201 + b"]" * 201, b'{"a":' * 900 + b"1" + b"}" * 900):
+        with pytest.raises(ValueError, match="nested too deep"):
+            parsed(deep)
+    assert parsed(b'{"a": "[[[{{{", "b": [[{"c": "]]]"}]]}') == {
+        "a": "[[[{{{",
+        "b": [[{"c": "]]]"}]],
+    }
