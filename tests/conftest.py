@@ -61,6 +61,40 @@ def accept_each(listener: socket.socket, serve: Callable[[socket.socket], None])
     threading.Thread(target=accepting, daemon=True).start()
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The figures of the fuzz and fault suite (tests/test_fuzz.py), test by test and added
+    up; each of its tests records them in its report (with xdist too)."""
+    rows = [
+        value
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        if getattr(report, "when", None) == "teardown"
+        for name, value in getattr(report, "user_properties", ())
+        if name == "fuzz"
+    ]
+    if not rows:
+        return
+    counted = {
+        "runs": "runs",
+        "hangs": "hangs",
+        "tracebacks": "tracebacks",
+        "lost": "builds lost",
+        "secrets": "secrets found",
+    }
+
+    def figures(rows: list[dict[str, Any]]) -> str:
+        seconds = sum(row["seconds"] for row in rows)
+        said = ", ".join(f"{word} {sum(row[key] for row in rows)}" for key, word in counted.items())
+        return f"{said} ({seconds:.1f} s)"
+
+    terminalreporter.write_sep("-", "fuzz and fault figures (tests/test_fuzz.py)")
+    for row in sorted(rows, key=lambda r: r["test"]):
+        terminalreporter.write_line(f"{row['test']}: {figures([row])}")
+    for unit in sorted({row["unit"] for row in rows}):
+        total = figures([row for row in rows if row["unit"] == unit])
+        terminalreporter.write_line(f"total, {unit}: {total}")
+
+
 def sent(sei: SeiStandIn) -> list[tuple[str, int]]:
     """Every build SEI accepted, once per acceptance (a resend shows twice), sorted."""
     return sorted((p["job_full_name"], p["build_number"]) for p in sei.accepted)

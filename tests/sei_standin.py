@@ -697,6 +697,8 @@ class SeiStandIn:
             try:
                 json.loads(body)
                 content_type = "application/json"
+            except RecursionError:  # JSON nested deeper than the parser goes
+                content_type = "application/json"
             except ValueError:
                 content_type = "text/plain; charset=utf-8"
         else:

@@ -27,6 +27,7 @@ from sei_standin import SeiStandIn
 
 from agent.config import Settings
 from agent.jenkins.client import JenkinsUnavailable
+from agent.jenkins.endpoints import job_path
 from agent.logs import JsonFormatter
 from agent.sei import client as sei_client
 from agent.state import StateFile
@@ -498,6 +499,109 @@ def test_odd_stage_answers_never_send_null_durations(
     assert report.exit_code in (0, 1), report.summary()
     assert sei.dropped == []  # nothing SEI would silently discard (null durations)
     assert agent.run().exit_code in (0, 1)
+
+
+# Found by the fuzz and fault suite (tests/test_fuzz.py): each test fails without its fix.
+
+DEEP_JSON = "[" * 100_000 + "]" * 100_000  # deeper than Python's JSON parser goes
+
+
+def tracebacks(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.exc_info or r.exc_text]
+
+
+def test_jenkins_json_nested_too_deep_is_malformed_json_not_a_crash(
+    agent: Agent, jenkins: JenkinsSim, sei: SeiStandIn, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The parser's RecursionError ended the run with a traceback, the other jobs unsent."""
+    jobs_with_builds(jenkins, ["a", "b"], 1)
+    jenkins.inject_fault(r"^/job/a/api/json", status=200, body=DEEP_JSON, times=3)
+    first = agent.run()
+    assert first.failed_jobs == 1 and sent(sei) == [("b", 1)]
+    assert agent.run().exit_code == 0 and sent(sei) == [("a", 1), ("b", 1)]
+    assert tracebacks(caplog) == []
+
+
+def test_sei_json_nested_too_deep_is_not_seis_answer(
+    agent: Agent, jenkins: JenkinsSim, sei: SeiStandIn, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The same RecursionError on SEI's answer failed the build with a traceback, where any
+    answer that is not SEI's stops the run and keeps every build."""
+    jobs_with_builds(jenkins, ["a"], 1)
+    sei.fail_next(1, status=202, body=DEEP_JSON)
+    report = agent.run()
+    assert report.exit_code == 3 and "not SEI's JSON" in str(report.sei_down)
+    assert tracebacks(caplog) == []
+    assert agent.run().exit_code == 0 and sent(sei) == [("a", 1)]
+
+
+def test_a_lone_surrogate_in_a_node_id_is_encoded_as_java_does(
+    settings: Settings, jenkins: JenkinsSim, sei: SeiStandIn, caplog: pytest.LogCaptureFixture
+) -> None:
+    """quote() raised UnicodeEncodeError on a Blue Ocean node id holding a lone surrogate,
+    failing the build with a traceback on every run; Java's String.getBytes(UTF_8), which
+    Jenkins encodes URLs with, writes it as '?'."""
+    assert job_path(("x\ud800y",)) == "job/x%3Fy/"
+    jenkins.add_job("p", "pipeline")
+    jenkins.add_build("p", stages=STAGES)
+    node = {"id": "a\udfff", "displayName": "odd", "state": "FINISHED", "result": "SUCCESS"}
+    jenkins.inject_fault(r"/runs/1/nodes/$", status=200, body=json.dumps([node]))
+    report = Agent(tuned(settings, jenkins={"stage_source": "blueocean"})).run()
+    assert report.exit_code == 0 and sent(sei) == [("p", 1)]
+    assert jenkins.count("/nodes/a%3F/steps/$") == 1
+    assert tracebacks(caplog) == []
+
+
+def test_wfapi_stages_that_are_not_a_list_are_none(
+    settings: Settings, jenkins: JenkinsSim, sei: SeiStandIn, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The issue's `"stages": 5`: iterating an int failed the build with a traceback on every
+    run."""
+    jenkins.add_job("p", "pipeline")
+    jenkins.add_build("p", stages=STAGES)
+    jenkins.inject_fault(r"/wfapi/describe$", status=200, body='{"stages": 5}')
+    report = Agent(tuned(settings, jenkins={"stage_source": "wfapi"})).run()
+    assert report.exit_code == 0 and sent(sei) == [("p", 1)]
+    assert tracebacks(caplog) == []
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [{"number": "1"}, {"timestamp": None}, {"number": 0}, None],
+    ids=["number-text", "no-start-time", "number-0", "not-an-object"],
+)
+def test_a_listing_entry_that_cannot_be_identified_keeps_the_anchor(
+    agent: Agent, jenkins: JenkinsSim, sei: SeiStandIn, odd: dict[str, Any] | None
+) -> None:
+    """Build #1 listed without a usable number or start time was skipped and the anchor moved
+    past it: listed properly on the next run, it was never sent."""
+    jenkins.add_job("a")
+    builds = [jenkins.add_build("a") for _ in range(2)]
+    entry = 5 if odd is None else {**builds[0], **odd}
+    listing = json.dumps({"builds": [builds[1], entry]})
+    jenkins.inject_fault(r"^/job/a/api/json", status=200, body=listing)
+    agent.run()
+    assert sent(sei) == [("a", 2)]
+    assert agent.run().exit_code == 0
+    assert sent(sei) == [("a", 1), ("a", 2)]
+
+
+def test_a_name_too_long_for_a_url_fails_its_job_only(
+    agent: Agent, jenkins: JenkinsSim, sei: SeiStandIn, caplog: pytest.LogCaptureFixture
+) -> None:
+    """httpx refuses a URL of 100,000 characters (a name from an answer) with InvalidURL,
+    which nothing caught: the run ended with a traceback, the other jobs unsent."""
+    jobs_with_builds(jenkins, ["a"], 1)
+    last = {"number": 1, "timestamp": jenkins.build("a", 1)["timestamp"]}
+    jobs = [
+        {"name": name, "url": f"{jenkins.url}job/{name}/", "nextBuildNumber": 2, "lastBuild": last}
+        for name in ("a", "x" * 100_000)
+    ]
+    discovery = json.dumps({"url": jenkins.url, "jobs": jobs})
+    jenkins.inject_fault(r"^/api/json$", status=200, body=discovery)
+    report = agent.run()
+    assert report.failed_jobs == 1 and sent(sei) == [("a", 1)]
+    assert tracebacks(caplog) == []
 
 
 # -- one agent per state file --------------------------------------------------------------

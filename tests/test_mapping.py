@@ -10,8 +10,15 @@ from typing import Any
 import pytest
 
 from agent.jenkins.names import JobNaming
-from agent.jenkins.types import BuildDetails, Job
-from agent.mapping import MapContext, Unmappable, execution_id, map_build
+from agent.jenkins.types import BuildDetails, Job, StageData
+from agent.mapping import (
+    MapContext,
+    Unmappable,
+    execution_id,
+    map_build,
+    map_job_run,
+    parse_manifests,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "jenkins"
 GUID = "666ba79b-3f3d-4236-ac04-4686ce526705"
@@ -677,3 +684,25 @@ def test_classless_parameters_named_like_secrets_are_never_sent() -> None:
     assert [p.name for p in map_build(build, Job(names=("x",)), CTX).job_run_params] == [
         "TOKEN_TTL"
     ]
+
+
+def test_stage_times_no_calendar_holds_are_no_start_time() -> None:
+    """Found by fuzzing (tests/test_fuzz.py): a stage starting at 10^20 ms raised OSError or
+    ValueError out of the mapping, and the build failed with a traceback on every run."""
+    wfapi = {"id": "3", "name": "b", "status": "SUCCESS", "startTimeMillis": 10**20}
+    graph = {"id": "4", "name": "c", "state": "success", "startTimeMillis": 2**62}
+    for data in (
+        StageData(source="wfapi", nodes=[wfapi]),
+        StageData(source="graphview", nodes=[graph]),
+    ):
+        [stage] = map_job_run(data).stages
+        assert stage.id in ("3", "4") and stage.startTime is None
+
+
+def test_manifest_numbers_no_json_holds_are_dropped_like_nulls() -> None:
+    """Found by fuzzing: NaN in a manifest's metadata (Python's JSON parser takes it) raised
+    ValueError out of the mapping."""
+    entry = {"type": "t", "location": "l", "name": "n", "qualifier": "q"}
+    entry["metadata"] = {"ok": 1, "nan": float("nan"), "inf": float("-inf")}
+    [artifact], problems = parse_manifests(({"artifacts": [entry]},))
+    assert artifact.metadata == {"ok": "1"} and problems == []

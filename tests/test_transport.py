@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
+import httpx
 import pytest
 from conftest import accept_each
 from tenacity import RetryCallState
@@ -354,3 +355,21 @@ def test_http_dates_as_a_date_header_gives_them() -> None:
     assert http_date("Wed, 21 Oct 2015 07:28:00 GMT") == 1_445_412_480
     assert http_date("Wed, 21 Oct 2015 07:28:00 -0000") == 1_445_412_480  # no zone: UTC
     assert http_date("yesterday") is None and http_date("") is None and http_date(None) is None
+
+
+def test_json_nested_deeper_than_any_answer_is_refused_before_it_is_parsed() -> None:
+    """Found by the fuzz suite (tests/test_fuzz.py): a body nested 900 deep parses, but so
+    near Python's recursion limit that a garbage collection inside the parser could not run
+    finalizers, and CPython printed their RecursionError tracebacks on stderr."""
+
+    def parsed(body: bytes) -> object:
+        return Answer(200, httpx.Headers(), body).json()
+
+    assert parsed(b"[" * 200 + b"]" * 200) is not None
+    for deep in (b"[" * 201 + b"]" * 201, b'{"a":' * 900 + b"1" + b"}" * 900):
+        with pytest.raises(ValueError, match="nested too deep"):
+            parsed(deep)
+    assert parsed(b'{"a": "[[[{{{", "b": [[{"c": "]]]"}]]}') == {
+        "a": "[[[{{{",
+        "b": [[{"c": "]]]"}]],
+    }

@@ -6,7 +6,6 @@ whose host is whatever the controller's root-URL setting says (often wrong behin
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections import Counter
@@ -203,6 +202,8 @@ class JenkinsClient:
             raise JenkinsUnavailable(f"{exc}; check JENKINS_URL") from None
         except TooLarge as exc:
             raise JenkinsTooLarge(f"{where} is over {exc.limit} bytes") from None
+        except httpx.InvalidURL as exc:  # a name or an id from an answer, too long for a URL
+            raise JenkinsError(f"cannot ask Jenkins for {where[:200]}: {exc}") from None
         if response.redirects:
             with self._count_lock:
                 self.requests[kind] += response.redirects
@@ -237,7 +238,7 @@ class JenkinsClient:
             )
         try:
             data = response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except ValueError:  # not JSON, not UTF-8, or nested deeper than any answer
             raise _Retryable(f"Jenkins sent malformed JSON on {where}") from None
         if expect == "dated":
             date = http_date(response.header("date"))

@@ -61,6 +61,12 @@ def builds_tree(start: int, end: int) -> str:
     return f"{field}[{BUILD_FIELDS}]{{{start},{end}}}"
 
 
+def segment(text: str, safe: str = "") -> str:
+    """Percent-encoded UTF-8, as Jenkins encodes it: a lone surrogate, which UTF-8 cannot hold,
+    becomes '?' as Java's String.getBytes(UTF_8) makes it, rather than an error."""
+    return quote(text, safe=safe, errors="replace")
+
+
 def job_path(names: tuple[str, ...], containers: tuple[str | None, ...] = ()) -> str:
     """Relative URL path of an item: each name percent-encoded once, as Jenkins' rawEncode does.
 
@@ -70,7 +76,7 @@ def job_path(names: tuple[str, ...], containers: tuple[str | None, ...] = ()) ->
     """
     parents = (None,) * (len(names) - len(containers)) + tuple(containers[-len(names) :])
     return "".join(
-        f"{quote(name, safe='')}/" if parent == MAVEN_MODULE_SET else f"job/{quote(name, safe='')}/"
+        f"{segment(name)}/" if parent == MAVEN_MODULE_SET else f"job/{segment(name)}/"
         for name, parent in zip(names, parents, strict=True)
     )
 
@@ -90,7 +96,7 @@ def artifact_path(
     relative_path: str,
     containers: tuple[str | None, ...] = (),
 ) -> str:
-    return f"{build_path(names, number, containers)}artifact/{quote(relative_path, safe='/')}"
+    return f"{build_path(names, number, containers)}artifact/{segment(relative_path, safe='/')}"
 
 
 # pipeline-stage-view ("wfapi"): the run's stages, then one stage's flow nodes (its steps).
@@ -99,7 +105,7 @@ def wfapi_run(names: tuple[str, ...], number: int) -> str:
 
 
 def wfapi_node(names: tuple[str, ...], number: int, node_id: str) -> str:
-    return f"{build_path(names, number)}execution/node/{quote(node_id, safe='')}/wfapi/describe"
+    return f"{build_path(names, number)}execution/node/{segment(node_id)}/wfapi/describe"
 
 
 # Who the credentials make us, for `check` (its `X-Jenkins` header gives the version too).
@@ -112,7 +118,7 @@ BLUE_ORGANIZATION = "blue/rest/organizations/jenkins/"
 
 def blue_run(names: tuple[str, ...], number: int, branch_job: bool) -> str:
     """`.../pipelines/a/pipelines/b/runs/N/`; a branch job sits under its project's `branches/`."""
-    encoded = [quote(name, safe="") for name in names]
+    encoded = [segment(name) for name in names]
     if branch_job and len(encoded) > 1:
         parents = "".join(f"pipelines/{n}/" for n in encoded[:-1])
         return f"{BLUE_ORGANIZATION}{parents}branches/{encoded[-1]}/runs/{number}/"
@@ -124,7 +130,7 @@ def blue_nodes(run: str) -> str:
 
 
 def blue_steps(run: str, node_id: str) -> str:
-    return f"{run}nodes/{quote(node_id, safe='')}/steps/"
+    return f"{run}nodes/{segment(node_id)}/steps/"
 
 
 # The plugin list: which stage sources the controller has (needs Overall/SystemRead or admin).

@@ -33,6 +33,7 @@ from agent.jenkins.endpoints import (
     wfapi_node,
     wfapi_run,
 )
+from agent.jenkins.reading import dicts
 from agent.jenkins.types import Job, StageData
 from agent.jenkins.wfapi import wfapi_branches
 
@@ -306,7 +307,7 @@ class StageReader:
 
     def _wfapi(self, job: Job, number: int) -> StageData:
         describe = self.client.get_json(wfapi_run(job.names, number), kind="stages")
-        stages = [s for s in describe.get("stages") or [] if isinstance(s, dict)]
+        stages = dicts(describe.get("stages"))  # `"stages": 5` is none
         children: dict[str, Any] = {}
         if self.steps:
             for stage in stages:

@@ -92,12 +92,16 @@ def _scalar_text(value: Any) -> str | None:
 
 
 def _json_text(value: Any) -> str | None:
-    """A JSON value as text the way Jackson writes it: `true`, `3`, `1.5`; null is None."""
+    """A JSON value as text the way Jackson writes it: `true`, `3`, `1.5`; null is None, and so
+    is what no JSON holds (NaN, Infinity, which Python's parser lets through)."""
     if value is None:
         return None
     if isinstance(value, str):
         return value
-    return json.dumps(value, separators=(",", ":"), sort_keys=True, allow_nan=False)
+    try:
+        return json.dumps(value, separators=(",", ":"), sort_keys=True, allow_nan=False)
+    except ValueError:
+        return None
 
 
 def archived_artifacts(

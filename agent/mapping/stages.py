@@ -252,7 +252,11 @@ def _graph_view_stages(data: StageData) -> list[Stage]:
     ]
 
 
-def _iso(ms: int) -> str:
-    """Epoch ms in Blue Ocean's format, so both sources give the same startTime."""
-    moment = datetime.fromtimestamp(ms / 1000, UTC)
+def _iso(ms: int) -> str | None:
+    """Epoch ms in Blue Ocean's format, so both sources give the same startTime; None for a
+    time no calendar holds (a junk 10^20 ms), which is no start time at all."""
+    try:
+        moment = datetime.fromtimestamp(ms / 1000, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}+0000"

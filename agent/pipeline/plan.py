@@ -115,8 +115,10 @@ def disposition(
 
 
 def identified(build: dict[str, Any]) -> bool:
-    """A build is known by its number and start time; one lacking either cannot be tracked."""
-    return _is_int(build.get("number")) and _is_int(build.get("timestamp"))
+    """A build is known by its number (from 1) and start time; one lacking either cannot be
+    tracked, and one numbered 0 would be taken for another build."""
+    number = build.get("number")
+    return _is_int(number) and number > 0 and _is_int(build.get("timestamp"))
 
 
 def _is_int(value: Any) -> TypeGuard[int]:

@@ -69,18 +69,28 @@ def _sync_job(job: Job, collector: Collector, runner: BoundedRunner[Any], state:
     if recreated(state.anchor, newest_of(job)):
         log.info("%s was recreated (build numbers restarted); reading it afresh", job.full_name)
     floor = state.floor_ms or 0
-    builds = {b["number"]: b for b in _read(collector, job, plan.window)} if plan.window else {}
-    for number in plan.one_by_one:
-        build = read_build(collector.jenkins, job, number)
-        if build is not None and identified(build):
-            builds[number] = build
+    listed = _read(collector, job, plan.window) if plan.window else []
+    listed += filter(None, (read_build(collector.jenkins, job, n) for n in plan.one_by_one))
+    builds = {b["number"]: b for b in listed if identified(b)}
     anchor = state.anchor
     if anchor and anchor[0] in builds and builds[anchor[0]].get("timestamp") != anchor[1]:
         log.info(
             "%s was recreated (build #%d changed); reading it afresh", job.full_name, anchor[0]
         )
-        builds.update({b["number"]: b for b in _read(collector, job, Window(since_ms=floor))})
-    run = JobRun(job, state)
+        again = _read(collector, job, Window(since_ms=floor))
+        listed += again
+        builds.update((b["number"], b) for b in again if identified(b))
+    # An entry without a number or start time may be a build not sent yet: the read is
+    # incomplete, so the anchor stays where it was and the job is read again next run.
+    skipped = sum(not identified(b) for b in listed)
+    if skipped:
+        log.warning(
+            "%s: %d listed builds without a number or start time skipped; the job is read "
+            "again next run",
+            job.full_name,
+            skipped,
+        )
+    run = JobRun(job, state, failed=skipped > 0)
 
     def finish() -> None:
         state.open &= builds.keys()  # builds listed earlier and now gone were rotated away
@@ -108,13 +118,4 @@ def _left_to_backfill(collector: Collector, builds: int) -> None:
 
 
 def _read(collector: Collector, job: Job, window: Window) -> list[dict[str, Any]]:
-    pages = read_builds(collector.jenkins, job, window, collector.settings.jenkins.page_size)
-    builds = []
-    for build in pages:
-        if identified(build):
-            builds.append(build)
-        else:
-            log.warning(
-                "%s: a build without a number or start time was listed; skipped", job.full_name
-            )
-    return builds
+    return list(read_builds(collector.jenkins, job, window, collector.settings.jenkins.page_size))

@@ -1,0 +1,196 @@
+"""Servers and disks that misbehave, for tests/test_fuzz.py.
+
+`Front` stands in front of a Jenkins simulator or an SEI stand-in and answers the requests its
+rule picks in one hostile way (a login page with 200, redirects to the same host and to
+another, 404, 408, 413, a reset, a server that accepts and never answers, JSON nested too deep
+or cut short); `FullDisk` stands in for `open` where the state file is written and fills up.
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import http.client
+import os
+import re
+import socket
+import struct
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+SILENCE = 60.0  # seconds a silent answer holds the connection, unless stopped sooner
+LOGIN_PAGE = (
+    b"<html><head><title>Sign in</title></head><body><form action=/login></form></body></html>"
+)
+DEEP_JSON = b"[" * 100_000 + b"]" * 100_000
+
+
+class Front(ThreadingHTTPServer):
+    """An HTTP server in front of another (`backend`) that passes requests on, except those its
+    rule picks, which it answers in one hostile way:
+
+    html (a login page with 200), redirect-same (to the backend: the same host), redirect-cross
+    (to `trap`, another host), 404, 408, 413, reset (a TCP reset instead of an answer),
+    stored-reset (the backend gets the request, the client a reset), silent (accepts and never
+    answers), deep-json (JSON nested deeper than any parser goes), truncated (JSON cut short).
+    """
+
+    daemon_threads = True
+
+    def __init__(self, backend: str | None = None, trap: str = "") -> None:
+        super().__init__(("127.0.0.1", 0), _FrontHandler)
+        self.backend = urlsplit(backend) if backend else None
+        self.trap = trap
+        self.url = f"http://127.0.0.1:{self.server_address[1]}"
+        self.seen = 0
+        self.stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._rule: tuple[str, re.Pattern[str], int | None] | None = None
+        threading.Thread(target=self.serve_forever, args=(0.02,), daemon=True).start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.shutdown()
+        self.server_close()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients hang up on this server on purpose."""
+
+    @contextlib.contextmanager
+    def hostile(self, mode: str, path: str = "", times: int | None = None) -> Iterator[list[str]]:
+        """For the block, the first `times` requests whose path matches (all: None) get `mode`."""
+        with self._lock:
+            self._rule = (mode, re.compile(path), times)
+        try:
+            yield []
+        finally:
+            with self._lock:
+                self._rule = None
+
+    def _mode(self, path: str) -> str:
+        with self._lock:
+            self.seen += 1
+            if self._rule is None or not self._rule[1].search(path):
+                return "pass"
+            mode, pattern, times = self._rule
+            if times is not None:
+                if times <= 0:
+                    return "pass"
+                self._rule = (mode, pattern, times - 1)
+            return mode
+
+    def answer(self, h: _FrontHandler) -> None:
+        body = h.rfile.read(int(h.headers.get("Content-Length") or 0))
+        mode = self._mode(h.path.split("?", 1)[0])
+        if mode in ("reset", "stored-reset"):
+            if mode == "stored-reset":
+                self._forward(h, body)
+            h.close_connection = True
+            h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            return
+        if mode == "silent":
+            self.stopping.wait(SILENCE)
+            h.close_connection = True
+            return
+        ok = 202 if h.command == "POST" else 200
+        json_type = {"Content-Type": "application/json"}
+        status, headers, data = {
+            "html": lambda: (200, {"Content-Type": "text/html"}, LOGIN_PAGE),
+            "redirect-same": lambda: (302, {"Location": self._backend_url(h.path)}, b""),
+            "redirect-cross": lambda: (302, {"Location": self.trap + h.path}, b""),
+            "deep-json": lambda: (ok, json_type, DEEP_JSON),
+            "truncated": lambda: (ok, json_type, b'{"payload": "acc'),
+            "pass": lambda: self._forward(h, body),
+        }.get(mode, lambda: (int(mode), {"Content-Type": "text/html"}, b"<html>no</html>"))()
+        h.send_response(status)
+        for name, value in headers.items():
+            h.send_header(name, value)
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        h.wfile.write(data)
+
+    def _backend_url(self, path: str) -> str:
+        assert self.backend is not None
+        return f"{self.backend.scheme}://{self.backend.netloc}{path}"
+
+    def _forward(self, h: _FrontHandler, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        if self.backend is None:
+            return 200, {"Content-Type": "text/html"}, LOGIN_PAGE
+        conn = http.client.HTTPConnection(self.backend.hostname, self.backend.port, timeout=10)
+        skip = {"host", "connection", "content-length", "accept-encoding"}
+        headers = {k: v for k, v in h.headers.items() if k.lower() not in skip}
+        try:
+            conn.request(h.command, h.path, body=body or None, headers=headers)
+            response = conn.getresponse()
+            data = response.read()
+        finally:
+            conn.close()
+        kept = ("content-type", "location", "retry-after", "x-jenkins")
+        return response.status, {k: v for k, v in response.getheaders() if k.lower() in kept}, data
+
+
+class _FrontHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out at once: no 40 ms ACK stalls
+    server: Front
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
+
+    def do_GET(self) -> None:
+        self.server.answer(self)
+
+    do_POST = do_GET
+
+
+class FullDisk:
+    """The state file's disk, full once `room` more files were written (never full: None).
+
+    Stands in for `open` in agent/state/file.py: a file opened for writing on the full disk
+    takes the first half of what is written, then fails with ENOSPC, as a real one does.
+    """
+
+    def __init__(self) -> None:
+        self.room: int | None = None
+
+    def open(self, file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        handle = open(file, mode, *args, **kwargs)  # noqa: SIM115 - the caller closes it
+        if "w" not in mode or self.room is None:
+            return handle
+        if self.room > 0:
+            self.room -= 1
+            return handle
+        return _OnFullDisk(handle)
+
+    @contextlib.contextmanager
+    def full_after(self, room: int) -> Iterator[list[str]]:
+        self.room = room
+        try:
+            yield []
+        finally:
+            self.room = None
+
+
+class _OnFullDisk:
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+
+    def __enter__(self) -> _OnFullDisk:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.handle.close()
+
+    def write(self, text: str) -> int:
+        self.handle.write(text[: len(text) // 2])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def flush(self) -> None:
+        self.handle.flush()
+
+    def fileno(self) -> int:
+        return int(self.handle.fileno())

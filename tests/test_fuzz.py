@@ -1,0 +1,1042 @@
+"""Fuzz and fault suite (issue 16): mutated Jenkins answers, hostile servers on both sides, a full
+disk and skewed clocks, with the promises checked after every run and counted.
+
+After every run of the agent: it ended in bounded time (hangs), no exception escaped and nothing
+was logged with a traceback (tracebacks), no build is recorded as sent that SEI does not keep,
+and once the fault is gone every build is delivered or is a dead letter with a reason (builds
+lost); the state file loads again; and no secret (as it is, percent-encoded, base64, or as
+Basic credentials) is in the output, the logs, the state folder, the requests Jenkins got or
+anything SEI received (secrets found). At the mapping level, thousands of mutated builds each
+give a payload the SEI stand-in keeps whole, or Unmappable / ValidationError: nothing else.
+
+Mutations come from seeded random.Random instances (tests/fuzzing.py); a failure names the
+case and its seed, and `FUZZ_SEED=<seed>` runs that case alone. The default run is small; the
+big one runs FUZZ_RUNS mutated cases against the agent (each a mutated run and a clean one),
+ten times as many through the mapping, and the whole hostile-server matrix; the terminal
+summary gives the figures (`-s` prints each test's outcomes too):
+
+    FUZZ_RUNS=5000 python -m pytest tests/test_fuzz.py
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import faulthandler
+import json
+import os
+import random
+import re
+import signal
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, quote_plus
+
+import httpx
+import pytest
+from conftest import Cli, Result, now_ms
+from fuzzing import Mutator, serialize
+from hostile import Front, FullDisk
+from jenkins_sim import JenkinsSim, Reply
+from pydantic import ValidationError
+from sei_standin import SeiStandIn, _kept_stages, _null_param, _null_stage_duration, _validate_cicd
+from test_golden import (
+    BLUE_NODE_RECORDINGS,
+    BLUE_STEP_RECORDINGS,
+    WFAPI_RUN_RECORDINGS,
+    load,
+    multibranch_runs,
+)
+from test_mapping_properties import CTX, MULTIBRANCH
+
+import agent.state.file
+from agent.config import JenkinsSettings
+from agent.jenkins.client import JenkinsClient
+from agent.jenkins.endpoints import CAUSE_FIELDS, builds_tree, job_path
+from agent.jenkins.stages import StageReader
+from agent.jenkins.types import BuildDetails, Job, StageData
+from agent.mapping import Unmappable, map_build, parse_manifests
+from agent.state import JobState, StateError, StateFile
+from agent.transport import Answer
+
+FUZZ_RUNS = int(os.environ.get("FUZZ_RUNS") or 0)  # the big run's size (see above)
+AGENT_CASES = FUZZ_RUNS or 24
+MAPPING_CASES = 10 * FUZZ_RUNS or 2000
+FUZZ_SEED = os.environ.get("FUZZ_SEED")  # one case again: the seed a failure named
+SHARDS = 2  # each fuzz test is split in two, so that xdist's two workers share it
+RUN_BOUND = 30.0  # seconds: a run still going then is a hang (every timeout here is 2 s or less)
+
+# Recognisable secrets, with characters that percent-encoding and base64 change.
+JENKINS_USER = "fuzz-bot"
+JENKINS_TOKEN = "fuzz-jenkins-t0ken/+9f8e=7d"
+SEI_KEY = "fuzz-sei-k3y/+1a2b=3c"
+
+
+def secret_forms() -> list[str]:
+    basic = f"{JENKINS_USER}:{JENKINS_TOKEN}".encode()
+    found = {base64.b64encode(basic).decode()}
+    for secret in (JENKINS_TOKEN, SEI_KEY):
+        found |= {
+            secret,
+            quote(secret, safe=""),
+            quote_plus(secret),
+            base64.b64encode(secret.encode()).decode(),
+        }
+    return sorted(found)
+
+
+SECRETS = secret_forms()
+
+
+# -- figures -------------------------------------------------------------------------------
+
+
+@dataclass
+class Figures:
+    """What one test saw, added up over its runs; `problems` says which case broke what.
+
+    A run is one run of the agent, or for the mapping test one build through the mapping.
+    """
+
+    unit: str = "agent runs"
+    runs: int = 0
+    hangs: int = 0
+    tracebacks: int = 0
+    lost: int = 0
+    secrets: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    problems: list[str] = field(default_factory=list)
+
+    def problem(self, case: str, what: str) -> None:
+        self.problems.append(f"{case}: {what}")
+
+    def publish(self, name: str, record: Callable[[str, object], None], seconds: float) -> None:
+        """Into the test's report (conftest adds them up in the terminal summary), and printed."""
+        figures = {
+            "test": name,
+            "unit": self.unit,
+            "runs": self.runs,
+            "hangs": self.hangs,
+            "tracebacks": self.tracebacks,
+            "lost": self.lost,
+            "secrets": self.secrets,
+            "seconds": round(seconds, 1),
+            "outcomes": dict(sorted(self.outcomes.items())),
+        }
+        record("fuzz", figures)
+        print(json.dumps(figures))
+
+    def check(self) -> None:
+        """Zero of everything; else the kinds of problem seen, counted, and a few in full."""
+        kinds = Counter(_kind(problem) for problem in self.problems)
+        shown = "\n".join(
+            [f"{count:5d} x {kind}" for kind, count in kinds.most_common()] + self.problems[:5]
+        )
+        assert (self.hangs, self.tracebacks, self.lost, self.secrets) == (0, 0, 0, 0), shown
+        assert not self.problems, shown
+
+
+def _kind(problem: str) -> str:
+    """A problem without its case: the last line of a traceback, else what it says."""
+    what = problem.split("]: ", 1)[-1]
+    lines = what.strip().splitlines()
+    errors = [line for line in lines if re.match(r"^([a-z_]+\.)*[A-Z]\w+: ", line)]
+    return errors[-1][:120] if errors else re.sub(r"#\d+", "#N", lines[0])[:120]
+
+
+@pytest.fixture
+def figures(request: pytest.FixtureRequest, record_property: Any) -> Iterator[Figures]:
+    """The test's figures, published however the test ends; the test checks them last."""
+    found = Figures()
+    started = time.monotonic()
+    yield found
+    found.publish(request.node.name, record_property, time.monotonic() - started)
+
+
+# -- running the CLI in bounded time ---------------------------------------------------------
+
+
+@dataclass
+class Run:
+    result: Result
+    hung: bool
+    seconds: float
+
+
+def bounded(cli: Cli, *args: str, bound: float = RUN_BOUND) -> Run:
+    """The CLI in this process; past `bound` it gets SIGTERM, as a supervisor would send, and
+    the run counts as a hang. One that ignores SIGTERM too is killed with a stack dump."""
+    fired = threading.Event()
+
+    def fire() -> None:
+        fired.set()
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    # Outside the agent's own handler (before and after its run), a SIGTERM does nothing.
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)
+    timer = threading.Timer(bound, fire)
+    timer.daemon = True
+    faulthandler.dump_traceback_later(bound + 30, exit=True)
+    started = time.monotonic()
+    timer.start()
+    try:
+        result = cli.in_process(*args)
+    finally:
+        timer.cancel()
+        faulthandler.cancel_dump_traceback_later()
+        signal.signal(signal.SIGTERM, previous)
+    return Run(result, fired.is_set(), time.monotonic() - started)
+
+
+def cli_env(
+    folder: Path, jenkins_url: str, sei_url: str, guid: str, **extra: str
+) -> dict[str, str]:
+    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+    return {
+        **keep,
+        "JENKINS_URL": jenkins_url,
+        "JENKINS_USER": JENKINS_USER,
+        "JENKINS_API_TOKEN": JENKINS_TOKEN,
+        "JENKINS_RETRIES": "1",
+        "JENKINS_RETRY_WAIT": "0",
+        "JENKINS_TIMEOUT": "2",
+        "JENKINS_CONNECT_TIMEOUT": "2",
+        "SEI_BASE_URL": sei_url,
+        "SEI_API_KEY": SEI_KEY,
+        "SEI_INSTANCE_GUID": guid,
+        "SEI_INSTANCE_NAME": "fuzz",
+        "SEI_RETRIES": "1",
+        "SEI_RETRY_WAIT": "0",
+        "SEI_RETRY_MAX_WAIT": "0",
+        "SEI_TIMEOUT": "2",
+        "AGENT_STATE_FILE": str(folder / "state" / "agent-state.json"),
+        "AGENT_LOG_LEVEL": "DEBUG",
+        **extra,
+    }
+
+
+# -- what a case is checked for ------------------------------------------------------------
+
+Build = tuple[str, int]  # SEI's job_full_name, build number
+
+
+def kept_by_sei(sei: SeiStandIn, guid: str) -> set[Build]:
+    """The runs SEI keeps for one instance (first write of each), not the ones it dropped."""
+    with sei._lock:
+        keys = list(sei.runs)
+    return {(name, number) for g, name, number in keys if g == guid}
+
+
+def dropped_by_sei(sei: SeiStandIn, guid: str) -> list[str]:
+    with sei._lock:
+        dropped = list(sei.dropped)
+    return [why for payload, why in dropped if payload.get("instance_guid") == guid]
+
+
+def state_jobs(path: Path, guid: str) -> dict[str, JobState] | str:
+    """Every job record of the state file, each loaded on its own; a string says what did not."""
+    try:
+        with StateFile(path, read_only=True):
+            pass
+    except StateError as exc:
+        return f"the state file does not load: {exc}"
+    if not path.exists():
+        return {}
+    data = json.loads(path.read_text(encoding="utf-8"))
+    jobs = {}
+    for name, record in data["controllers"].get(guid, {"jobs": {}})["jobs"].items():
+        try:
+            jobs[name] = JobState.from_json(record)
+        except Exception as exc:
+            return f"the record of {name} does not load: {exc!r}"
+    return jobs
+
+
+@dataclass
+class Verdict:
+    """What one case's runs did to the figures."""
+
+    case: str
+    figures: Figures
+
+    def run(self, run: Run, label: str) -> None:
+        self.figures.runs += 1
+        if run.hung:
+            self.figures.hangs += 1
+            self.figures.problem(self.case, f"{label} hung ({run.seconds:.1f} s)")
+        if "Traceback" in run.result.stderr:
+            self.figures.tracebacks += 1
+            tail = run.result.stderr[run.result.stderr.index("Traceback") :][-4000:]
+            self.figures.problem(self.case, f"{label} traceback:\n{tail}")
+
+    def state(
+        self, path: Path, guid: str, kept: set[Build], names: dict[str, str]
+    ) -> dict[str, JobState]:
+        """The state loads, and records nothing as sent that SEI does not keep."""
+        jobs = state_jobs(path, guid)
+        if isinstance(jobs, str):
+            self.figures.lost += 1
+            self.figures.problem(self.case, jobs)
+            return {}
+        for name, job in jobs.items():
+            for first, last, *_ in job.sent.runs:
+                for number in range(first, min(last, first + 1000) + 1):
+                    if (names.get(name, name), number) not in kept:
+                        self.figures.lost += 1
+                        self.figures.problem(self.case, f"{name} #{number} recorded, SEI lacks it")
+        return jobs
+
+    def missing(
+        self,
+        truth: list[tuple[str, int]],
+        kept: set[Build],
+        jobs: dict[str, JobState],
+        names: dict[str, str],
+    ) -> list[tuple[str, int]]:
+        """The builds SEI does not keep and that are no dead letter with a reason."""
+        left = []
+        for name, number in truth:
+            letter = jobs[name].dead.get(number) if name in jobs else None
+            if (names[name], number) not in kept and not (letter and letter.get("message")):
+                left.append((name, number))
+        return left
+
+    def lost(self, missing: list[tuple[str, int]]) -> None:
+        for name, number in missing:
+            self.figures.lost += 1
+            self.figures.problem(self.case, f"{name} #{number} neither delivered nor dead")
+
+    def secrets(self, places: dict[str, str]) -> None:
+        for where, text in places.items():
+            found = [s for s in SECRETS if s in text]
+            if found:
+                self.figures.secrets += len(found)
+                self.figures.problem(self.case, f"secret {found} in {where}")
+
+
+def folder_texts(folder: Path) -> dict[str, str]:
+    return {
+        str(path): path.read_text(encoding="utf-8", errors="replace")
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+# -- the Jenkins the agent runs against ------------------------------------------------------
+
+SHA = "0123456789abcdef0123456789abcdef01234567"
+LIB_SHA = "fedcba9876543210fedcba9876543210fedcba98"
+STAGES = [
+    {"id": "3", "name": "build", "duration": 40, "steps": [{"id": "4", "duration": 30}]},
+    {"id": "6", "name": "tests", "duration": 50, "steps": []},
+    {"id": "8", "name": "unit", "parallel_of": "6", "steps": [{"id": "9", "duration": 9}]},
+    {"id": "10", "name": "e2e", "parallel_of": "6", "steps": [{"id": "11", "duration": 7}]},
+    {"id": "12", "name": "deploy", "status": "SKIPPED"},
+]
+MANIFEST = {
+    "artifacts": [
+        {
+            "type": "container",
+            "location": "registry.acme.test/app",
+            "name": "app",
+            "qualifier": "1.2.3",
+            "metadata": {"arch": "amd64", "layers": 7},
+        }
+    ]
+}
+UPSTREAM = {
+    "_class": "hudson.model.Cause$UpstreamCause",
+    "shortDescription": "Started by upstream project lib build number 1",
+    "upstreamBuild": 1,
+    "upstreamProject": "lib",
+    "upstreamUrl": "job/lib/",
+}
+PARAMETERS = [
+    {"_class": "hudson.model.StringParameterValue", "name": "ENV", "value": "prod"},
+    {"_class": "hudson.model.PasswordParameterValue", "name": "DB_PASSWORD", "value": "pw-0"},
+]
+# Jenkins full name -> SEI job_full_name (folders are named as the official plugin names them).
+NAMES = {"lib": "lib", "app": "app", "svc": "svc", "tools/other": "tools/jobs/other"}
+ALL_BUILDS = [("lib", 1), ("app", 1), ("app", 2), ("svc", 1), ("tools/other", 1)]
+
+
+def populate(sim: JenkinsSim) -> None:
+    """The jobs every case runs against (ALL_BUILDS): `app`, the one whose answers are mutated,
+    has everything the agent reads (stages, parameters, git, an upstream build, a manifest);
+    the others are bystanders."""
+    sim.add_job("lib")
+    sim.add_build("lib", build_data=[{"sha": LIB_SHA}], changeset=[LIB_SHA])
+    sim.add_job("app", "pipeline")
+    for number in (1, 2):
+        sim.add_build(
+            "app",
+            causes=[UPSTREAM],
+            parameters=PARAMETERS,
+            build_data=[{"sha": SHA}],
+            changeset=[SHA],
+            artifacts=["artifact-manifest.json", "dist/app.tar.gz"],
+            stages=STAGES,
+        )
+        sim.artifact_content[("app", number, "artifact-manifest.json")] = json.dumps(
+            MANIFEST
+        ).encode()
+    sim.add_job("svc", "pipeline")
+    sim.add_build("svc", stages=STAGES[:2])
+    sim.add_folder("tools")
+    sim.add_job("tools/other")
+    sim.add_build("tools/other")
+
+
+# The answers a case may mutate, and the stage source that makes the agent read them.
+TARGETS: dict[str, tuple[str, str]] = {
+    "discovery": (r"^/api/json$", "auto"),
+    "plugins": (r"^/pluginManager/api/json$", "auto"),
+    "listing": (r"^/job/app/api/json$", "auto"),
+    "upstream": (r"^/job/lib/1/api/json$", "auto"),
+    "manifest": (r"^/job/app/\d+/artifact/", "auto"),
+    "graph-tree": (r"^/job/app/\d+/stages/tree$", "graphview"),
+    "graph-steps": (r"^/job/app/\d+/stages/allSteps$", "graphview"),
+    "blue-nodes": (r"/pipelines/app/runs/\d+/nodes/$", "blueocean"),
+    "blue-steps": (r"/pipelines/app/runs/\d+/nodes/[^/]+/steps/$", "blueocean"),
+    "wfapi-run": (r"^/job/app/\d+/wfapi/describe$", "wfapi"),
+    "wfapi-node": (r"^/job/app/\d+/execution/node/[^/]+/wfapi/describe$", "wfapi"),
+}
+# Whose answers a mutation of the target may keep from SEI for this run (the rest must arrive).
+REACH = {"discovery": set(NAMES), "plugins": {"app", "svc"}}
+
+
+class MutatingJenkins(JenkinsSim):
+    """The simulator, with the answers of one target mutated: the same mutation for the same
+    path and query whatever the order of requests, so a seed reproduces a case."""
+
+    mutation: tuple[re.Pattern[str], int, list[str]] | None = None
+
+    def _respond(self, method: str, path: str, query: str, authorization: str | None) -> Reply:
+        status, headers, body = super()._respond(method, path, query, authorization)
+        mutation = self.mutation
+        if mutation is not None and status == 200 and mutation[0].search(path):
+            mutator = Mutator(random.Random(f"{mutation[1]}|{path}|{query}"))
+            body = mutator.body(body)
+            mutation[2].extend(f"{path}: {said}" for said in mutator.said)
+        return status, headers, body
+
+
+@pytest.fixture(scope="module")
+def rig() -> Iterator[tuple[MutatingJenkins, SeiStandIn]]:
+    """One Jenkins and one SEI for every mutated case: each case has an instance GUID and a
+    state file of its own, so it is a first run, and what SEI keeps is told apart by GUID."""
+    jenkins = MutatingJenkins(
+        user=JENKINS_USER, token=JENKINS_TOKEN, clock_ms=now_ms() - 3_600_000, graphview=True
+    )
+    populate(jenkins)
+    sei = SeiStandIn(api_key=SEI_KEY, known_guids=None)
+    with jenkins, sei:
+        yield jenkins, sei
+
+
+def seeds_of(shard: int, cases: int) -> list[int]:
+    """This shard's seeds; with FUZZ_SEED, that one alone."""
+    if FUZZ_SEED:
+        return [int(FUZZ_SEED)] if shard == 0 else []
+    return list(range(shard, cases, SHARDS))
+
+
+def guid_of(seed: int | str) -> str:
+    return str(uuid.UUID(int=random.Random(seed).getrandbits(128), version=4))
+
+
+@dataclass
+class Case:
+    """A sync with a fault, then a sync without it, each checked; its own GUID and state file.
+
+    `reach`: the jobs whose builds the fault may keep from SEI in the faulted run (the others
+    must arrive all the same, unless the run stopped on purpose, exit 3).
+    """
+
+    label: str
+    folder: Path
+    jenkins: JenkinsSim
+    sei: SeiStandIn
+    env: dict[str, str]
+    reach: set[str]
+    truth: list[tuple[str, int]] = field(default_factory=lambda: list(ALL_BUILDS))
+    names: dict[str, str] = field(default_factory=lambda: dict(NAMES))
+
+    @property
+    def guid(self) -> str:
+        return self.env["SEI_INSTANCE_GUID"]
+
+    @property
+    def state(self) -> Path:
+        return Path(self.env["AGENT_STATE_FILE"])
+
+
+def checked(
+    case: Case, fault: Callable[[], contextlib.AbstractContextManager[Any]], figures: Figures
+) -> tuple[Run, dict[str, JobState]]:
+    """Run `case` with `fault` on, then off; the faulted run and the state it left."""
+    case.folder.mkdir(parents=True, exist_ok=True)
+    verdict = Verdict(case.label, figures)
+    cli = Cli(case.env, case.folder)
+    sei, jenkins = case.sei, case.jenkins
+    requests = len(sei.requests), len(jenkins.requests)
+    with fault() as said:
+        first = bounded(cli, "sync")
+    if said:
+        verdict.case += f" [{'; '.join(said)[:300]}]"
+    figures.outcomes[f"exit {first.result.code}"] += 1
+    verdict.run(first, "faulted run")
+    kept = kept_by_sei(sei, case.guid)
+    after_fault = verdict.state(case.state, case.guid, kept, case.names)
+    if first.result.code != 3:  # not a run that stopped everything on purpose
+        for name, number in case.truth:
+            if name not in case.reach and (case.names[name], number) not in kept:
+                figures.lost += 1
+                figures.problem(verdict.case, f"bystander {name} #{number} not delivered")
+    outputs = [first, bounded(cli, "sync")]
+    verdict.run(outputs[-1], "clean run")
+    kept = kept_by_sei(sei, case.guid)
+    jobs = verdict.state(case.state, case.guid, kept, case.names)
+    missing = verdict.missing(case.truth, kept, jobs, case.names)
+    if missing and "started before the lookback" in first.result.stderr:
+        # Jenkins said they started before the lookback: the agent said so and left them to
+        # `backfill`, as documented; it must send them.
+        outputs.append(bounded(cli, "backfill", "--since", "1970-01-01"))
+        verdict.run(outputs[-1], "backfill")
+        kept = kept_by_sei(sei, case.guid)
+        jobs = verdict.state(case.state, case.guid, kept, case.names)
+        figures.outcomes["left to backfill"] += len(missing)
+        missing = verdict.missing(case.truth, kept, jobs, case.names)
+    verdict.lost(missing)
+    figures.outcomes["dead letters"] += sum(len(job.dead) for job in jobs.values())
+    for why in dropped_by_sei(sei, case.guid):
+        figures.lost += 1
+        figures.problem(verdict.case, f"SEI dropped a payload: {why}")
+    verdict.secrets(
+        {
+            **{
+                f"output of run {i}": r.result.stdout + r.result.stderr
+                for i, r in enumerate(outputs)
+            },
+            **folder_texts(case.folder),
+            "SEI requests": json.dumps(sei.requests[requests[0] :], default=str),
+            "Jenkins requests": json.dumps(jenkins.requests[requests[1] :]),
+        }
+    )
+    return first, after_fault
+
+
+def mutated_case(
+    jenkins: MutatingJenkins, sei: SeiStandIn, folder: Path, seed: int, figures: Figures
+) -> None:
+    """A sync against mutated answers of one target, then a sync against the real ones."""
+    target = random.Random(seed).choice(sorted(TARGETS))
+    pattern, source = TARGETS[target]
+    env = cli_env(folder, jenkins.url, sei.url, guid_of(seed), JENKINS_STAGE_SOURCE=source)
+    case = Case(f"seed {seed} ({target})", folder, jenkins, sei, env, REACH.get(target, {"app"}))
+
+    @contextlib.contextmanager
+    def mutation() -> Iterator[list[str]]:
+        said: list[str] = []
+        jenkins.mutation = (re.compile(pattern), seed, said)
+        try:
+            yield said
+        finally:
+            jenkins.mutation = None
+
+    checked(case, mutation, figures)
+
+
+def test_unmutated_case_delivers_everything_named_as_expected(
+    rig: tuple[MutatingJenkins, SeiStandIn], tmp_path: Path, figures: Figures
+) -> None:
+    """The baseline every mutated case is compared with: all five builds, under NAMES."""
+    jenkins, sei = rig
+    guid = guid_of(-1)
+    cli = Cli(cli_env(tmp_path, jenkins.url, sei.url, guid), tmp_path)
+    run = bounded(cli, "sync")
+    Verdict("baseline", figures).run(run, "run")
+    assert run.result.code == 0, run.result.stderr
+    assert kept_by_sei(sei, guid) == {(NAMES[name], n) for name, n in ALL_BUILDS}
+    app = sei.kept("app", 2, guid)
+    assert len(app["stages"]) == 5 and app["upstream"] == [("lib", 1)]
+    assert [a["name"] for a in app["artifacts"]] == ["app", "dist/app.tar.gz"]
+    figures.check()
+
+
+def test_the_checks_count_what_they_look_for(
+    rig: tuple[MutatingJenkins, SeiStandIn], tmp_path: Path
+) -> None:
+    """Zeros mean something only if the checks would count: a run past its bound is a hang
+    (and its SIGTERM ends it), a traceback in the output counts, a build recorded as sent that
+    SEI lacks is lost, and every form of a secret is found."""
+    jenkins, sei = rig
+    probe = Figures()
+    verdict = Verdict("probe", probe)
+    guid = guid_of("probe")
+    cli = Cli(cli_env(tmp_path, jenkins.url, sei.url, guid), tmp_path)
+    jenkins.inject_fault(r"^/api/json$", delay=1.0)  # a 500 after 1 s, then a retry
+    slow = bounded(cli, "sync", bound=0.3)
+    verdict.run(slow, "slow run")
+    assert slow.result.code == 143 and probe.hangs == 1, slow.result.stderr
+    verdict.run(
+        Run(Result(1, "", "Traceback (most recent call last):\nValueError\n"), False, 0), ""
+    )
+    assert probe.tracebacks == 1
+    state = tmp_path / "recorded.json"
+    with StateFile(state) as written:
+        written.jobs(guid)["app"] = JobState()
+        written.jobs(guid)["app"].sent.add(7, 1000)
+        written.save()
+    verdict.state(state, guid, kept_by_sei(sei, guid), NAMES)
+    assert probe.lost == 1
+    verdict.secrets({f"place {i}": f"<{form}>" for i, form in enumerate(SECRETS)})
+    assert probe.secrets >= len(SECRETS) >= 7
+
+
+@pytest.mark.parametrize("shard", range(SHARDS))
+def test_mutated_jenkins_answers(
+    rig: tuple[MutatingJenkins, SeiStandIn], tmp_path: Path, figures: Figures, shard: int
+) -> None:
+    """Each case mutates one kind of answer of one job; every promise is checked per run."""
+    jenkins, sei = rig
+    for seed in seeds_of(shard, AGENT_CASES):
+        mutated_case(jenkins, sei, tmp_path / f"case-{seed}", seed, figures)
+    figures.check()
+
+
+# -- hostile servers on both sides -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fronts(
+    rig: tuple[MutatingJenkins, SeiStandIn],
+) -> Iterator[tuple[Front, Front, Front]]:
+    """Hostile fronts for the rig's Jenkins and SEI, and the other host their cross-host
+    redirects lead to (any request it gets is a credential sent where it must not go)."""
+    jenkins, sei = rig
+    trap = Front()
+    elsewhere = f"http://localhost:{trap.server_address[1]}"
+    before_jenkins = Front(jenkins.url, elsewhere)
+    before_sei = Front(sei.url, elsewhere)
+    yield before_jenkins, before_sei, trap
+    for front in (before_jenkins, before_sei, trap):
+        front.stop()
+
+
+JENKINS_MODES = (
+    "html",
+    "redirect-same",
+    "redirect-cross",
+    "404",
+    "408",
+    "413",
+    "reset",
+    "silent",
+    "deep-json",
+    "truncated",
+)
+SEI_MODES = (*JENKINS_MODES, "stored-reset")
+# Which answer of Jenkins is hostile, and whose builds it may keep from SEI in that run.
+JENKINS_PATHS = {
+    "discovery": (r"^/api/json$", set(NAMES)),
+    "listing": (r"^/job/app/api/json$", {"app"}),
+    "stages": (r"^/job/app/\d+/stages/tree$", {"app"}),
+}
+MATRIX = [
+    ("jenkins", mode, where, times)
+    for mode in JENKINS_MODES
+    for where in JENKINS_PATHS
+    for times in (1, None)
+] + [("sei", mode, "custom-cicd", times) for mode in SEI_MODES for times in (1, None)]
+# What the issue asks of the faulted run: SEI answering other than SEI stops the run, keeps
+# every build (exit 3, nothing recorded when every answer is so); a 408 is retried; a Jenkins
+# login page stops the run; a same-host redirect of a GET is followed, one to another host is not.
+EXPECTED_EXIT = {
+    ("sei", "html"): 3,
+    ("sei", "redirect-same"): 3,
+    ("sei", "redirect-cross"): 3,
+    ("sei", "404"): 3,
+    ("sei", "deep-json"): 3,
+    ("sei", "truncated"): 3,
+    ("jenkins", "html"): 3,
+    ("jenkins", "redirect-cross"): 3,
+}
+ENDS_CLEAN = {
+    ("sei", "408", 1),
+    ("jenkins", "redirect-same", 1),
+    ("jenkins", "redirect-same", None),
+}
+
+
+def hostile_case(
+    rig: tuple[MutatingJenkins, SeiStandIn],
+    fronts: tuple[Front, Front, Front],
+    cell: tuple[str, str, str, int | None],
+    folder: Path,
+    figures: Figures,
+) -> None:
+    side, mode, where, times = cell
+    jenkins, sei = rig
+    before_jenkins, before_sei, trap = fronts
+    label = f"{side} {mode} on {where} {'once' if times else 'always'}"
+    env = cli_env(
+        folder,
+        before_jenkins.url + "/",
+        before_sei.url + "/sei/api",
+        guid_of(label),
+        JENKINS_TIMEOUT="0.3",
+        SEI_TIMEOUT="0.3",
+        JENKINS_STAGE_SOURCE="graphview",
+    )
+    if side == "jenkins":
+        path, reach = JENKINS_PATHS[where]
+        front = before_jenkins
+    else:
+        path, reach, front = r"/v1/custom-cicd$", set(NAMES), before_sei
+    trapped = trap.seen
+    first, state = checked(
+        Case(label, folder, jenkins, sei, env, reach),
+        lambda: front.hostile(mode, path, times),
+        figures,
+    )
+    code = first.result.code
+    figures.outcomes[f"{side} {mode} {'once' if times else 'always'}: exit {code}"] += 1
+    expected = EXPECTED_EXIT.get((side, mode), 0 if (side, mode, times) in ENDS_CLEAN else None)
+    if expected is not None and code != expected:
+        figures.problem(label, f"exit {code}, not {expected}: {first.result.stderr[-600:]}")
+    if (
+        side == "sei"
+        and expected == 3
+        and times is None
+        and any(j.sent.runs for j in state.values())
+    ):
+        figures.lost += 1
+        figures.problem(label, "builds recorded as sent though SEI never answered as SEI")
+    if trap.seen != trapped:
+        figures.secrets += 1
+        figures.problem(label, "a request (and its credentials) went to another host")
+
+
+# The default run: every mode of each side once, where and how often taking turns.
+MATRIX_CELLS = (
+    MATRIX
+    if FUZZ_RUNS
+    else [
+        *(
+            ("jenkins", m, list(JENKINS_PATHS)[i % 3], (1, None)[i % 2])
+            for i, m in enumerate(JENKINS_MODES)
+        ),
+        *(("sei", m, "custom-cicd", (None, 1)[i % 2]) for i, m in enumerate(SEI_MODES)),
+    ]
+)
+
+
+@pytest.mark.parametrize("shard", range(SHARDS))
+def test_hostile_servers_matrix(
+    rig: tuple[MutatingJenkins, SeiStandIn],
+    fronts: tuple[Front, Front, Front],
+    tmp_path: Path,
+    figures: Figures,
+    shard: int,
+) -> None:
+    """Every hostile answer, once and always, from Jenkins (discovery, a listing, stages) and
+    from SEI: each cell a faulted sync and a clean one, every promise checked, outcomes counted."""
+    for index, cell in enumerate(MATRIX_CELLS):
+        if index // 2 % SHARDS == shard:
+            hostile_case(rig, fronts, cell, tmp_path / f"cell-{index}", figures)
+    figures.check()
+
+
+# -- a full disk -----------------------------------------------------------------------------
+
+
+def test_full_disk_for_the_state_file(
+    tmp_path: Path, figures: Figures, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk fills up before the first save, or after a few: the run stops with exit 2 and
+    a message, the file on disk is the last one written whole, no temporary file is left, and
+    once there is room again everything is delivered, at most SEI_CONCURRENCY builds twice."""
+    disk = FullDisk()
+    monkeypatch.setattr(agent.state.file, "open", disk.open, raising=False)
+    concurrency = 4
+    jenkins = JenkinsSim(user=JENKINS_USER, token=JENKINS_TOKEN, clock_ms=now_ms() - 3_600_000)
+    names = {f"job-{i}": f"job-{i}" for i in range(3)}
+    for name in names:
+        jenkins.add_job(name)
+        for _ in range(8):
+            jenkins.add_build(name)
+    truth = [(name, n) for name in names for n in range(1, 9)]
+    with jenkins, SeiStandIn(api_key=SEI_KEY, known_guids=None) as sei:
+        for room in (0, 1, 2, 5, 9):
+            label = f"disk full after {room} writes"
+            folder = tmp_path / f"room-{room}"
+            env = cli_env(
+                folder, jenkins.url, sei.url, guid_of(label), SEI_CONCURRENCY=str(concurrency)
+            )
+            case = Case(label, folder, jenkins, sei, env, set(names), truth, names)
+            first, _ = checked(case, lambda: disk.full_after(room), figures)  # noqa: B023
+            said = first.result.stderr
+            if first.result.code != 2 or "No space left on device" not in said:
+                figures.problem(label, f"exit {first.result.code}: {said[-600:]}")
+            if str(case.state) not in said:
+                figures.problem(label, "the message does not name the state file")
+            leftovers = [p.name for p in case.state.parent.glob("*.tmp")]
+            if leftovers:
+                figures.problem(label, f"temporary files left: {leftovers}")
+            posts = Counter(
+                (p["job_full_name"], p["build_number"])
+                for p in sei.accepted
+                if p["instance_guid"] == case.guid
+            )
+            twice = sum(count - 1 for count in posts.values())
+            figures.outcomes["sent twice"] += twice
+            if twice > concurrency:
+                figures.problem(label, f"{twice} builds sent twice, more than {concurrency}")
+    figures.check()
+
+
+# -- skewed clocks ----------------------------------------------------------------------------
+
+HOUR = 3_600_000
+
+
+@pytest.mark.parametrize("skew_hours", [-72, -25, -1, 1, 25, 72])
+def test_skewed_jenkins_clock(tmp_path: Path, figures: Figures, skew_hours: int) -> None:
+    """Jenkins' clock off the agent's by hours or days, around the 24 h lookback: a tracked job
+    never drops a build that finished after it was first seen, and a build left out as older
+    than the lookback is said to be so, and `backfill` sends it."""
+    jenkins = JenkinsSim(
+        user=JENKINS_USER, token=JENKINS_TOKEN, clock_ms=now_ms() + skew_hours * HOUR
+    )
+    label = f"Jenkins clock {skew_hours:+d} h"
+    verdict = Verdict(label, figures)
+    env = cli_env(tmp_path, "", "", guid_of(label))
+    jenkins.add_job("tracked")
+    for _ in range(2):
+        jenkins.add_build("tracked")
+    first_seen = [("tracked", 1), ("tracked", 2)]
+    after: list[tuple[str, int]] = []
+    outputs: list[Run] = []
+    with jenkins, SeiStandIn(api_key=SEI_KEY, known_guids=None) as sei:
+        cli = Cli({**env, "JENKINS_URL": jenkins.url, "SEI_BASE_URL": sei.url}, tmp_path)
+        for step in range(3):
+            if step:  # a build of the tracked job; a job first seen, then tracked
+                after.append(("tracked", jenkins.add_build("tracked")["number"]))
+                jenkins.add_job("new")
+                seen = after if step == 2 else first_seen
+                seen.append(("new", jenkins.add_build("new")["number"]))
+            outputs.append(bounded(cli, "sync"))
+            verdict.run(outputs[-1], f"sync {step + 1}")
+        names = {"tracked": "tracked", "new": "new"}
+        kept = kept_by_sei(sei, env["SEI_INSTANCE_GUID"])
+        jobs = verdict.state(Path(env["AGENT_STATE_FILE"]), env["SEI_INSTANCE_GUID"], kept, names)
+        verdict.lost(verdict.missing(after, kept, jobs, names))  # tracked: sync sends them
+        missing = verdict.missing(first_seen, kept, jobs, names)
+        figures.outcomes["sent by sync"] = len(kept)
+        said = any("started before the lookback" in r.result.stderr for r in outputs)
+        if missing and said:
+            figures.outcomes["left to backfill"] += len(missing)
+            outputs.append(bounded(cli, "backfill", "--since", "1970-01-01"))
+            verdict.run(outputs[-1], "backfill")
+            kept = kept_by_sei(sei, env["SEI_INSTANCE_GUID"])
+            missing = verdict.missing(first_seen, kept, jobs, names)
+        verdict.lost(missing)
+        verdict.secrets(
+            {f"output of run {i}": r.result.stdout + r.result.stderr for i, r in enumerate(outputs)}
+            | folder_texts(tmp_path)
+            | {"SEI requests": json.dumps(sei.requests, default=str)}
+        )
+    figures.check()
+
+
+# -- the mapping, directly -------------------------------------------------------------------
+
+JOBS = [
+    Job(names=("app",), cls="org.jenkinsci.plugins.workflow.job.WorkflowJob"),
+    Job(names=("team", "deploy-api"), cls="hudson.model.FreeStyleProject"),
+    Job(names=("shop", "feature%2Flogin"), containers=(MULTIBRANCH,)),
+    Job(names=("mvn", "com.acme$core"), containers=("hudson.maven.MavenModuleSet",)),
+]
+
+
+@dataclass(frozen=True)
+class Seeds:
+    """Real answers to mutate: builds as listed, stages as each source's reader hands them on,
+    upstream builds' actions, manifests."""
+
+    builds: list[dict[str, Any]]
+    stages: list[StageData]
+    upstream: dict[tuple[str, int], list[dict[str, Any]]]
+    manifests: list[Any]
+
+
+def recorded_seeds() -> tuple[list[dict[str, Any]], list[StageData]]:
+    """The captures under tests/fixtures/jenkins (the ones tests/test_golden.py maps)."""
+    builds = [
+        load(name)
+        for name in (
+            "jenkins-rest/build-info.json",
+            "jenkins-rest/build-info-git-commit.json",
+            "jenkins-rest/build-info-no-params.json",
+            "hygieia/buildDetails_full.json",
+            "hygieia/buildDetails_withMultipleSCM.json",
+            "hygieia/buildDetails_pipeline-duplicate_changeSets.json",
+        )
+    ]
+    stages = []
+    for _, build, nodes in multibranch_runs():
+        builds.append(build)
+        if nodes:
+            stages.append(StageData(source="wfapi", nodes=nodes))
+    stages += [StageData(source="blueocean", nodes=load(name)) for name in BLUE_NODE_RECORDINGS]
+    node = {"id": "1", "displayName": "stage", "result": "SUCCESS", "state": "FINISHED"}
+    stages += [
+        StageData(source="blueocean", nodes=[node], children={"1": load(name)})
+        for name in BLUE_STEP_RECORDINGS
+    ]
+    stages += [
+        StageData(source="wfapi", nodes=run["stages"])
+        for name in WFAPI_RUN_RECORDINGS
+        for run in load(name)
+    ]
+    describe = load("pipeline-stage-view/checkpoint_resumed_stage_description.json")
+    stage = {k: v for k, v in describe.items() if k != "stageFlowNodes"}
+    stages.append(StageData(source="wfapi", nodes=[stage], children={describe["id"]: describe}))
+    return builds, stages
+
+
+@pytest.fixture(scope="module")
+def seeds(rig: tuple[MutatingJenkins, SeiStandIn]) -> Seeds:
+    """The simulator's answers, read as the agent reads them, and the recorded captures."""
+    jenkins, _ = rig
+    client = JenkinsClient(
+        JenkinsSettings(url=jenkins.url, user=JENKINS_USER, api_token=JENKINS_TOKEN)
+    )
+    try:
+        builds = [
+            build
+            for name in ("app", "lib", "svc", "tools/other")
+            for build in client.get_json(
+                job_path(tuple(name.split("/"))) + "api/json", builds_tree(0, 50), kind="builds"
+            )["builds"]
+        ]
+        stages = []
+        for source in ("graphview", "blueocean", "wfapi"):
+            reader = StageReader(client, steps=True, stage_source=source)
+            for name, number in (("app", 1), ("svc", 1)):
+                data = reader.read(Job(names=(name,)), number)
+                assert data is not None and data.source == source
+                stages.append(data)
+        lib = client.get_json("job/lib/1/api/json", CAUSE_FIELDS, kind="upstream")
+    finally:
+        client.close()
+    recorded_builds, recorded_stages = recorded_seeds()
+    return Seeds(
+        builds=builds + recorded_builds,
+        stages=stages + recorded_stages,
+        upstream={("lib", 1): lib["actions"]},
+        manifests=[MANIFEST, MANIFEST["artifacts"][0], {"artifact": MANIFEST["artifacts"][0]}],
+    )
+
+
+def as_delivered(value: Any) -> Any:
+    """A mutated document as the agent gets it: JSON text read by its HTTP clients' parser."""
+    return Answer(200, httpx.Headers(), serialize(value)).json()
+
+
+def mutated_stages(mutator: Mutator, data: StageData) -> StageData:
+    """Mutated stage answers, in the shapes the reader guarantees whatever was answered: a list
+    of nodes (of objects, but for graphview), a node id -> answer map (lists for Blue Ocean,
+    objects for wfapi), a list of steps."""
+    doc = as_delivered(
+        mutator.document(
+            {"nodes": data.nodes, "children": dict(data.children), "steps": data.steps}
+        )
+    )
+    doc = doc if isinstance(doc, dict) else {}
+    nodes = doc.get("nodes") if isinstance(doc.get("nodes"), list) else []
+    children = doc.get("children") if isinstance(doc.get("children"), dict) else {}
+    steps = doc.get("steps") if isinstance(doc.get("steps"), list) else []
+    if data.source != "graphview":
+        nodes = [node for node in nodes if isinstance(node, dict)]
+    shape = list if data.source == "blueocean" else dict
+    kept = {str(k): v for k, v in children.items() if isinstance(v, shape)}
+    return StageData(source=data.source, nodes=nodes, children=kept, steps=steps)
+
+
+def mapping_case(seeds: Seeds, seed: int, figures: Figures) -> None:
+    """One build with what was read beside it, some of it mutated, through the mapping: a
+    payload SEI keeps whole, or Unmappable / ValidationError, and nothing else."""
+    rng = random.Random(seed)
+    mutator = Mutator(rng)
+    build = rng.choice(seeds.builds)
+    stages = rng.choice([*seeds.stages, None])
+    manifest = rng.choice([*seeds.manifests, None])
+    upstream = seeds.upstream
+    parts = rng.sample(["build", "build", "stages", "manifest", "upstream"], rng.choice((1, 1, 2)))
+    try:
+        if "build" in parts:
+            build = as_delivered(mutator.document(build))
+        if "stages" in parts and stages is not None:
+            stages = mutated_stages(mutator, stages)
+        if "manifest" in parts:
+            manifest = as_delivered(mutator.document(manifest))
+        if "upstream" in parts:
+            actions = as_delivered(mutator.document(upstream[("lib", 1)]))
+            upstream = {("lib", 1): [a for a in actions if isinstance(a, dict)]}
+    except ValueError:  # nested too deep: the agent's clients refuse it, as malformed JSON
+        figures.outcomes["refused as too deep"] += 1
+        return
+    figures.runs += 1
+    case = f"mapping seed {seed} ({', '.join(parts)}: {'; '.join(mutator.said)[:300]})"
+    if not isinstance(build, dict):
+        build = {"value": build}  # the listing keeps only objects
+    details = BuildDetails(
+        stages=stages, upstream=upstream, manifests=() if manifest is None else (manifest,)
+    )
+    try:
+        parse_manifests(details.manifests)
+        payload = map_build(build, rng.choice(JOBS), CTX, details).to_json()
+    except Unmappable:
+        figures.outcomes["unmappable"] += 1
+        return
+    except ValidationError:
+        figures.outcomes["invalid payload"] += 1
+        return
+    except Exception as exc:
+        figures.tracebacks += 1
+        figures.problem(case, f"{type(exc).__name__}: {exc}"[:300])
+        return
+    try:
+        body = json.loads(json.dumps(payload, allow_nan=False))
+    except ValueError as exc:
+        figures.lost += 1
+        figures.problem(case, f"a payload no JSON parser takes: {exc}")
+        return
+    why = _validate_cicd(body) or (
+        ("a null parameter" if _null_param(body) else None)
+        or ("a stage without a duration" if _null_stage_duration(body) else None)
+        or (kept if isinstance(kept := _kept_stages(body.get("job_run")), str) else None)
+    )
+    if why:
+        figures.lost += 1
+        figures.problem(case, f"SEI would refuse or drop the payload: {why}")
+    else:
+        figures.outcomes["payload"] += 1
+
+
+@pytest.mark.parametrize("shard", range(SHARDS))
+def test_mutated_builds_through_the_mapping(seeds: Seeds, figures: Figures, shard: int) -> None:
+    figures.unit = "mapping cases"
+    for seed in seeds_of(shard, MAPPING_CASES):
+        mapping_case(seeds, seed, figures)
+    if not FUZZ_SEED:  # the mutations leave most builds mappable: the mapping was exercised
+        assert figures.outcomes["payload"] > figures.runs // 2
+    figures.check()
