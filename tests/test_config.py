@@ -264,3 +264,30 @@ def test_values_that_used_to_end_in_a_traceback(
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError, match=f"invalid setting {name}: .*{wanted}"):
         load_settings()
+
+
+def test_clients_get_resolved_endpoints_or_a_config_error_never_an_assertion() -> None:
+    """A client needs its URL and credentials; what resolves them says which is missing (an
+    assert would vanish under `python -O` and fail later, far from the cause)."""
+    from pydantic import SecretStr
+
+    from agent.config import JenkinsSettings, SeiSettings
+    from agent.jenkins.client import JenkinsClient
+    from agent.sei.client import SeiClient
+
+    with pytest.raises(ConfigError, match="^missing setting: JENKINS_URL$"):
+        JenkinsClient(JenkinsSettings())
+    with pytest.raises(ConfigError, match="^missing setting: SEI_BASE_URL or SEI_ENVIRONMENT$"):
+        SeiClient(SeiSettings(api_key="k3y"))
+    with pytest.raises(ConfigError, match="^missing setting: SEI_API_KEY$"):
+        SeiClient(SeiSettings(environment="eu1"))
+    both = "^missing setting: SEI_BASE_URL or SEI_ENVIRONMENT, SEI_API_KEY$"
+    with pytest.raises(ConfigError, match=both):
+        SeiSettings().endpoint()
+
+    jenkins = JenkinsSettings(url="https://ci.example/jenkins", user="ann", api_token="t0k")
+    assert jenkins.endpoint().base == "https://ci.example/jenkins/"
+    assert jenkins.endpoint().auth == ("ann", SecretStr("t0k"))
+    assert JenkinsSettings(url="https://ci.example").endpoint().auth is None
+    sei = SeiSettings(base_url="https://sei.example/v1/", api_key="k3y").endpoint()
+    assert (sei.base, sei.api_key.get_secret_value()) == ("https://sei.example", "k3y")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import ssl
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -45,6 +46,22 @@ def env_name(loc: tuple[Any, ...]) -> str:
     """('sei', 'instance_guid') -> 'SEI_INSTANCE_GUID', the name users set."""
     parts = [str(p) for p in loc if not isinstance(p, int)]
     return "_".join(parts[:2]).upper() if parts else "configuration"
+
+
+@dataclass(frozen=True)
+class JenkinsEndpoint:
+    """The controller as a client needs it, every required part present."""
+
+    base: str  # with exactly one trailing slash, context path kept
+    auth: tuple[str, SecretStr] | None
+
+
+@dataclass(frozen=True)
+class SeiEndpoint:
+    """SEI's ingestion API as a client needs it, every required part present."""
+
+    base: str  # what '/v1/...' is appended to
+    api_key: SecretStr
 
 
 class ConfigError(Exception):
@@ -221,6 +238,14 @@ class JenkinsSettings(TransportSettings):
             raise ValueError("JENKINS_USER and JENKINS_API_TOKEN must be set together")
         return self
 
+    def endpoint(self) -> JenkinsEndpoint:
+        """Resolved for a client; ConfigError when JENKINS_URL is missing (commands name every
+        missing setting first, with Settings.require)."""
+        if not self.url:
+            raise ConfigError("missing setting: JENKINS_URL")
+        auth = (self.user, self.api_token) if self.user and self.api_token else None
+        return JenkinsEndpoint(self.url.rstrip("/") + "/", auth)
+
 
 class SeiSettings(TransportSettings):
     base_url: str | None = None
@@ -293,6 +318,16 @@ class SeiSettings(TransportSettings):
             return None
         base = base.rstrip("/")
         return base[: -len("/v1")] if base.endswith("/v1") else base
+
+    def endpoint(self) -> SeiEndpoint:
+        """Resolved for a client; ConfigError naming what is missing (commands name every
+        missing setting first, with Settings.require)."""
+        base, key = self.api_base, self.api_key
+        if base is None or key is None or not key.get_secret_value():
+            missing = [] if base else ["SEI_BASE_URL or SEI_ENVIRONMENT"]
+            missing += [] if key and key.get_secret_value() else ["SEI_API_KEY"]
+            raise ConfigError(f"missing setting: {', '.join(missing)}")
+        return SeiEndpoint(base, key)
 
 
 class AgentSettings(BaseModel):
@@ -367,7 +402,7 @@ class Settings(BaseSettings):
         """Configured Jenkins URL with exactly one trailing slash (context path kept)."""
         if self.jenkins.url is None:
             raise ConfigError(f"missing setting: {self.name_of('jenkins.url')}")
-        return self.jenkins.url.rstrip("/") + "/"
+        return self.jenkins.endpoint().base
 
     @property
     def integration(self) -> Integration | None:

@@ -82,11 +82,12 @@ class JenkinsClient:
 
     def __init__(self, settings: JenkinsSettings, *, stop: threading.Event | None = None) -> None:
         """`stop` ends retry waits: the read then fails with its last error."""
-        assert settings.url is not None
-        self.base = settings.url.rstrip("/") + "/"
+        endpoint = settings.endpoint()
+        self.base = endpoint.base
         auth = None
-        if settings.user and settings.api_token:
-            auth = httpx.BasicAuth(settings.user, settings.api_token.get_secret_value())
+        if endpoint.auth is not None:
+            user, token = endpoint.auth
+            auth = httpx.BasicAuth(user, token.get_secret_value())
         self._http = Http(
             self.base,
             settings,

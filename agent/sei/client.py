@@ -88,15 +88,15 @@ class SeiClient:
         on_request: Callable[[str, float], None] | None = None,
     ) -> None:
         """`stop` cuts retry waits short; `on_request(status, seconds)` sees every request."""
-        assert settings.api_base and settings.api_key
-        self.base = settings.api_base
+        endpoint = settings.endpoint()
+        self.base = endpoint.base
         self._settings = settings
         self._http = Http(
             self.base,
             settings,
             side="SEI",
             headers={
-                "Authorization": f"ApiKey {settings.api_key.get_secret_value()}",
+                "Authorization": f"ApiKey {endpoint.api_key.get_secret_value()}",
                 "Content-Type": "application/json",
                 "Accept": "application/json",
             },
