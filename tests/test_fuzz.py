@@ -66,8 +66,8 @@ from agent.state import JobState, StateError, StateFile
 from agent.transport import Answer
 
 FUZZ_RUNS = int(os.environ.get("FUZZ_RUNS") or 0)  # the big run's size (see above)
-AGENT_CASES = FUZZ_RUNS or 24
-MAPPING_CASES = 10 * FUZZ_RUNS or 2000
+AGENT_CASES = FUZZ_RUNS or 16
+MAPPING_CASES = 10 * FUZZ_RUNS or 1200
 FUZZ_SEED = os.environ.get("FUZZ_SEED")  # one case again: the seed a failure named
 SHARDS = 2  # each fuzz test is split in two, so that xdist's two workers share it
 RUN_BOUND = 30.0  # seconds: a run still going then is a hang (every timeout here is 2 s or less)
