@@ -275,13 +275,13 @@ def test_clients_get_resolved_endpoints_or_a_config_error_never_an_assertion() -
     from agent.jenkins.client import JenkinsClient
     from agent.sei.client import SeiClient
 
-    with pytest.raises(ConfigError, match="^missing setting: JENKINS_URL$"):
+    with pytest.raises(ConfigError, match=r"^missing setting: JENKINS_URL$"):
         JenkinsClient(JenkinsSettings())
-    with pytest.raises(ConfigError, match="^missing setting: SEI_BASE_URL or SEI_ENVIRONMENT$"):
+    with pytest.raises(ConfigError, match=r"^missing setting: SEI_BASE_URL or SEI_ENVIRONMENT$"):
         SeiClient(SeiSettings(api_key="k3y"))
-    with pytest.raises(ConfigError, match="^missing setting: SEI_API_KEY$"):
+    with pytest.raises(ConfigError, match=r"^missing setting: SEI_API_KEY$"):
         SeiClient(SeiSettings(environment="eu1"))
-    both = "^missing setting: SEI_BASE_URL or SEI_ENVIRONMENT, SEI_API_KEY$"
+    both = r"^missing setting: SEI_BASE_URL or SEI_ENVIRONMENT, SEI_API_KEY$"
     with pytest.raises(ConfigError, match=both):
         SeiSettings().endpoint()
 
