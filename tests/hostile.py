@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
+import gzip
 import http.client
 import os
 import re
@@ -29,6 +31,13 @@ LOGIN_PAGE = (
 DEEP_JSON = b"[" * 100_000 + b"]" * 100_000
 
 
+@functools.cache
+def gzip_bomb(mib: int = 80) -> bytes:
+    """`mib` MiB of JSON whitespace, gzipped to a few hundred KB: more than any answer may
+    inflate to (agent/jenkins/client.py's ANSWER_MAX_MIB, agent/sei/client.py's cap)."""
+    return gzip.compress(b" " * (mib << 20), 1)
+
+
 class Front(ThreadingHTTPServer):
     """An HTTP server in front of another (`backend`) that passes requests on, except those its
     rule picks, which it answers in one hostile way:
@@ -36,7 +45,8 @@ class Front(ThreadingHTTPServer):
     html (a login page with 200), redirect-same (to the backend: the same host), redirect-cross
     (to `trap`, another host), 404, 408, 413, reset (a TCP reset instead of an answer),
     stored-reset (the backend gets the request, the client a reset), silent (accepts and never
-    answers), deep-json (JSON nested deeper than any parser goes), truncated (JSON cut short).
+    answers), deep-json (JSON nested deeper than any parser goes), truncated (JSON cut short),
+    gzip-bomb (a small gzipped body that inflates past every answer's cap).
     """
 
     daemon_threads = True
@@ -104,6 +114,7 @@ class Front(ThreadingHTTPServer):
             "redirect-cross": lambda: (302, {"Location": self.trap + h.path}, b""),
             "deep-json": lambda: (ok, json_type, DEEP_JSON),
             "truncated": lambda: (ok, json_type, b'{"payload": "acc'),
+            "gzip-bomb": lambda: (ok, {**json_type, "Content-Encoding": "gzip"}, gzip_bomb()),
             "pass": lambda: self._forward(h, body),
         }.get(mode, lambda: (int(mode), {"Content-Type": "text/html"}, b"<html>no</html>"))()
         h.send_response(status)

@@ -42,7 +42,7 @@ import httpx
 import pytest
 from conftest import Cli, Result, now_ms
 from fuzzing import Mutator, serialize
-from hostile import Front, FullDisk
+from hostile import Front, FullDisk, gzip_bomb
 from jenkins_sim import JenkinsSim, Reply
 from pydantic import ValidationError
 from sei_standin import SeiStandIn, _kept_stages, _null_param, _null_stage_duration, _validate_cicd
@@ -621,6 +621,7 @@ def fronts(
     """Hostile fronts for the rig's Jenkins and SEI, and the other host their cross-host
     redirects lead to (any request it gets is a credential sent where it must not go)."""
     jenkins, sei = rig
+    gzip_bomb()  # made once, before any run's timeouts count
     trap = Front()
     elsewhere = f"http://localhost:{trap.server_address[1]}"
     before_jenkins = Front(jenkins.url, elsewhere)
@@ -641,6 +642,7 @@ JENKINS_MODES = (
     "silent",
     "deep-json",
     "truncated",
+    "gzip-bomb",
 )
 SEI_MODES = (*JENKINS_MODES, "stored-reset")
 # Which answer of Jenkins is hostile, and whose builds it may keep from SEI in that run.
@@ -665,6 +667,7 @@ EXPECTED_EXIT = {
     ("sei", "404"): 3,
     ("sei", "deep-json"): 3,
     ("sei", "truncated"): 3,
+    ("sei", "gzip-bomb"): 3,
     ("jenkins", "html"): 3,
     ("jenkins", "redirect-cross"): 3,
 }

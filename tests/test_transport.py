@@ -7,15 +7,18 @@ import contextlib
 import socket
 import threading
 import time
+import tracemalloc
 from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
 from conftest import accept_each
+from hostile import Front, gzip_bomb
 from tenacity import RetryCallState
 
 from agent.config import JenkinsSettings, SeiSettings, TransportSettings
-from agent.jenkins.client import JenkinsClient, JenkinsError, JenkinsUnavailable
+from agent.jenkins import client as jenkins_client
+from agent.jenkins.client import JenkinsClient, JenkinsError, JenkinsTooLarge, JenkinsUnavailable
 from agent.sei.client import SeiClient, SeiUnavailable
 from agent.transport import (
     Answer,
@@ -373,3 +376,47 @@ def test_json_nested_deeper_than_any_answer_is_refused_before_it_is_parsed() -> 
         "a": "[[[{{{",
         "b": [[{"c": "]]]"}]],
     }
+
+
+@pytest.fixture
+def front() -> Iterator[Front]:
+    server = Front()
+    yield server
+    server.stop()
+
+
+def test_a_jenkins_answer_inflating_past_the_cap_is_refused_as_it_arrives(
+    front: Front, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A few hundred KB of gzip that inflate to 80 MiB: read whole, it would take twice that in
+    memory; the cap (1 MiB here, 64 MiB by default) ends the read after the chunk that passed it."""
+    monkeypatch.setattr(jenkins_client, "ANSWER_MAX_MIB", 1)
+    client = JenkinsClient(JenkinsSettings(url=front.url, retries=0))
+    gzip_bomb()  # made before memory is traced: the server runs in this process
+    tracemalloc.start()
+    try:
+        with front.hostile("gzip-bomb"), pytest.raises(JenkinsTooLarge) as failure:
+            client.get_json("api/json", kind="discover")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        client.close()
+    assert str(failure.value) == (
+        f"Jenkins answered {front.url}/api/json with over 1 MiB; not read further"
+    )
+    # One raw chunk inflated (15 MiB, held twice while zlib grows its buffer), not 80 MiB whole.
+    assert peak < 64 << 20, peak
+
+
+def test_an_sei_answer_inflating_past_its_cap_is_not_seis_and_keeps_the_build(
+    front: Front,
+) -> None:
+    client = SeiClient(SeiSettings(base_url=front.url, api_key="k3y", retries=0))
+    try:
+        with front.hostile("gzip-bomb"), pytest.raises(SeiUnavailable) as failure:
+            client.send_build({"job_full_name": "app"})
+    finally:
+        client.close()
+    assert failure.value.unreachable  # the run stops: every build stays pending
+    assert "answered with over 1024 KiB, not SEI's answer" in str(failure.value)
+    assert "check SEI_BASE_URL" in str(failure.value)

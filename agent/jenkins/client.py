@@ -30,6 +30,10 @@ from agent.transport import (
 )
 
 log = logging.getLogger(__name__)
+# The most of one answer held in memory. No answer the agent asks for comes near it (a listing
+# page of 100 builds with big change sets is a few MB); a larger one, or one that inflates past
+# it from gzip, is refused as it arrives rather than filling the agent's memory.
+ANSWER_MAX_MIB = 64
 # What a GET gives its caller: JSON, JSON and the Date it was answered at, a file, the answer.
 Expect = Literal["json", "dated", "bytes", "answer"]
 
@@ -43,7 +47,7 @@ class JenkinsNotFound(JenkinsError):
 
 
 class JenkinsTooLarge(JenkinsError):
-    """A file is larger than its reader holds in memory: it was not downloaded to its end."""
+    """An answer is larger than its reader holds in memory: it was not read to its end."""
 
 
 class JenkinsUnavailable(JenkinsError):
@@ -166,6 +170,8 @@ class JenkinsClient:
         expect: Expect,
         limit: int | None = None,
     ) -> Any:
+        """One read with its retries; at most `limit` bytes of answer (default ANSWER_MAX_MIB)."""
+        limit = ANSWER_MAX_MIB << 20 if limit is None else limit
         try:
             answer = self._retry(self._get_once, path, params, kind, expect, limit)
             self._outage.answered()
@@ -181,7 +187,7 @@ class JenkinsClient:
         params: dict[str, str] | None,
         kind: str,
         expect: Expect,
-        limit: int | None,
+        limit: int,
     ) -> Any:
         with self._count_lock:
             self.requests[kind] += 1
@@ -202,7 +208,9 @@ class JenkinsClient:
         except Redirected as exc:
             raise JenkinsUnavailable(f"{exc}; check JENKINS_URL") from None
         except TooLarge as exc:
-            raise JenkinsTooLarge(f"{where} is over {exc.limit} bytes") from None
+            raise JenkinsTooLarge(
+                f"Jenkins answered {where} with over {exc.limit >> 20} MiB; not read further"
+            ) from None
         except httpx.InvalidURL as exc:  # a name or an id from an answer, too long for a URL
             raise JenkinsError(f"cannot ask Jenkins for {where[:200]}: {exc}") from None
         if response.redirects:

@@ -26,6 +26,7 @@ from agent.transport import (
     Answer,
     Http,
     Redirected,
+    TooLarge,
     TransportFailure,
     Unreachable,
     retry_after,
@@ -39,6 +40,9 @@ PUSH_ARTIFACTS = "/v1/cicd/push_artifacts"
 INSTANCES = "/v1/cicd/instances"
 # Answers that say the base URL does not lead to SEI's API rather than that one build is wrong.
 _WRONG_ENDPOINT = {404, 405, 410}
+# SEI answers a POST in a few hundred bytes; more than this (or a body that inflates past it) is
+# not SEI's answer, and is not read further.
+ANSWER_MAX_BYTES = 1 << 20
 
 
 class SeiRefused(Exception):
@@ -162,7 +166,7 @@ class SeiClient:
             self.requests += 1
         where = f"{self.base}{path}"
         try:
-            response = self._http.request("POST", path, body=data)
+            response = self._http.request("POST", path, body=data, limit=ANSWER_MAX_BYTES)
         except Unreachable as exc:
             blame = f"; check {exc.proxy}" if exc.proxy else ""
             raise _Retry(
@@ -172,6 +176,12 @@ class SeiClient:
             raise _Retry(f"SEI connection failed on {where}: {exc}") from None
         except Redirected as exc:
             raise SeiUnavailable(f"{exc}; check SEI_BASE_URL", unreachable=True) from None
+        except TooLarge:
+            raise SeiUnavailable(
+                f"{where} answered with over {ANSWER_MAX_BYTES >> 10} KiB, not SEI's answer: the "
+                "build is kept to be sent again; check SEI_BASE_URL and any proxy in between",
+                unreachable=True,
+            ) from None
         status = response.status
         if 200 <= status < 300:
             if not _from_sei(response):
