@@ -58,6 +58,9 @@ USER_AGENT = f"jenkins-sei-agent/{__version__}"
 CONNECT_RETRIES = 2  # immediate reconnects inside one attempt: a dropped SYN, a DNS hiccup
 MAX_REDIRECTS = 5
 DEADLINE_TIMEOUTS = 4  # the default deadline, in read timeouts
+# Seconds an exchange in flight may go on once a stop is asked for: within the 60 s that
+# Kubernetes, Docker Compose and the systemd unit shipped here give a stop, whatever the deadline.
+STOP_GRACE = 15.0
 _STARTED = "jenkins_sei_agent.started"  # request extension: when the request was sent
 
 
@@ -146,8 +149,11 @@ class Http:
         headers: dict[str, str] | None = None,
         auth: httpx.Auth | None = None,
         on_request: Callable[[str, float], None] | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
+        """`stop`, once set, cuts each exchange in flight to STOP_GRACE seconds more."""
         self.base = base
+        self._stop = stop
         self._side = side
         self._host = urlsplit(base).hostname or ""
         self._deadline = settings.deadline or DEADLINE_TIMEOUTS * timeout
@@ -213,6 +219,7 @@ class Http:
     ) -> Answer:
         started = time.monotonic()
         _DEADLINE.until = started + self._deadline
+        _DEADLINE.stop, _DEADLINE.cut = self._stop, False
         try:
             # `path` comes percent-encoded (agent/queries.py). The whole URL is given rather than
             # base_url= and params=, which would parse it three times.
@@ -232,7 +239,7 @@ class Http:
             self._observe_error(started)
             raise TransportFailure(self._failure(exc)) from None
         finally:
-            _DEADLINE.until = None
+            _DEADLINE.until, _DEADLINE.stop = None, None
         return Answer(response.status_code, response.headers, content, redirects)
 
     def _send(self, request: httpx.Request, limit: int | None) -> tuple[httpx.Response, bytes]:
@@ -269,6 +276,8 @@ class Http:
         if not isinstance(exc, httpx.TimeoutException):
             return _reason(exc)
         until = _DEADLINE.until
+        if _DEADLINE.cut:
+            return f"cut short by the stop: no complete answer {STOP_GRACE:g} s after it"
         if until is not None and time.monotonic() >= until - 0.01:
             return (
                 f"no complete answer within {self._deadline:g} s ({self._side.upper()}_DEADLINE);"
@@ -322,9 +331,12 @@ class Http:
 
 
 class _Deadline(threading.local):
-    """When the exchange running on this thread must be over (time.monotonic()), if one is."""
+    """When the exchange running on this thread must be over (time.monotonic()), if one is; the
+    stop that cuts it short, and whether it did."""
 
     until: float | None = None
+    stop: threading.Event | None = None
+    cut: bool = False
 
 
 _DEADLINE = _Deadline()
@@ -336,7 +348,12 @@ def _left(timeout: float | None, expired: type[Exception]) -> float | None:
     until = _DEADLINE.until
     if until is None:
         return timeout
-    left = until - time.monotonic()
+    now = time.monotonic()
+    stop = _DEADLINE.stop
+    if stop is not None and stop.is_set() and not _DEADLINE.cut and until > now + STOP_GRACE:
+        _DEADLINE.until = until = now + STOP_GRACE  # seen at the next socket wait: a stop
+        _DEADLINE.cut = True  # asked for during one waits at most a read timeout more
+    left = until - now
     if left <= 0:
         raise expired("the deadline passed")
     return left if timeout is None else min(timeout, left)

@@ -16,6 +16,7 @@ from conftest import accept_each
 from hostile import Front, gzip_bomb
 from tenacity import RetryCallState
 
+from agent import transport
 from agent.config import JenkinsSettings, SeiSettings, TransportSettings
 from agent.jenkins import client as jenkins_client
 from agent.jenkins.client import JenkinsClient, JenkinsError, JenkinsTooLarge, JenkinsUnavailable
@@ -234,6 +235,35 @@ def test_an_answer_that_takes_longer_than_the_deadline_fails_at_the_deadline(
     assert 1 <= took < 1.5, took
     assert str(failure.value).startswith("no complete answer within 1 s (JENKINS_DEADLINE)")
     assert hostile.trickled <= 5  # a byte every 0.2 s, for a second
+
+
+@pytest.mark.parametrize("side", ["Jenkins", "SEI"])
+def test_a_stop_cuts_an_exchange_in_flight_to_the_stop_grace(
+    hostile: Hostile, side: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trickled answer may take the whole deadline (120 s by default, more than the 60 s a
+    container gets to stop); once a stop is asked for, it gets STOP_GRACE seconds more (0.5 s
+    here), fails saying why, and is not attempted again."""
+    monkeypatch.setattr(transport, "STOP_GRACE", 0.5)
+    hostile.behave = hostile.trickle(HEAD, b"x" * 100, 0.05)
+    stop = threading.Event()
+    client: JenkinsClient | SeiClient
+    if side == "Jenkins":
+        settings = JenkinsSettings(url=hostile.url, deadline=60, retry_wait=0)
+        client = JenkinsClient(settings, stop=stop)
+        call, failure = lambda: client.get_json("api/json", kind="x"), JenkinsError
+    else:
+        settings_sei = SeiSettings(base_url=hostile.url, api_key="k", deadline=60, retry_wait=0)
+        client = SeiClient(settings_sei, stop=stop)
+        call, failure = client.check_key, SeiUnavailable
+    threading.Timer(0.3, stop.set).start()
+    started = time.monotonic()
+    with pytest.raises(failure, match=r"cut short by the stop: no complete answer 0\.5 s after"):
+        call()
+    took = time.monotonic() - started
+    client.close()
+    assert 0.75 <= took < 1.2, took
+    assert hostile.connections == 1  # no attempt after the stop
 
 
 def test_the_deadline_is_a_failure_worth_retrying(hostile: Hostile) -> None:

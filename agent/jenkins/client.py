@@ -100,6 +100,7 @@ class JenkinsClient:
             headers={"Accept": "application/json"},
             timeout=settings.timeout,
             connections=settings.concurrency,
+            stop=stop,
         )
         self._limiter = (
             Limiter(Rate(settings.rate_limit, Duration.SECOND)) if settings.rate_limit else None

@@ -106,6 +106,7 @@ class SeiClient:
             },
             timeout=settings.timeout,
             connections=settings.concurrency,
+            stop=stop,
             on_request=on_request,
         )
         self._count_lock = threading.Lock()
