@@ -276,14 +276,14 @@ class Http:
         if not isinstance(exc, httpx.TimeoutException):
             return _reason(exc)
         until = _DEADLINE.until
+        if until is None or time.monotonic() < until - 0.01:
+            return "timed out"  # one wait's timeout, before the deadline
         if _DEADLINE.cut:
             return f"cut short by the stop: no complete answer {STOP_GRACE:g} s after it"
-        if until is not None and time.monotonic() >= until - 0.01:
-            return (
-                f"no complete answer within {self._deadline:g} s ({self._side.upper()}_DEADLINE);"
-                " a server trickling its answer, or one too large for the link"
-            )
-        return "timed out"
+        return (
+            f"no complete answer within {self._deadline:g} s ({self._side.upper()}_DEADLINE);"
+            " a server trickling its answer, or one too large for the link"
+        )
 
     def _follow(self, method: str, response: httpx.Response, done: int) -> httpx.URL:
         """Where a redirect may be followed to, or Redirected saying why not."""

@@ -26,7 +26,8 @@ def read_builds(
             end = BUILDS_CAP  # one page never straddles `builds` and `allBuilds`
         answer = client.get_json(api_json(job.path), builds_tree(start, end), kind="builds")
         key = "builds" if end <= BUILDS_CAP else "allBuilds"
-        listed = answer.get(key) if isinstance(answer.get(key), list) else []
+        listed = answer.get(key)
+        listed = listed if isinstance(listed, list) else []
         # An entry that is not an object is still an entry: as `{}`, a build the caller cannot
         # identify, rather than a hole in the listing that looks like a build deleted.
         page = [b if isinstance(b, dict) else {} for b in listed]
