@@ -14,6 +14,7 @@ from agent.jenkins.types import BuildDetails, Job, StageData
 from agent.mapping import (
     MapContext,
     Unmappable,
+    causes,
     execution_id,
     map_build,
     map_job_run,
@@ -481,6 +482,34 @@ def test_root_user_of_a_chain_thirty_builds_deep_and_a_cycle() -> None:
         }
     ]
     assert looped["user_id"] == "SYSTEM"
+
+
+def test_builds_that_all_caused_one_another_make_a_chain_of_bounded_size() -> None:
+    """Eight builds, each caused by the seven others: expanding every path that repeats no
+    build would list 8! x e entries (about 110,000). The chain stops at MAX_TRIGGERS entries,
+    nearest first, and so does the work (it took 9 s, and kept none of the 8 nearest, when the
+    budget was taken after each entry's parents)."""
+    keys = [(f"job{n}", n) for n in range(1, 9)]
+
+    def causes_but(key: tuple[str, int]) -> list[dict[str, Any]]:
+        others = [{"upstreamProject": j, "upstreamBuild": n} for j, n in keys if (j, n) != key]
+        return [{"causes": others}]
+
+    upstream = {key: causes_but(key) for key in keys}
+    started = map_build(
+        finished(causes_but(("deploy", 0))[0]["causes"]),
+        Job(names=("deploy",)),
+        CTX,
+        BuildDetails(upstream=upstream),
+    ).to_json()
+
+    def entries(chain: list[dict[str, Any]]) -> int:
+        return sum(1 + entries(t.get("direct_parents") or []) for t in chain)
+
+    assert len(started["trigger_chain"]) == 8  # the causes nearest the build are all kept
+    assert entries(started["trigger_chain"]) == causes.MAX_TRIGGERS
+    assert len(json.dumps(started)) < 200_000
+    assert started["user_id"] == "SYSTEM"  # no user anywhere up the chain
 
 
 def test_a_build_caused_by_itself_is_not_expanded() -> None:

@@ -98,23 +98,17 @@ def _triggers(
 
     SEI links two runs only for type `UpstreamCause` with the upstream job's `job_full_name` as
     id, so every upstream cause is sent so. `path` holds the builds above (and the build itself):
-    a build caused by one of them is listed but not expanded again, so cycles end.
+    a build caused by one of them is listed but not expanded again, so cycles end. A level's
+    entries take from the budget before any of them is expanded, and nothing is expanded once
+    it is spent: the causes nearest the build are kept, and the work is bounded like the chain.
     """
-    triggers: list[Trigger] = []
+    listed: list[tuple[Trigger, tuple[str, int] | None]] = []
     for cause in causes:
         cls = _cause_class(cause)
         key = upstream_of(cause)
         if key is not None:
-            parents = None
-            if key in upstream and key not in path:
-                parents = _triggers(
-                    start_causes_of(upstream[key]), upstream, naming, path | {key}, budget
-                )
             trigger = Trigger(
-                id=naming.upstream(key[0]),
-                type="UpstreamCause",
-                job_run_number=str(key[1]),
-                direct_parents=parents or None,
+                id=naming.upstream(key[0]), type="UpstreamCause", job_run_number=str(key[1])
             )
         elif cls == "UserIdCause":
             trigger = Trigger(id=opt_text(cause.get("userId")) or "anonymous", type=cls)
@@ -126,8 +120,19 @@ def _triggers(
             trigger = Trigger(id=_CAUSE_IDS.get(cls, cls.removesuffix("Cause") or cls), type=cls)
         else:
             continue
-        if trigger not in triggers and budget.take():
-            triggers.append(trigger)
+        if trigger in (t for t, _ in listed):
+            continue  # the same cause twice is one entry
+        if not budget.take():
+            break
+        listed.append((trigger, key))
+    triggers = []
+    for trigger, key in listed:
+        if key is not None and key in upstream and key not in path:
+            parents = _triggers(
+                start_causes_of(upstream[key]), upstream, naming, path | {key}, budget
+            )
+            trigger = trigger.model_copy(update={"direct_parents": parents or None})
+        triggers.append(trigger)
     return triggers
 
 
