@@ -77,6 +77,24 @@ class TransportFailure(Exception):
     """The connection was made but the exchange failed (timeout, reset); worth retrying."""
 
 
+class Retryable(Exception):
+    """A failed attempt worth another (connection failure, 429, 5xx, timeout): what each side's
+    retry policy retries. `retry_after` is the server's Retry-After; `unreachable` says no
+    connection was made, and `proxy` names the proxy's setting when the proxy failed."""
+
+    def __init__(
+        self,
+        message: str,
+        retry_after: float | None = None,
+        unreachable: bool = False,
+        proxy: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.unreachable = unreachable
+        self.proxy = proxy
+
+
 class TooLarge(Exception):
     """The answer is longer than the caller may hold in memory; it was not read to its end."""
 

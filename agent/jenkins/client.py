@@ -21,6 +21,7 @@ from agent.transport import (
     Answer,
     Http,
     Redirected,
+    Retryable,
     TooLarge,
     TransportFailure,
     Unreachable,
@@ -67,20 +68,6 @@ class JenkinsRefused(JenkinsUnavailable):
     """
 
 
-class _Retryable(JenkinsError):
-    def __init__(
-        self,
-        message: str,
-        retry_after: float | None = None,
-        unreachable: bool = False,
-        proxy: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-        self.unreachable = unreachable
-        self.proxy = proxy
-
-
 class JenkinsClient:
     """Thread-safe: one pool of `concurrency` connections, an optional requests-per-second cap."""
 
@@ -110,7 +97,7 @@ class JenkinsClient:
             retries=settings.retries,
             first_wait=settings.retry_wait,
             max_wait=settings.retry_max_wait,
-            retryable=_Retryable,
+            retryable=Retryable,
             log_retry=self._log_retry,
             stop=stop,
         )
@@ -177,7 +164,7 @@ class JenkinsClient:
             answer = self._retry(self._get_once, path, params, kind, expect, limit)
             self._outage.answered()
             return answer
-        except _Retryable as exc:
+        except Retryable as exc:
             if exc.unreachable:
                 raise JenkinsUnavailable(str(exc), exc.proxy) from None
             raise JenkinsError(str(exc)) from None
@@ -198,14 +185,14 @@ class JenkinsClient:
         try:
             response = self._http.request("GET", path, params=params, limit=limit)
         except Unreachable as exc:
-            raise _Retryable(
+            raise Retryable(
                 f"Jenkins at {self.base} cannot be reached ({exc}); "
                 f"check {exc.proxy or 'JENKINS_URL'}",
                 unreachable=True,
                 proxy=exc.proxy,
             ) from None
         except TransportFailure as exc:
-            raise _Retryable(f"Jenkins connection failed on {where}: {exc}") from None
+            raise Retryable(f"Jenkins connection failed on {where}: {exc}") from None
         except Redirected as exc:
             raise JenkinsUnavailable(f"{exc}; check JENKINS_URL") from None
         except TooLarge as exc:
@@ -219,7 +206,7 @@ class JenkinsClient:
                 self.requests[kind] += response.redirects
         status = response.status
         if status == 429 or status >= 500:
-            raise _Retryable(
+            raise Retryable(
                 f"Jenkins answered HTTP {status} on {where}",
                 retry_after(response.header("retry-after")),
             )
@@ -249,7 +236,7 @@ class JenkinsClient:
         try:
             data = response.json()
         except ValueError:  # not JSON, not UTF-8, or nested deeper than any answer
-            raise _Retryable(f"Jenkins sent malformed JSON on {where}") from None
+            raise Retryable(f"Jenkins sent malformed JSON on {where}") from None
         if expect == "dated":
             date = http_date(response.header("date"))
             return data, None if date is None else int(date * 1000)

@@ -26,6 +26,7 @@ from agent.transport import (
     Answer,
     Http,
     Redirected,
+    Retryable,
     TooLarge,
     TransportFailure,
     Unreachable,
@@ -55,20 +56,6 @@ class SeiUnavailable(Exception):
 
     def __init__(self, message: str, unreachable: bool, proxy: str | None = None) -> None:
         super().__init__(message)
-        self.unreachable = unreachable
-        self.proxy = proxy
-
-
-class _Retry(Exception):
-    def __init__(
-        self,
-        message: str,
-        retry_after: float | None = None,
-        unreachable: bool = False,
-        proxy: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
         self.unreachable = unreachable
         self.proxy = proxy
 
@@ -116,7 +103,7 @@ class SeiClient:
             retries=settings.retries,
             first_wait=settings.retry_wait,
             max_wait=settings.retry_max_wait,
-            retryable=_Retry,
+            retryable=Retryable,
             log_retry=self._log_retry,
             stop=stop,
         )
@@ -156,7 +143,7 @@ class SeiClient:
             answer: Refusal | Answer = self._retry(self._post_once, path, data)
             self._outage.answered()
             return answer
-        except _Retry as exc:
+        except Retryable as exc:
             attempts = self._settings.retries + 1
             raise SeiUnavailable(
                 f"{exc} (after {attempts} attempts)", exc.unreachable, exc.proxy
@@ -170,11 +157,11 @@ class SeiClient:
             response = self._http.request("POST", path, body=data, limit=ANSWER_MAX_BYTES)
         except Unreachable as exc:
             blame = f"; check {exc.proxy}" if exc.proxy else ""
-            raise _Retry(
+            raise Retryable(
                 f"SEI cannot be reached at {where}: {exc}{blame}", unreachable=True, proxy=exc.proxy
             ) from None
         except TransportFailure as exc:
-            raise _Retry(f"SEI connection failed on {where}: {exc}") from None
+            raise Retryable(f"SEI connection failed on {where}: {exc}") from None
         except Redirected as exc:
             raise SeiUnavailable(f"{exc}; check SEI_BASE_URL", unreachable=True) from None
         except TooLarge:
@@ -212,7 +199,7 @@ class SeiClient:
             )
         if status in (408, 429) or status >= 500:
             wait = retry_after(response.header("retry-after"))
-            raise _Retry(f"SEI answered HTTP {status} on {where}", wait)
+            raise Retryable(f"SEI answered HTTP {status} on {where}", wait)
         return Refusal(status=status, message=_server_message(response))
 
 
