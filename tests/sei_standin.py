@@ -6,10 +6,18 @@ silent drops (202 but discarded), plus scripted gateway failures (503 with Retry
 connection resets, slow answers) so retry and error handling can be tested without a network.
 
 It also keeps what the server's tables would keep after the 202 (`kept`, `instance_urls`,
-`jobs`): stages keyed on their id (a stage without one, or repeating one, abandons every stage
-of the run), steps without an id skipped, names cut to 50 characters, upstream links only for
-`UpstreamCause` entries naming a known job_full_name, artifacts replaced on every send, the
-instance URL overwritten by every run. Tests compare that with what Jenkins said.
+`jobs`), and so what SEI shows after several payloads (sei-api.md, "Keys and overwrites"):
+- runs unique on (job, build_number), the first write wins; a later payload for the same key
+  stores nothing of its run, parameters or triggers, but upserts its stages into that run on
+  (run, stage id) and replaces its artifacts (identical entries collapse into one row);
+- stages keyed on their id (a stage without one, or repeating one, abandons every stage of the
+  run, and no resend adds them), steps without an id skipped, names cut to 50 characters;
+- one trigger row per (run, id, type), a chain written deepest entries first, a later row with
+  the same key ignored; a run's upstream links are the rows of its chain's top-level
+  `UpstreamCause` entries whose id is a known job_full_name;
+- the job row, unique on (instance, job_full_name): every payload overwrites its repository,
+  branch, qualified name and scm user; the instance URL overwritten by every run.
+Tests compare that with what Jenkins said.
 Standard library only, so it works wherever the tests do.
 """
 
@@ -167,28 +175,78 @@ def _kept_stages(job_run: Any) -> list[dict[str, Any]] | str:
     return kept
 
 
-def _job_row(payload: Payload) -> Payload:
-    """The job row, unique on (instance, job_full_name), written by its first run."""
-    return {
-        "job_full_name": payload.get("job_full_name"),
-        "name": _field(payload, ("pipeline", "job_name")),
-        "qualified_name": _field(payload, ("qualified_name", "job_normalized_full_name")),
-        "branch_name": payload.get("branch_name"),
-        "module_name": payload.get("module_name"),
-    }
+def _job_row(payload: Payload, row: Payload | None) -> Payload:
+    """The job row, unique on (instance, job_full_name): its name and module as its first
+    payload said, and what every payload overwrites (repository, branch, qualified name, scm
+    user) as the last one said."""
+    row = dict(row or {"job_full_name": payload.get("job_full_name")})
+    row.setdefault("name", _field(payload, ("pipeline", "job_name")))
+    row.setdefault("module_name", payload.get("module_name"))
+    row["qualified_name"] = _field(payload, ("qualified_name", "job_normalized_full_name"))
+    row["repo_url"] = payload.get("repo_url")
+    row["branch_name"] = payload.get("branch_name")
+    row["scm_user_id"] = payload.get("scm_user_id")
+    return row
 
 
-def _upstream_links(chain: Any, known_jobs: set[str]) -> list[tuple[str, int]]:
-    """The runs a run is linked to: only `UpstreamCause` entries whose id is the job_full_name
-    of a job the instance knows and whose job_run_number is a number."""
-    links = []
+def _trigger_rows(chain: Any) -> dict[tuple[str, str], str | None]:
+    """A run's trigger rows, one per (id, type) with its job_run_number: the chain is written
+    deepest entries first (an entry's direct parents before it), and a later row with a key
+    already written is ignored."""
+    rows: dict[tuple[str, str], str | None] = {}
+
+    def write(entries: Any) -> None:
+        for trigger in entries if isinstance(entries, list) else []:
+            if not isinstance(trigger, dict):
+                continue
+            write(trigger.get("direct_parents"))
+            key = (str(trigger.get("id")), str(trigger.get("type")))
+            rows.setdefault(key, trigger.get("job_run_number"))
+
+    write(chain)
+    return rows
+
+
+def _upstream_links(
+    chain: Any, rows: dict[tuple[str, str], str | None], known_jobs: set[str]
+) -> list[tuple[str, int]]:
+    """The runs a run is shown linked to: for each top-level `UpstreamCause` entry whose id is
+    the job_full_name of a job the instance knows, the build number its row kept (a deeper
+    entry of the same job wrote that row first)."""
+    links: list[tuple[str, int]] = []
     for trigger in chain if isinstance(chain, list) else []:
         if not isinstance(trigger, dict) or trigger.get("type") != "UpstreamCause":
             continue
-        number = trigger.get("job_run_number")
-        if trigger.get("id") in known_jobs and isinstance(number, str) and number.isdigit():
-            links.append((trigger["id"], int(number)))
+        number = rows.get((str(trigger.get("id")), "UpstreamCause"))
+        link = (
+            trigger.get("id"),
+            int(number) if isinstance(number, str) and number.isdigit() else 0,
+        )
+        if link[0] in known_jobs and link[1] and link not in links:
+            links.append(link)  # type: ignore[arg-type]
     return links
+
+
+def _artifact_rows(artifacts: Any) -> list[Any]:
+    """A run's artifacts, unique on (type, location, name, qualifier, hash): repeats collapse."""
+    rows: dict[tuple[Any, ...], Any] = {}
+    for artifact in artifacts if isinstance(artifacts, list) else []:
+        if isinstance(artifact, dict):
+            key = tuple(artifact.get(k) for k in ("type", "location", "name", "qualifier", "hash"))
+            rows.setdefault(key, copy.deepcopy(artifact))
+    return list(rows.values())
+
+
+def _upserted(
+    kept: list[dict[str, Any]] | str, new: list[dict[str, Any]] | str
+) -> list[dict[str, Any]] | str:
+    """A later payload's stages upserted into a run's on (run, stage id). A run whose stages
+    were abandoned stays so: no resend adds them."""
+    if isinstance(kept, str) or isinstance(new, str):
+        return kept
+    by_id = {stage["id"]: stage for stage in kept}
+    by_id.update((stage["id"], stage) for stage in new)
+    return list(by_id.values())
 
 
 def _canonical_header(name: str) -> str:
@@ -284,6 +342,7 @@ class SeiStandIn:
         self.runs: dict[tuple[str, str, int], Payload] = {}
         self.stages: dict[tuple[str, str, int], list[dict[str, Any]] | str] = {}
         self.jobs: dict[tuple[str, str], Payload] = {}
+        self.triggers: dict[tuple[str, str, int], dict[tuple[str, str], str | None]] = {}
         self.instance_urls: dict[str, str] = {}
         self.instances: list[Payload] = []
         self.artifact_pushes: list[Payload] = []
@@ -627,12 +686,17 @@ class SeiStandIn:
             self.accepted.append(payload)
             key = (guid, payload["job_full_name"], payload.get("build_number"))
             stored = self.runs.get(key)
+            stages = _kept_stages(payload.get("job_run"))
             if stored is None:
-                self.runs[key] = copy.deepcopy(payload)
-                self.stages[key] = _kept_stages(payload.get("job_run"))
-                self.jobs.setdefault(key[:2], _job_row(payload))
-            elif payload.get("artifacts") is not None:
-                stored["artifacts"] = copy.deepcopy(payload["artifacts"])
+                self.runs[key] = stored = copy.deepcopy(payload)
+                stored["artifacts"] = _artifact_rows(payload.get("artifacts"))
+                self.stages[key] = stages
+                self.triggers[key] = _trigger_rows(payload.get("trigger_chain"))
+            else:  # first write wins, but stages upsert and artifacts are replaced
+                self.stages[key] = _upserted(self.stages[key], stages)
+                if payload.get("artifacts") is not None:
+                    stored["artifacts"] = _artifact_rows(payload["artifacts"])
+            self.jobs[key[:2]] = _job_row(payload, self.jobs.get(key[:2]))
             url = _field(payload, ("instance_url", "jenkins_instance_url"))
             if isinstance(url, str):
                 self.instance_urls[guid] = url
@@ -658,8 +722,8 @@ class SeiStandIn:
                 "duration": run.get("duration"),
                 "user_id": _field(run, ("user_id", "triggered_by")),
                 "stages": copy.deepcopy(self.stages[key]),
-                "upstream": _upstream_links(run.get("trigger_chain"), known),
-                "artifacts": run.get("artifacts") or [],
+                "upstream": _upstream_links(run.get("trigger_chain"), self.triggers[key], known),
+                "artifacts": run["artifacts"],
                 "scm_commit_ids": run.get("scm_commit_ids") or [],
                 "job": copy.deepcopy(self.jobs[key[:2]]),
             }

@@ -484,6 +484,64 @@ def test_every_run_overwrites_the_instance_url_and_artifacts(
         "job_full_name": "folder/build",
         "name": "build",
         "qualified_name": "folder/build",
+        "repo_url": None,
         "branch_name": None,
         "module_name": None,
+        "scm_user_id": None,
     }
+
+
+# -- keys and overwrites: what SEI shows after several payloads -----------------------------
+
+
+def test_the_job_row_shows_whichever_build_arrived_last(
+    sei: SeiStandIn, client: httpx.Client
+) -> None:
+    new = build(build_number=9, repo_url="https://git/new.git", branch_name="main")
+    old = build(build_number=2, repo_url="https://git/old.git", branch_name="legacy")
+    for payload in (new, old):
+        assert client.post(CICD, json=payload).status_code == 202
+    row = sei.kept("folder/build", 9)["job"]
+    assert (row["repo_url"], row["branch_name"]) == ("https://git/old.git", "legacy")
+
+
+def test_a_second_payload_for_a_number_upserts_stages_and_replaces_artifacts(
+    sei: SeiStandIn, client: httpx.Client
+) -> None:
+    """A recreated job's #7: its run row is not stored, but its stages land in the old run
+    on the reused node ids and its artifacts replace the old run's."""
+    art = {"type": "container", "location": "r/a:1", "name": "a", "qualifier": "1"}
+    first = build(
+        result="SUCCESS",
+        job_run={"stages": [stage("3", "Build"), stage("6", "Test")]},
+        artifacts=[art, art],  # identical entries collapse into one row
+    )
+    assert client.post(CICD, json=first).status_code == 202
+    assert sei.kept("folder/build", 7)["artifacts"] == [art]
+    failed = {**stage("3", "Compile"), "result": "FAILURE"}
+    other = {**art, "location": "r/b:2"}
+    second = build(result="FAILURE", job_run={"stages": [failed]}, artifacts=[other])
+    assert client.post(CICD, json=second).status_code == 202
+    kept = sei.kept("folder/build", 7)
+    assert kept["result"] == "SUCCESS"
+    assert [(s["id"], s["name"], s["result"]) for s in kept["stages"]] == [
+        ("3", "Compile", "FAILURE"),
+        ("6", "Test", "SUCCESS"),
+    ]
+    assert kept["artifacts"] == [other]
+
+
+def test_one_trigger_row_per_id_and_type_written_deepest_first(
+    sei: SeiStandIn, client: httpx.Client
+) -> None:
+    """promote #1 <- build #13 <- build #12 (a Rebuild): the deeper row for `build` is written
+    first and kept, so SEI shows #12 as the parent; sent without the repeat, #13."""
+    for number in (12, 13):
+        client.post(CICD, json=build(job_full_name="build", build_number=number))
+    rebuilt = {"id": "build", "type": "UpstreamCause", "job_run_number": "12"}
+    parent = {"id": "build", "type": "UpstreamCause", "job_run_number": "13"}
+    whole = [{**parent, "direct_parents": [rebuilt]}]
+    client.post(CICD, json=build(job_full_name="promote", build_number=1, trigger_chain=whole))
+    assert sei.kept("promote", 1)["upstream"] == [("build", 12)]
+    client.post(CICD, json=build(job_full_name="promote", build_number=2, trigger_chain=[parent]))
+    assert sei.kept("promote", 2)["upstream"] == [("build", 13)]
