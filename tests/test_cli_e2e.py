@@ -105,8 +105,9 @@ def test_folders_branches_with_slash_and_context_path(tmp_path: Path, sei: SeiSt
         result = Cli(env, tmp_path)("sync")
     assert result.code == 0, result.stderr
     [payload] = sei.accepted
-    assert payload["job_full_name"] == "org/jobs/platform/jobs/web/branches/feature-login.lgkpmn"
-    assert payload["qualified_name"] == "org/platform/web/feature-login.lgkpmn"
+    # plugin 1.0.46's names: SEI's link, job/<segment> each, resolves in Jenkins
+    assert payload["job_full_name"] == "org/jobs/platform/jobs/web/branches/feature%2Flogin"
+    assert payload["qualified_name"] == "org/platform/web/feature/login"
     assert payload["pipeline"] == "web"
     assert payload["branch_name"] == "feature/login"
     assert payload["repo_url"] == "https://git.example/web.git"

@@ -23,12 +23,11 @@ from sei_standin import SeiStandIn
 
 from agent.cli import main
 from agent.jenkins.endpoints import CAUSE_FIELDS
-from agent.jenkins.namemangler import mangle
 
 PUBLIC = "https://jenkins.example.org/"
 BUILD_STEP = "org.jenkinsci.plugins.workflow.support.steps.build.BuildUpstreamCause"
 BRANCH = "platform/web/feature%2Flogin"
-BRANCH_IN_SEI = f"platform/jobs/web/branches/{mangle('feature/login')}"
+BRANCH_IN_SEI = "platform/jobs/web/branches/feature%2Flogin"  # plugin 1.0.46: item names
 MODULE = "libs/core/com.acme$core"
 SHA_ENV, SHA_PARAM = "e" * 40, "f" * 40
 # wfapi status -> the result and state SEI is sent (Blue Ocean's words)
@@ -258,9 +257,11 @@ def test_what_sei_keeps_is_what_jenkins_said(
     assert branch["job"] == {
         "job_full_name": BRANCH_IN_SEI,
         "name": "web",
-        "qualified_name": f"platform/web/{mangle('feature/login')}",
+        "qualified_name": "platform/web/feature/login",
+        "repo_url": None,
         "branch_name": "feature/login",
         "module_name": None,
+        "scm_user_id": None,
     }
 
     # the chain: each build linked to the one above it, the root user found seven levels up

@@ -339,8 +339,10 @@ class AgentSettings(BaseModel):
     http_host: str = Field(
         "", description="address /healthz, /metrics and /status listen on; empty: every interface"
     )
-    job_names: Literal["plugin", "jenkins"] = Field(
-        "plugin", description="job_full_name as the official plugin names jobs, or Jenkins fullName"
+    job_names: Literal["plugin", "plugin-legacy", "jenkins"] = Field(
+        "plugin",
+        description="job_full_name as the official plugin names jobs (1.0.46 on), as it did up "
+        "to 1.0.42 (plugin-legacy), or Jenkins fullName",
     )
     cd_jobs: Globs = Field(default_factory=list)
     ci_jobs: Globs = Field(default_factory=list)

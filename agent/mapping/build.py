@@ -11,11 +11,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from agent.jenkins.names import normalized
 from agent.jenkins.reading import dicts, is_int
 from agent.jenkins.types import BuildDetails, Job
 from agent.mapping.artifacts import archived_artifacts, parse_manifests
-from agent.mapping.causes import trigger_chain, user_id
+from agent.mapping.causes import nearest_only, trigger_chain, user_id
 from agent.mapping.context import MapContext, Unmappable
 from agent.mapping.parameters import parameters
 from agent.mapping.rules import RuleMatch, is_cd, project_name_for
@@ -53,7 +52,7 @@ def map_build(
     return CicdPayload(
         pipeline=job.pipeline,
         job_full_name=full_name,
-        qualified_name=normalized(full_name) if ctx.naming.scheme == "plugin" else full_name,
+        qualified_name=ctx.naming.qualified_name(job.names, job.path_containers),
         instance_guid=ctx.instance_guid,
         instance_name=ctx.instance_name,
         instance_url=ctx.instance_url,
@@ -63,8 +62,8 @@ def map_build(
         build_number=number,
         execution_id=execution_id(ctx.instance_guid, job.full_name, number, timestamp),
         web_url=f"{ctx.instance_url}{job.path}{number}/",
-        user_id=user_id(triggers),
-        trigger_chain=triggers,
+        user_id=user_id(triggers),  # from the whole chain: its root may lie past a repeat
+        trigger_chain=nearest_only(triggers),
         job_run_params=params,
         scm_commit_ids=commit_ids(build, project, libraries, declared_commits(actions, params)),
         repo_url=repo_url(project),
