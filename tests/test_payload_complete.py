@@ -527,7 +527,8 @@ def test_commit_fallback_parameter(agent: Agent, jenkins: JenkinsSim, sei: SeiSt
     agent.run()
     by_number = {p["build_number"]: p for p in sei.accepted}
     assert by_number[1]["scm_commit_ids"] == [SHA_A, SHA_B]
-    assert by_number[2]["scm_commit_ids"] == ["c" * 40]  # a changeset wins
+    # merged with the changelog's, after it, as the plugin does from 1.0.43
+    assert by_number[2]["scm_commit_ids"] == ["c" * 40, SHA_A, SHA_B]
 
 
 def test_rules_set_cfr_status_themes_and_project(

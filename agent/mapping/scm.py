@@ -104,9 +104,12 @@ def commit_ids(
     libraries: list[Checkout],
     declared: list[str],
 ) -> list[str]:
-    """Changeset commits, then the built revision; never a shared library's head.
+    """Changeset commits and the built revision (never a shared library's head), then the ids
+    declared in SEI_SCM_COMMIT_IDS (`declared`), each once, in that order.
 
-    A build without a changeset may name its commits in SEI_SCM_COMMIT_IDS (`declared`).
+    The official plugin merges the declared ids with the changelog since 1.0.43
+    (`JobRunScmCommitIdsService.mergeCommitIds`); the cap bounds the changelog, never the ids a
+    build declared itself (at most MAX_COMMIT_IDS of their own).
     """
     sets = dicts(build.get("changeSets")) + dicts([build.get("changeSet")])
     library_shas = {c.sha for c in libraries if c.sha}
@@ -116,12 +119,10 @@ def commit_ids(
             commit = item.get("commitId") or item.get("revision")
             if isinstance(commit, str | int) and not isinstance(commit, bool):
                 commits.append(str(commit))
-    if not commits:
-        commits.extend(declared)
     if project and project.sha:
         commits.append(project.sha)
-    unique = dict.fromkeys(c for c in commits if c and c not in library_shas)
-    return list(unique)[:MAX_COMMIT_IDS]
+    found = list(dict.fromkeys(c for c in commits if c and c not in library_shas))
+    return list(dict.fromkeys([*found[:MAX_COMMIT_IDS], *declared]))
 
 
 def declared_commits(actions: list[dict[str, Any]], params: list[Param]) -> list[str]:
