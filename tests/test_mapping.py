@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from agent.jenkins.namemangler import mangle
 from agent.jenkins.names import JobNaming
 from agent.jenkins.types import BuildDetails, Job, StageData
 from agent.mapping import (
@@ -129,20 +130,25 @@ def test_branch_indexing_is_system() -> None:
     assert payload["user_id"] == "SYSTEM"
 
 
-def test_encoded_branch_name_is_decoded_only_in_branch_name() -> None:
+def test_a_branch_job_in_each_naming_scheme() -> None:
     row = devlake_row("_raw_jenkins_api_builds_multibranch", "1")
     build = json.loads(json.dumps(row["data"]))
     for action in build["actions"]:
         if "lastBuiltRevision" in action:
             action["lastBuiltRevision"]["branch"][0]["name"] = "feature/login"
     job = Job(names=("web", "feature%2Flogin"), containers=(MULTIBRANCH,))
+    # plugin 1.0.46 on: the item name, the one form a `job/<segment>` link resolves in Jenkins
     payload = map_build(build, job, CTX).to_json()
-    # branch-api names the branch's directory with NameMangler (vector from NameManglerTest)
-    assert payload["job_full_name"] == "web/branches/feature-login.lgkpmn"
-    assert payload["qualified_name"] == "web/feature-login.lgkpmn"
+    assert payload["job_full_name"] == "web/branches/feature%2Flogin"
+    assert payload["qualified_name"] == "web/feature/login"
     assert payload["branch_name"] == "feature/login"
     assert payload["pipeline"] == "web"
     assert payload["web_url"] == BASE + "job/web/job/feature%252Flogin/4/"
+    # up to 1.0.42: the branch's directory, NameMangler's form (vector from NameManglerTest)
+    legacy = map_build(build, job, replace(CTX, naming=JobNaming("plugin-legacy"))).to_json()
+    assert legacy["job_full_name"] == "web/branches/feature-login.lgkpmn"
+    assert legacy["qualified_name"] == "web/feature-login.lgkpmn"
+    assert legacy["branch_name"] == "feature/login"
     jenkins = map_build(build, job, replace(CTX, naming=JobNaming("jenkins"))).to_json()
     assert jenkins["job_full_name"] == jenkins["qualified_name"] == "web/feature%2Flogin"
     assert jenkins["branch_name"] == "feature/login"
@@ -472,16 +478,61 @@ def test_root_user_of_a_chain_thirty_builds_deep_and_a_cycle() -> None:
             "type": "UpstreamCause",
             "job_run_number": "1",
             "direct_parents": [
-                {
-                    "id": "b",
-                    "type": "UpstreamCause",
-                    "job_run_number": "2",
-                    "direct_parents": [{"id": "a", "type": "UpstreamCause", "job_run_number": "1"}],
-                }
+                # `a` again above `b` is dropped: SEI would keep that deeper row for `a`
+                {"id": "b", "type": "UpstreamCause", "job_run_number": "2"}
             ],
         }
     ]
     assert looped["user_id"] == "SYSTEM"
+
+
+def test_a_job_twice_in_one_chain_is_sent_where_it_is_the_direct_parent() -> None:
+    """promote #1 <- build #13, a Rebuild of build #12 that alice started. SEI keeps one trigger
+    row per (run, id, type), deepest first: sent whole, promote #1 would show build #12 as its
+    parent. The deeper `build` is dropped; the root user is still found through it."""
+    rebuild = {"_class": "com.sonyericsson.rebuild.RebuildCause"}
+    upstream = {
+        ("build", 13): [
+            {"causes": [{**rebuild, "upstreamProject": "build", "upstreamBuild": 12}]},
+            {"causes": [{"userId": "bob"}]},
+        ],
+        ("build", 12): [
+            {"causes": [{"userId": "alice"}, {"upstreamProject": "ci", "upstreamBuild": 4}]}
+        ],
+        ("ci", 4): [{"causes": [{"userId": "bob"}]}],
+    }
+    payload = map_build(
+        finished([{"upstreamProject": "build", "upstreamBuild": 13}]),
+        Job(names=("promote",)),
+        CTX,
+        BuildDetails(upstream=upstream),
+    ).to_json()
+    assert payload["trigger_chain"] == [
+        {
+            "id": "build",
+            "type": "UpstreamCause",
+            "job_run_number": "13",
+            "direct_parents": [{"id": "bob", "type": "UserIdCause"}],
+        }
+    ]
+    assert payload["user_id"] == "alice"  # the chain's root, as the plugin walks it
+
+
+def test_an_unseen_upstream_with_an_encoded_name_is_a_branch_job() -> None:
+    """Jenkins forbids `%` in item names: a `%XX` leaf can only be branch-api's NameEncoder."""
+    cause = {"upstreamProject": "DCAPI/DevzoneFrontend/hotfix%2F1.60.1", "upstreamBuild": 7}
+    names = {
+        "plugin": "DCAPI/jobs/DevzoneFrontend/branches/hotfix%2F1.60.1",
+        "plugin-legacy": f"DCAPI/jobs/DevzoneFrontend/branches/{mangle('hotfix/1.60.1')}",
+        "jenkins": "DCAPI/DevzoneFrontend/hotfix%2F1.60.1",
+    }
+    for scheme, name in names.items():
+        ctx = replace(CTX, naming=JobNaming(scheme))  # type: ignore[arg-type]
+        assert map_build(finished([cause]), Job(names=("x",)), ctx).trigger_chain[0].id == name
+    # a container discovery saw keeps its class: a plain folder stays a folder
+    seen = JobNaming.of("plugin", [(("DCAPI", "other"), (None, FOLDER))])
+    plain = {"upstreamProject": "DCAPI/100%25", "upstreamBuild": 1}
+    assert seen.upstream(plain["upstreamProject"]) == "DCAPI/jobs/100%25"
 
 
 def test_builds_that_all_caused_one_another_make_a_chain_of_bounded_size() -> None:
@@ -507,7 +558,14 @@ def test_builds_that_all_caused_one_another_make_a_chain_of_bounded_size() -> No
         return sum(1 + entries(t.get("direct_parents") or []) for t in chain)
 
     assert len(started["trigger_chain"]) == 8  # the causes nearest the build are all kept
-    assert entries(started["trigger_chain"]) == causes.MAX_TRIGGERS
+    walked = causes.trigger_chain(
+        [{"causes": causes_but(("deploy", 0))[0]["causes"]}],
+        upstream,
+        JobNaming(),
+        ("deploy", 0),
+    )
+    assert entries([t.model_dump() for t in walked]) == causes.MAX_TRIGGERS
+    assert entries(started["trigger_chain"]) == 8  # every job once, where it is nearest
     assert len(json.dumps(started)) < 200_000
     assert started["user_id"] == "SYSTEM"  # no user anywhere up the chain
 
@@ -539,22 +597,27 @@ ORG = "jenkins.branch.OrganizationFolder"
 
 
 @pytest.mark.parametrize(
-    ("names", "containers", "plugin", "qualified", "jenkins"),
+    ("names", "containers", "plugin", "qualified", "legacy", "jenkins"),
     [
-        (("deploy",), (None,), "deploy", "deploy", "deploy"),
-        (("Team A", "deploy"), (None, FOLDER), "Team A/jobs/deploy", "Team A/deploy", None),
+        (("deploy",), (None,), "deploy", "deploy", None, "deploy"),
+        (("Team A", "deploy"), (None, FOLDER), "Team A/jobs/deploy", "Team A/deploy", None, None),
         (
             ("platform", "web", "main"),
             (None, FOLDER, MULTIBRANCH),
             "platform/jobs/web/branches/main",
             "platform/web/main",
             None,
+            None,
         ),
         (
             ("acme", "my.repo", "feature%2Flogin"),
             (None, ORG, MULTIBRANCH),
-            "acme/jobs/my-repo.47uuud/branches/feature-login.lgkpmn",
-            "acme/my-repo.47uuud/feature-login.lgkpmn",
+            "acme/jobs/my.repo/branches/feature%2Flogin",
+            "acme/my.repo/feature/login",
+            (
+                "acme/jobs/my-repo.47uuud/branches/feature-login.lgkpmn",
+                "acme/my-repo.47uuud/feature-login.lgkpmn",
+            ),
             "acme/my.repo/feature%2Flogin",
         ),
         (
@@ -563,26 +626,39 @@ ORG = "jenkins.branch.OrganizationFolder"
             "app/modules/com.example$core",
             "app/com.example$core",
             None,
+            None,
+        ),
+        (  # a folder really named Jobs is dropped from qualified_name, as the plugin does
+            ("Jobs", "deploy"),
+            (None, FOLDER),
+            "Jobs/jobs/deploy",
+            "deploy",
+            None,
+            None,
         ),
     ],
 )
-def test_job_names_in_both_schemes(
+def test_job_names_in_every_scheme(
     names: tuple[str, ...],
     containers: tuple[str | None, ...],
     plugin: str,
     qualified: str,
+    legacy: tuple[str, str] | None,
     jenkins: str | None,
 ) -> None:
     build = finished([{"userId": "u"}])
     job = Job(names=names, containers=containers)
     payload = map_build(build, job, CTX)
     assert (payload.job_full_name, payload.qualified_name) == (plugin, qualified)
+    old = map_build(build, job, replace(CTX, naming=JobNaming("plugin-legacy")))
+    assert (old.job_full_name, old.qualified_name) == (legacy or (plugin, qualified))
     other = map_build(build, job, replace(CTX, naming=JobNaming("jenkins")))
     full = jenkins or "/".join(names)
     assert (other.job_full_name, other.qualified_name) == (full, full)
     assert (
         payload.pipeline
         == other.pipeline
+        == old.pipeline
         == (
             names[-2]
             if len(containers) > 1 and containers[-1] in (MULTIBRANCH, MAVEN)
@@ -698,6 +774,19 @@ def test_commit_ids_from_the_pipeline_environment_then_a_parameter() -> None:
     many = " ".join(f"{n:040x}" for n in range(150))
     build["actions"] = [{"environment": {"SEI_SCM_COMMIT_IDS": many}}]
     assert len(map_build(build, Job(names=("x",)), CTX).scm_commit_ids) == 100
+
+
+def test_declared_commit_ids_are_merged_with_the_changelog_as_the_plugin_does() -> None:
+    """Plugin 1.0.43 on (JobRunScmCommitIdsService.mergeCommitIds): the changelog's commits,
+    then the declared ones, each once; the cap bounds the changelog, never the declared ids."""
+    build = finished([{"userId": "u"}])
+    build["changeSets"] = [{"items": [{"commitId": "1" * 40}, {"commitId": SHA_A}]}]
+    build["actions"].append({"environment": {"SEI_SCM_COMMIT_IDS": f"{SHA_A},{SHA_B}"}})
+    ids = map_build(build, Job(names=("x",)), CTX).scm_commit_ids
+    assert ids == ["1" * 40, SHA_A, SHA_B.lower()]
+    build["changeSets"] = [{"items": [{"commitId": f"{n:040x}"} for n in range(1, 151)]}]
+    ids = map_build(build, Job(names=("x",)), CTX).scm_commit_ids
+    assert len(ids) == 102 and ids[-2:] == [SHA_A, SHA_B.lower()]
 
 
 def test_classless_parameters_named_like_secrets_are_never_sent() -> None:

@@ -159,6 +159,36 @@ def user_id(triggers: list[Trigger]) -> str:
     return users[0] if users else "SYSTEM"
 
 
+def nearest_only(triggers: list[Trigger]) -> list[Trigger]:
+    """The chain with each (id, type) kept only where it occurs nearest the build.
+
+    SEI keeps one trigger row per (run, id, type) and writes a chain deepest entries first, so a
+    job met twice in a chain (a Rebuild of #12 as #13 that starts a downstream, or a job
+    upstream of itself) would be shown with its deeper build as the direct parent. Entries are
+    taken level by level, nearest first; a repeat is dropped with what lies above it.
+    """
+    kept: set[int] = set()
+    seen: set[tuple[str, str]] = set()
+    level = list(triggers)
+    while level:
+        above: list[Trigger] = []
+        for trigger in level:
+            if (trigger.id, trigger.type) in seen:
+                continue
+            seen.add((trigger.id, trigger.type))
+            kept.add(id(trigger))
+            above.extend(trigger.direct_parents or [])
+        level = above
+
+    def rebuilt(trigger: Trigger) -> Trigger:
+        if not trigger.direct_parents:
+            return trigger
+        parents = [rebuilt(p) for p in trigger.direct_parents if id(p) in kept]
+        return trigger.model_copy(update={"direct_parents": parents or None})
+
+    return [rebuilt(t) for t in triggers if id(t) in kept]
+
+
 def trigger_chain(
     actions: list[dict[str, Any]],
     upstream: Mapping[tuple[str, int], list[dict[str, Any]]],
