@@ -58,23 +58,39 @@ def test_running_build_overtaken_is_sent_when_it_finishes(
     assert sei.posts_for("deploy", 1)[0]["result"] == "ABORTED"
 
 
-def test_recreated_job_restarts_numbers_and_is_sent_again(
+def test_a_recreated_job_never_overwrites_what_sei_shows_of_its_old_builds(
     cli: Cli, jenkins: JenkinsSim, sei: SeiStandIn
 ) -> None:
-    jenkins.add_job("svc")
+    """SEI keys runs on (job, number): the new #1..#3 would store no run of their own, put their
+    stages into the old runs on the reused node ids and replace their artifacts. They are not
+    sent, said once, counted, and shown by `state show`; #4 on is sent as usual."""
+    stages = [{"id": "3", "name": "Build", "status": "SUCCESS", "duration": 1000}]
+    jenkins.add_job("svc", "pipeline")
     for _ in range(3):
-        jenkins.add_build("svc")
+        jenkins.add_build("svc", stages=stages, artifacts=["old.jar"])
     assert cli("sync").code == 0
+    shown = {n: sei.kept("svc", n) for n in (1, 2, 3)}
     jenkins.delete_job("svc")
-    jenkins.add_job("svc")
-    for _ in range(4):
-        jenkins.add_build("svc")  # 1..4 again, started later
+    jenkins.add_job("svc", "pipeline")
+    failing = [{**stages[0], "status": "FAILED", "name": "Compile"}]
+    for _ in range(5):  # 1..5 again, started later
+        jenkins.add_build("svc", result="FAILURE", stages=failing, artifacts=["new.jar"])
     result = cli("sync")
     assert result.code == 0, result.stderr
-    numbers = [p["build_number"] for p in sei.accepted]
-    assert sorted(numbers[:3]) == [1, 2, 3] and sorted(numbers[3:]) == [1, 2, 3, 4]
-    ids = {p["execution_id"] for p in sei.accepted}
-    assert len(ids) == 7  # a restarted number is a different execution
+    assert sent(sei) == [("svc", n) for n in (1, 2, 3, 4, 5)]
+    assert {n: sei.kept("svc", n) for n in (1, 2, 3)} == shown  # the old runs untouched
+    assert sei.kept("svc", 4)["result"] == "FAILURE"
+    assert result.stderr.count("SEI already holds these numbers") == 1
+    assert "svc: 3 builds not sent (#1, #2, #3)" in result.stderr
+    assert "3 not sent (SEI holds their numbers)" in result.stderr
+
+    again = cli("sync")  # recorded: never tried again, never said again
+    assert again.code == 0 and "holds these numbers" not in again.stderr
+    assert len(sei.accepted) == 5
+    shown_state = cli("state", "show", "--json")
+    [job] = json.loads(shown_state.stdout)["controllers"][0]["jobs"]
+    assert job["number_taken"] == [{"first": 1, "last": 3}]
+    assert "#1-#3" in cli("state", "show").stdout
 
 
 def test_folders_branches_with_slash_and_context_path(tmp_path: Path, sei: SeiStandIn) -> None:

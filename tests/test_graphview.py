@@ -336,7 +336,10 @@ def test_stage_results_as_blue_ocean_gives_them(
         with controller(**flags) as sim:
             sim.add_job("app", "pipeline")
             sim.add_build("app", result="FAILURE", stages=stages)
-            Agent(with_url(settings, sim.url)).run()
+            # one state file each: to one state, the second controller's #1 is a recreated job's
+            own = settings.agent.state_file.with_suffix(f".{len(flags)}.json")
+            agent = settings.agent.model_copy(update={"state_file": own})
+            Agent(with_url(settings, sim.url).model_copy(update={"agent": agent})).run()
     graph_view, blue_ocean = (p["job_run"]["stages"] for p in sei.accepted)
     assert (graph_view[1]["result"], graph_view[1]["state"]) == (result, state)
     fields = ("id", "displayName", "result", "state", "durationInMillis", "startTime")

@@ -550,9 +550,11 @@ def test_state_show_table_and_json(synced: Cli, jenkins: JenkinsSim) -> None:
     assert result.code == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == f"instance {GUID} ({jenkins.url})"
-    assert lines[1].split() == ["JOB", "SENT", "LAST", "SENT", "PENDING", "DEAD", "LETTERS"]
+    assert lines[1].split() == [
+        *("JOB", "SENT", "LAST", "SENT", "PENDING", "DEAD", "LETTERS", "NUMBER", "TAKEN")
+    ]
     row = lines[2].split()
-    assert row[:3] == ["x", "4", "#4"] and row[-2:] == ["#6", "1"]
+    assert row[:3] == ["x", "4", "#4"] and row[-3:] == ["#6", "1", "-"]
     assert "x #5 (HTTP 400, " in result.stdout
     assert "result field is missing in request" in result.stdout
     body = json.loads(synced("state", "show", "--json").stdout)
@@ -564,6 +566,7 @@ def test_state_show_table_and_json(synced: Cli, jenkins: JenkinsSim) -> None:
     assert job["last_sent"]["start_time"] == jenkins.build("x", 4)["timestamp"]
     assert [d["build"] for d in job["dead_letters"]] == [5]
     assert job["dead_letters"][0]["status"] == 400
+    assert job["number_taken"] == []
 
 
 def test_retry_dead_sends_the_dead_letter_on_the_next_sync(

@@ -67,7 +67,11 @@ def test_dispositions() -> None:
     state = JobState(floor_ms=0)
     state.sent.add(1, 100)
     assert disposition({"number": 1, "timestamp": 100}, state, 0) is Disposition.SETTLED
-    assert disposition({"number": 1, "timestamp": 999}, state, 0) is Disposition.DELIVER
+    # another #1: a recreated job's, whose number SEI holds for the old #1
+    assert disposition({"number": 1, "timestamp": 999}, state, 0) is Disposition.TAKEN
+    state.taken.add(1, 999)
+    assert disposition({"number": 1, "timestamp": 999}, state, 0) is Disposition.SETTLED
+    assert disposition({"number": 4, "timestamp": 999}, state, 0) is Disposition.DELIVER
     assert disposition({"number": 2, "timestamp": 200, "building": True}, state, 0) is (
         Disposition.RUNNING
     )

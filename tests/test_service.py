@@ -243,6 +243,40 @@ def test_a_failed_cycle_shows_on_healthz_without_the_credentials(
     assert metrics.registry.get_sample_value(PREFIX + "cycles_total", failed) == 1
 
 
+def test_a_recreated_jobs_taken_numbers_show_on_metrics_and_status(
+    settings: Settings, jenkins: JenkinsSim, sei: SeiStandIn
+) -> None:
+    jenkins.add_job("svc")
+    jenkins.add_build("svc")
+    jenkins.add_build("svc")
+    stop = threading.Event()
+    client = JenkinsClient(settings.jenkins)
+    metrics = Metrics({"ci": lambda: client.requests})
+    sei_client = MeteredSeiClient(settings.sei, metrics, "ci", stop)
+    try:
+        with StateFile(settings.agent.state_file) as state:
+            service = Service(
+                [Controller(settings, client, sei_client)], EVERY_MINUTE, state, metrics, stop
+            )
+            service.cycle()
+            jenkins.delete_job("svc")
+            jenkins.add_job("svc")
+            for _ in range(3):
+                jenkins.add_build("svc")
+            service.cycle()
+    finally:
+        client.close()
+        sei_client.close()
+    assert sorted(p["build_number"] for p in sei.accepted) == [1, 2, 3]
+    taken = metrics.registry.get_sample_value(
+        PREFIX + "builds_number_taken_total", {"controller": "ci"}
+    )
+    assert taken == 2
+    status = service.status()
+    assert status["controllers"][0]["state"]["builds_number_taken"] == 2
+    assert status["controllers"][0]["cycles"][0]["number_taken"] == 2
+
+
 def test_a_signal_the_kernel_hands_another_thread_still_ends_the_wait_for_a_stop() -> None:
     """What made `run` miss a SIGINT now and then (test_run_e2e): Python runs the handler on the
     main thread only when that thread runs Python code, and an endless wait never does."""

@@ -151,10 +151,11 @@ def _show(args: argparse.Namespace, state: StateFile) -> int:
                 _last_sent(job),
                 " ".join(f"#{n}" for n in sorted(job.open)) or "-",
                 str(len(job.dead)) if job.dead else "-",
+                _taken(job) or "-",
             ]
             for name, job in sorted(jobs.items())
         ]
-        headers = ["JOB", "SENT", "LAST SENT", "PENDING", "DEAD LETTERS"]
+        headers = ["JOB", "SENT", "LAST SENT", "PENDING", "DEAD LETTERS", "NUMBER TAKEN"]
         print("\n".join(table(headers, rows, indent="  ")))
         letters = [
             (name, n, letter)
@@ -166,6 +167,11 @@ def _show(args: argparse.Namespace, state: StateFile) -> int:
         for name, number, letter in letters:
             status = f"HTTP {letter['status']}" if letter.get("status") else "not mappable"
             print(f"    {name} #{number} ({status}, {letter.get('at')}): {letter.get('message')}")
+        if any(job.taken.runs for job in jobs.values()):
+            print(
+                "  NUMBER TAKEN: builds of a recreated job never sent, since SEI holds their "
+                "numbers for the deleted job's builds (rename the job to send them)"
+            )
     return 0
 
 
@@ -177,7 +183,13 @@ def _job_json(name: str, job: JobState) -> dict[str, Any]:
         "last_sent": {"build": newest[1], "start_time": newest[3]} if newest else None,
         "pending": sorted(job.open),
         "dead_letters": [{"build": n, **letter} for n, letter in sorted(job.dead.items())],
+        "number_taken": [{"first": r[0], "last": r[1]} for r in job.taken.runs],
     }
+
+
+def _taken(job: JobState) -> str:
+    """The numbers SEI holds for a deleted job's builds, as ranges: `#1-#4 #9`."""
+    return " ".join(f"#{a}" if a == b else f"#{a}-#{b}" for a, b, _, _ in job.taken.runs)
 
 
 def _last_sent(job: JobState) -> str:

@@ -200,6 +200,8 @@ class Collector:
             self.ledger.running(run, number)
         elif what is Disposition.SETTLED:
             self.ledger.settled(run, number)
+        elif what is Disposition.TAKEN:
+            self.ledger.taken(run, number, build["timestamp"])
         elif self.worker.halted():
             self.ledger.postponed(run)  # the anchor stays put: listed again next run
         else:

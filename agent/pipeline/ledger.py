@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -31,6 +31,7 @@ class JobRun:
     submitted_all: bool = False
     failed: bool = False
     finish: Callable[[], None] | None = None
+    taken: list[int] = field(default_factory=list)  # numbers SEI holds for earlier builds
 
 
 class Ledger:
@@ -54,6 +55,17 @@ class Ledger:
         if number in run.state.open:
             run.state.open.discard(number)
             run.state.changed()
+
+    def taken(self, run: JobRun, number: int, timestamp: int) -> None:
+        """A build of a recreated job whose number SEI holds for the deleted job's build: SEI
+        would keep the old run and put this build's stages and artifacts into it. Recorded
+        (never sent, never tried again), counted, and said once per job at the end of its read.
+        """
+        run.state.taken.add(number, timestamp)
+        run.state.open.discard(number)
+        run.state.changed()
+        run.taken.append(number)
+        self.report.taken += 1
 
     def postponed(self, run: JobRun) -> None:
         """A build not started because the run is stopping: the job is read again next run."""
@@ -101,6 +113,20 @@ class Ledger:
 
     def submitted_all(self, run: JobRun) -> None:
         run.submitted_all = True
+        if run.taken:
+            taken = sorted(run.taken)
+            numbers = ", ".join(f"#{n}" for n in taken)
+            if len(taken) > 10:
+                numbers = f"#{taken[0]} to #{taken[-1]}"
+            log.warning(
+                "%s: %d builds not sent (%s): SEI already holds these numbers for the builds of "
+                "a job of the same name that was deleted, and would mix them into those runs. "
+                "Rename the new job to send its builds under a new name, or accept the gap; "
+                "builds numbered past the old ones are sent as usual",
+                run.job.full_name,
+                len(taken),
+                numbers,
+            )
         self.settle(run)
 
     def settle(self, run: JobRun) -> None:

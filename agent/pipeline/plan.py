@@ -45,6 +45,7 @@ class Disposition(Enum):
     IGNORE = "ignore"  # before the window, or without a number and start time
     RUNNING = "running"  # still building: remembered, read again next run
     SETTLED = "settled"  # sent, or a dead letter, already
+    TAKEN = "taken"  # SEI holds its number for an earlier build of the job: never sent
     DELIVER = "deliver"
 
 
@@ -111,6 +112,10 @@ def disposition(
         return Disposition.RUNNING
     if state.sent.contains(number, started) or state.is_dead(number, started):
         return Disposition.SETTLED
+    if state.taken.contains(number, started):
+        return Disposition.SETTLED
+    if state.sent.holds_another(number, started):
+        return Disposition.TAKEN  # sent, its stages and artifacts would land in the old run
     return Disposition.DELIVER
 
 

@@ -45,6 +45,7 @@ class Report:
     unsent: int = 0
     failed: int = 0
     running: int = 0
+    taken: int = 0  # builds of recreated jobs not sent: SEI holds their numbers
     failed_jobs: int = 0
     older: int = 0  # finished builds a first sync left to `backfill` (outside the lookback)
     older_jobs: int = 0
@@ -67,4 +68,5 @@ class Report:
             f"{self.jobs} jobs, {self.sent} builds sent, {self.refused} refused by SEI, "
             f"{self.unmappable} unmappable, {self.unsent + self.failed} left for the next run, "
             f"{self.running} still running, {self.failed_jobs} jobs unreadable"
+            + (f", {self.taken} not sent (SEI holds their numbers)" if self.taken else "")
         )

@@ -40,6 +40,7 @@ class Cycle:
             "dead_lettered": r.dead,
             "unsent": r.unsent,
             "running": r.running,
+            "number_taken": r.taken,
             "jobs_unreadable": r.failed_jobs,
             "error": self.error,
         }
@@ -98,4 +99,5 @@ def summarize(jobs: dict[str, JobState]) -> dict[str, int]:
         "builds_sent": sum(job.sent.count() for job in jobs.values()),
         "builds_open": sum(len(job.open) for job in jobs.values()),
         "dead_letters": sum(len(job.dead) for job in jobs.values()),
+        "builds_number_taken": sum(job.taken.count() for job in jobs.values()),
     }

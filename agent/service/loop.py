@@ -192,6 +192,7 @@ class Service:
         label = controller.label
         if report.unmappable:  # the SEI client counts refusals by result; these never got there
             self.metrics.builds_dead_lettered.labels(label, "UNKNOWN").inc(report.unmappable)
+        self.metrics.builds_taken.labels(label).inc(report.taken)
         self.metrics.cycles.labels(label, outcome).inc()
         self.metrics.cycle_seconds.labels(label).observe(duration)
         self.metrics.running_builds.labels(label).set(report.running)
@@ -213,6 +214,7 @@ class Service:
             "dead_lettered": report.dead,
             "unsent": report.unsent,
             "running": report.running,
+            "number_taken": report.taken,
             "jobs_unreadable": report.failed_jobs,
             "jenkins_requests": sum(controller.jenkins.requests.values()) - jenkins_before,
             "sei_requests": controller.sei.requests - sei_before,

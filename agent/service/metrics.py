@@ -85,6 +85,13 @@ class Metrics:
             ["controller", "result"],
             registry=reg,
         )
+        self.builds_taken = Counter(
+            PREFIX + "builds_number_taken",
+            "Builds of recreated jobs not sent: SEI holds their numbers for the deleted job's "
+            "builds",
+            ["controller"],
+            registry=reg,
+        )
         self.sei_request_seconds = Histogram(
             PREFIX + "sei_request_duration_seconds",
             "Latency of each request to SEI, by HTTP status ('error' when there was no answer)",
@@ -141,6 +148,7 @@ class Metrics:
             for gauge in (self.last_success, self.jobs_tracked, self.running_builds):
                 gauge.labels(controller)
             self.dead_letters.labels(controller)
+            self.builds_taken.labels(controller)
             self.cycle_seconds.labels(controller)
 
     def sei_observer(self, controller: str) -> Callable[[str, float], None]:

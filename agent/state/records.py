@@ -85,6 +85,11 @@ class SentRuns:
         self.runs[i : i + 1] = pieces
         return True
 
+    def holds_another(self, number: int, start_ms: int) -> bool:
+        """A build with this number but another start time was recorded: SEI keeps runs on
+        (job, number), so it holds that earlier build's run under this number."""
+        return self.run_of(number) is not None and not self.contains(number, start_ms)
+
     def run_of(self, number: int) -> list[int] | None:
         """The run `[first, last, first_start, last_start]` that holds this number, if any."""
         i = self._index(number)
@@ -102,6 +107,8 @@ class JobState:
     sent: SentRuns = field(default_factory=SentRuns)
     open: set[int] = field(default_factory=set)  # seen but not sent: running, or delivery failed
     dead: dict[int, dict[str, Any]] = field(default_factory=dict)  # refused by SEI (4xx)
+    # builds of a recreated job never sent: SEI holds their numbers for the deleted job's builds
+    taken: SentRuns = field(default_factory=SentRuns)
     anchor: tuple[int, int] | None = None  # newest build (number, start) at the last full read
     _text: str | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -129,6 +136,8 @@ class JobState:
             data["open"] = sorted(self.open)
         if self.dead:
             data["dead"] = {str(n): letter for n, letter in sorted(self.dead.items())}
+        if self.taken.runs:
+            data["taken"] = self.taken.runs
         if self.anchor and all(_is_int(x) for x in self.anchor):
             data["anchor"] = list(self.anchor)
         return data
@@ -144,12 +153,14 @@ class JobState:
             isinstance(anchor, list) and len(anchor) == 2 and all(_is_int(x) for x in anchor)
         ):
             raise ValueError(f"anchor {anchor!r} is not [number, start time]")
-        runs = data.get("sent", [])
-        if not all(isinstance(r, list) and len(r) == 4 and all(map(_is_int, r)) for r in runs):
-            raise ValueError("sent runs are not [first, last, first start, last start]")
+        runs, taken = data.get("sent", []), data.get("taken", [])
+        for name, value in (("sent", runs), ("taken", taken)):
+            if not all(isinstance(r, list) and len(r) == 4 and all(map(_is_int, r)) for r in value):
+                raise ValueError(f"{name} runs are not [first, last, first start, last start]")
         return cls(
             floor_ms=floor,
             sent=SentRuns([list(run) for run in runs]),
+            taken=SentRuns([list(run) for run in taken]),
             open={int(n) for n in data.get("open", [])},
             dead={int(n): dict(letter) for n, letter in data.get("dead", {}).items()},
             anchor=(anchor[0], anchor[1]) if anchor else None,
