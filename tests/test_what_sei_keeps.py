@@ -30,6 +30,7 @@ BRANCH = "platform/web/feature%2Flogin"
 BRANCH_IN_SEI = "platform/jobs/web/branches/feature%2Flogin"  # plugin 1.0.46: item names
 MODULE = "libs/core/com.acme$core"
 SHA_ENV, SHA_PARAM = "e" * 40, "f" * 40
+SVC_BUILDS = 12
 # wfapi status -> the result and state SEI is sent (Blue Ocean's words)
 RESULTS = {
     "SUCCESS": ("SUCCESS", "FINISHED"),
@@ -139,6 +140,18 @@ def populate(sim: JenkinsSim) -> None:
         sim.add_job(name, "pipeline")
         sim.add_build(name, causes=[upstream(*above)], stages=PIPELINE[:1])
         above = (name, 1)
+    # a Rebuild of build #1 as #2, which starts promote #1: `build` twice in promote's chain
+    sim.add_job("build", "pipeline")
+    sim.add_build("build", causes=[{"_class": "hudson.model.Cause$UserIdCause", "userId": "ann"}])
+    rebuild = {**upstream("build", 1), "_class": "com.sonyericsson.rebuild.RebuildCause"}
+    sim.add_build("build", causes=[rebuild])
+    sim.add_job("promote", "pipeline")
+    sim.add_build("promote", causes=[upstream("build", 2)])
+    # a service whose builds checked out other repositories and branches over time
+    sim.add_job("svc", "pipeline")
+    for n in range(1, SVC_BUILDS + 1):
+        remote = {"sha": f"{n:040x}", "branch": f"rel-{n}", "remote": f"https://git/svc{n}.git"}
+        sim.add_build("svc", build_data=[remote], stages=PIPELINE[:1])
     sim.add_job("libs/core", "maven")
     assert sim.add_module("libs/core", "com.acme$core") == MODULE
     sim.add_build("libs/core")
@@ -239,11 +252,31 @@ def test_what_sei_keeps_is_what_jenkins_said(
     # every build, under the name the official plugin gives its job
     names = {key[1:] for key in sei.runs}
     chain = {(f"chain/jobs/step{level}", 1) for level in range(1, 8)}
-    assert (
-        names
-        == {(BRANCH_IN_SEI, 1), ("libs/jobs/core", 1), ("libs/jobs/core/modules/com.acme$core", 1)}
-        | chain
+    svc = {("svc", n) for n in range(1, SVC_BUILDS + 1)}
+    assert names == {
+        (BRANCH_IN_SEI, 1),
+        ("libs/jobs/core", 1),
+        ("libs/jobs/core/modules/com.acme$core", 1),
+        ("build", 1),
+        ("build", 2),
+        ("promote", 1),
+        *chain,
+        *svc,
+    }
+
+    # the job row shows the newest build: posted after every older one of the job was answered
+    order = [p["build_number"] for p in sei.accepted if p["job_full_name"] == "svc"]
+    assert order[-1] == SVC_BUILDS and sorted(order) == list(range(1, SVC_BUILDS + 1))
+    row = sei.kept("svc", 1)["job"]
+    assert (row["repo_url"], row["branch_name"]) == (
+        f"https://git/svc{SVC_BUILDS}.git",
+        f"rel-{SVC_BUILDS}",
     )
+
+    # direct parents: promote #1 is shown as a child of build #2, the Rebuild, not of #1
+    promote = sei.kept("promote", 1)
+    assert promote["upstream"] == [("build", 2)]
+    assert promote["user_id"] == "ann"  # the root, found through the Rebuild's source
 
     # the instance URL and every link are the public root URL, never the agent's address
     assert sei.instance_urls[GUID] == PUBLIC
@@ -304,9 +337,10 @@ def test_what_sei_keeps_is_what_jenkins_said(
     assert "artifact manifest entry 1 lacks location" in capsys.readouterr().err
 
     # light on Jenkins: each upstream build read once (the branch build and six chain builds,
-    # the Maven project's build), both manifests once; one discovery request finds the module
+    # the Maven project's build, build #1 and #2), both manifests once; one discovery request
+    # finds the module
     reads = [parse_qs(query).get("tree", [""])[0] for _, _, query in controller.requests]
-    assert reads.count(CAUSE_FIELDS) == 8
+    assert reads.count(CAUSE_FIELDS) == 10
     assert controller.count(r"/artifact/(artifact-manifest|sei-artifacts)\.json$") == 2
     assert controller.count(r"^/api/json$") == 1
 
@@ -331,6 +365,9 @@ def test_jenkins_names_and_an_instance_url_override(
         BRANCH,
         "libs/core",
         MODULE,
+        "build",
+        "promote",
+        "svc",
         *(f"chain/step{level}" for level in range(1, 8)),
     }
     assert sei.instance_urls[GUID] == "https://ci.example.org/jenkins/"

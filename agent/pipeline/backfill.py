@@ -148,4 +148,4 @@ def _backfill_job(
         elif since_ms <= build["timestamp"] <= until_ms:
             progress.selected += 1
             collector.handle(runner, run, build, since_ms, keep_new=False)
-    collector.ledger.submitted_all(run)
+    collector.submitted_all(runner, run)

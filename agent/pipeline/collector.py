@@ -204,9 +204,35 @@ class Collector:
             self.ledger.taken(run, number, build["timestamp"])
         elif self.worker.halted():
             self.ledger.postponed(run)  # the anchor stays put: listed again next run
+        elif run.newest is None or number > run.newest["number"]:
+            older, run.newest = run.newest, build
+            if older is not None:
+                self._deliver(runner, run, older)
         else:
-            self.ledger.started(run)
-            runner.submit(
-                lambda: self.worker.deliver(run.job, build),
-                lambda result: self.ledger.record(run, build, result),
-            )
+            self._deliver(runner, run, build)
+
+    def submitted_all(self, runner: BoundedRunner[Any], run: JobRun) -> None:
+        """The job's read was handled whole: its newest build goes now, and is posted once
+        every older one was answered, so that SEI's job row ends on it (docs/sei-contract.md)."""
+        newest, run.newest = run.newest, None
+        if newest is not None and self.worker.halted():
+            self.ledger.postponed(run)
+        elif newest is not None:
+            self._deliver(runner, run, newest, last=True)
+        self.ledger.submitted_all(run)
+
+    def _deliver(
+        self, runner: BoundedRunner[Any], run: JobRun, build: dict[str, Any], *, last: bool = False
+    ) -> None:
+        self.ledger.started(run)
+        if not last:
+            run.olders.add()
+        runner.submit(
+            lambda: self.worker.deliver(
+                run.job,
+                build,
+                after=run.olders if last else None,
+                done=None if last else run.olders.done,
+            ),
+            lambda result: self.ledger.record(run, build, result),
+        )

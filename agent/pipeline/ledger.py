@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,9 +22,43 @@ from agent.state import JobState
 log = logging.getLogger(__name__)
 
 
+class Olders:
+    """How many of a job's older builds of this read are still being delivered.
+
+    SEI's job row takes the repository and branch of whichever payload of the job arrived last,
+    so the newest build of a read is posted only once every older one was answered. Counted on
+    the worker threads, where the answers arrive, so the wait ends with the last answer.
+    """
+
+    def __init__(self) -> None:
+        self._left = 0
+        self._changed = threading.Condition()
+
+    def add(self) -> None:
+        with self._changed:
+            self._left += 1
+
+    def done(self) -> None:
+        with self._changed:
+            self._left -= 1
+            if self._left == 0:
+                self._changed.notify_all()
+
+    def wait(self, halted: Callable[[], bool]) -> bool:
+        """Until every older build was answered (True), or the run halts or stops (False)."""
+        with self._changed:
+            while self._left and not halted():
+                self._changed.wait(0.1)  # a halt or a stop is seen within 0.1 s
+            return self._left == 0
+
+
 @dataclass
 class JobRun:
-    """One job's builds in flight this run; `finish` moves its anchor once all of them settled."""
+    """One job's builds in flight this run; `finish` moves its anchor once all of them settled.
+
+    `newest` is the newest build of the read to deliver, held back until the read was
+    submitted whole and then posted after every older one (`olders`).
+    """
 
     job: Job
     state: JobState
@@ -32,6 +67,8 @@ class JobRun:
     failed: bool = False
     finish: Callable[[], None] | None = None
     taken: list[int] = field(default_factory=list)  # numbers SEI holds for earlier builds
+    newest: dict[str, Any] | None = None
+    olders: Olders = field(default_factory=Olders)
 
 
 class Ledger:

@@ -107,7 +107,7 @@ def _sync_job(job: Job, collector: Collector, runner: BoundedRunner[Any], state:
             _left_to_backfill(collector, older)
     for number in sorted(builds):
         collector.handle(runner, run, builds[number], floor)
-    collector.ledger.submitted_all(run)
+    collector.submitted_all(runner, run)
 
 
 def _left_to_backfill(collector: Collector, builds: int) -> None:

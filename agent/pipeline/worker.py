@@ -20,6 +20,7 @@ from agent.jenkins.details import DetailReader
 from agent.jenkins.types import Job
 from agent.logs import build_context
 from agent.mapping import MapContext, Unmappable, map_build, parse_manifests
+from agent.pipeline.ledger import Olders
 from agent.pipeline.report import Outcome, Result
 from agent.sei.client import Refusal, SeiClient, SeiRefused, SeiUnavailable
 from agent.sei.payload import push_artifacts_body
@@ -53,13 +54,21 @@ class Worker:
     def halted(self) -> bool:
         return self.halt.is_set() or (self.stop is not None and self.stop.is_set())
 
-    def deliver(self, job: Job, build: dict[str, Any]) -> Result:
-        """Never raises: every failure is a Result."""
-        if self.halted():
-            return Result(Outcome.SKIPPED)
+    def deliver(
+        self,
+        job: Job,
+        build: dict[str, Any],
+        *,
+        after: Olders | None = None,
+        done: Callable[[], None] | None = None,
+    ) -> Result:
+        """Never raises: every failure is a Result. `after`: the POST waits until these older
+        builds were answered; `done` is called once this build was (whatever the outcome)."""
         try:
+            if self.halted():
+                return Result(Outcome.SKIPPED)
             with build_context(job.full_name, build.get("number")):
-                return self._deliver(job, build)
+                return self._deliver(job, build, after)
         except Exception as exc:
             log.exception(
                 "%s #%s: unexpected failure; tried again next run",
@@ -67,8 +76,11 @@ class Worker:
                 build.get("number"),
             )
             return Result(Outcome.FAILED, error=exc)
+        finally:
+            if done is not None:
+                done()
 
-    def _deliver(self, job: Job, build: dict[str, Any]) -> Result:
+    def _deliver(self, job: Job, build: dict[str, Any], after: Olders | None) -> Result:
         number = build["number"]
         try:
             details = self.details.read(job, build)
@@ -85,6 +97,8 @@ class Worker:
             payload = map_build(build, job, self.context(), details).to_json()
         except (Unmappable, ValidationError) as exc:
             return Result(Outcome.UNMAPPABLE, message=f"cannot be mapped: {exc}")
+        if after is not None and not after.wait(self.halted):
+            return Result(Outcome.SKIPPED)  # the run stopped first: sent next run
         if self.sei is None:
             return Result(Outcome.SENT, payload)
         try:
