@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from agent.jenkins.names import JobNaming
 from agent.jenkins.types import BuildDetails, Job, StageData
 from agent.mapping import MapContext, map_build, map_job_run
 
@@ -70,6 +72,9 @@ def test_recorded_multibranch_run_payload(
     payload = map_build(build, job, CTX, details).to_json()
     name = f"wfapi_{full_name.replace('/', '_')}_{build['number']}.json"
     check(name, payload, request.config.getoption("--regen-golden"))
+    # these branch names are kept whole by NameMangler: plugin-legacy names them alike
+    legacy = replace(CTX, naming=JobNaming("plugin-legacy"))
+    assert map_build(build, job, legacy, details).to_json() == payload
 
 
 BLUE_NODE_RECORDINGS = [
