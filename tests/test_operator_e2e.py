@@ -159,13 +159,13 @@ def test_check_unreachable_servers(cli: Cli) -> None:
 
 
 def test_check_shows_each_invalid_setting_as_a_row(cli: Cli, sei: SeiStandIn) -> None:
-    cli.env.update(JENKINS_URL="ftp://ci", SEI_INSTANCE_GUID="00000000-0000-0000-0000-000000000000")
+    cli.env.update(JENKINS_URL="ftp://ci", SEI_INSTANCE_GUID="0b5c7a5e-2f5d")
     result = cli("check")
     assert result.code == 2 and result.stderr == ""
     rows = [line for line in result.stdout.splitlines() if "FAIL" in line]
     assert len(rows) == 2
     assert "invalid setting JENKINS_URL: 'ftp://ci' is not an http(s) URL" in rows[0]
-    assert "invalid setting SEI_INSTANCE_GUID: is the example's all-zero placeholder" in rows[1]
+    assert "invalid setting SEI_INSTANCE_GUID: '0b5c7a5e-2f5d' is not a UUID" in rows[1]
     assert result.stdout.splitlines()[0].split() == ["CHECK", "RESULT", "DETAIL"]
     assert custom_cicd_posts(sei) == []
 

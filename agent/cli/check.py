@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from agent.cli.controllers import label
 from agent.cli.tables import table
 from agent.config import ConfigError, Settings
+from agent.config.models import CREATE_INSTANCE
 from agent.jenkins.client import JenkinsClient, JenkinsError, JenkinsUnavailable
 from agent.jenkins.discover import discover_jobs, matches
 from agent.jenkins.endpoints import WHO_AM_I
@@ -212,14 +213,10 @@ def check_controller(settings: Settings) -> list[Check]:
     try:
         settings.require("jenkins.url", "sei.instance_guid", "sei.instance_name")
     except ConfigError as exc:
-        if settings.sei.instance_guid is None:
-            hint = (
-                "create an instance with `jenkins-sei-agent register --integration-id ID "
-                "--name NAME --write-config`"
-            )
-        else:
-            hint = "see config/agent.example.yaml"
-        checks = [Check("settings", FAIL, str(exc), hint, CONFIG)]
+        fixes = [p[len(CREATE_INSTANCE) :] for p in exc.problems if p.startswith(CREATE_INSTANCE)]
+        detail = "; ".join(p for p in exc.problems if not p.startswith(CREATE_INSTANCE))
+        hint = fixes[0] if fixes else "see config/agent.example.yaml"
+        checks = [Check("settings", FAIL, detail, hint, CONFIG)]
         if settings.jenkins.url is None:
             return checks
     else:

@@ -28,7 +28,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-from agent.config.models import ConfigError, Settings, env_name
+from agent.config.models import PLACEHOLDER_GUID, ConfigError, Settings, env_name
 from agent.config.satellite import (
     METADATA_KEYS,
     Integration,
@@ -256,6 +256,8 @@ def load_controllers(
     first_with: dict[str, Settings] = {}
     for settings in controllers:
         guid = settings.sei.instance_guid
+        if guid == PLACEHOLDER_GUID:  # not registered yet: the commands that send say so
+            continue
         if guid in first_with:
             raise ConfigError(
                 f"{settings.name_of('sei.instance_guid')} is the instance GUID of "

@@ -34,6 +34,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from agent.config.hints import register_command
 from agent.config.satellite import INTEGRATION_KEYS, Integration
 from agent.mapping.rules import Rule, split_globs
 from agent.sei.environments import SEI_ENVIRONMENTS
@@ -76,6 +77,7 @@ class ConfigError(Exception):
 # What the example files ship in place of real values: a setting still holding one was copied
 # and not filled in.
 PLACEHOLDER_GUID = "00000000-0000-0000-0000-000000000000"
+CREATE_INSTANCE = "create the instance with: "  # how a missing GUID's fix starts
 _PLACEHOLDER = re.compile(r"replace-with|<[A-Z][A-Z0-9_]*>|//[^/]*\bexample\.com\b", re.IGNORECASE)
 
 
@@ -291,18 +293,15 @@ class SeiSettings(TransportSettings):
     @field_validator("instance_guid")
     @classmethod
     def _uuid(cls, value: str | None) -> str | None:
-        if value is None:
+        """Empty is unset, and the examples' all-zero placeholder is kept as it is: `register`
+        runs with either, and every command that sends refuses them (Settings.require), with
+        the command that creates the instance."""
+        if value is None or not value.strip():
             return None
         try:
-            guid = str(uuid.UUID(value.strip()))
+            return str(uuid.UUID(value.strip()))
         except ValueError:
             raise ValueError(f"'{value}' is not a UUID") from None
-        if guid == PLACEHOLDER_GUID:
-            raise ValueError(
-                "is the example's all-zero placeholder; `jenkins-sei-agent register` creates "
-                "the instance and its GUID"
-            )
-        return guid
 
     @model_validator(mode="after")
     def _integration_for_artifacts(self) -> SeiSettings:
@@ -427,5 +426,12 @@ class Settings(BaseSettings):
             value = getattr(getattr(self, section), field)
             if value is None or (isinstance(value, SecretStr) and not value.get_secret_value()):
                 missing.append(self.name_of(name))
-        if missing:
-            raise ConfigError(f"missing setting: {', '.join(missing)}")
+        problems = [f"missing setting: {', '.join(missing)}"] if missing else []
+        guid = self.name_of("sei.instance_guid")
+        placeholder = "sei.instance_guid" in names and self.sei.instance_guid == PLACEHOLDER_GUID
+        if placeholder:
+            problems.append(f"{guid} holds the example's all-zero placeholder")
+        if placeholder or guid in missing:
+            problems.append(f"{CREATE_INSTANCE}{register_command(self)}")
+        if problems:
+            raise ConfigError(*problems)
