@@ -4,6 +4,7 @@ moving from the official plugin, and the `jobs` command."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import uuid
 from pathlib import Path
@@ -98,3 +99,106 @@ def test_register_write_config_replaces_the_examples_placeholder_without_force(
     jenkins.add_build("x")
     assert cli("--config", str(config), "sync").code == 0
     assert [p["instance_guid"] for p in sei.accepted] == [guid]
+
+
+# -- 3. misspelt JENKINS_* variables --------------------------------------------------------
+
+
+def test_a_misspelt_jenkins_variable_the_command_reads_is_an_error(
+    cli: Cli, jenkins: JenkinsSim, sei: SeiStandIn
+) -> None:
+    jenkins.add_folder("team-a")
+    for job in ("team-a/build", "team-a/deploy-prod"):
+        jenkins.add_job(job)
+        jenkins.add_build(job)
+    cli.env["JENKINS_EXCLUDES"] = "team-a/deploy-*"
+    result = cli("sync")
+    assert result.code == 2 and sei.accepted == []
+    assert (
+        "JENKINS_EXCLUDES is not a setting of the agent; did you mean JENKINS_EXCLUDE? This "
+        "command reads JENKINS_EXCLUDE, which is not set: rename the variable" in result.stderr
+    )
+    del cli.env["JENKINS_EXCLUDES"]
+    cli.env["JENKINS_API_TOKN"] = "x"
+    del cli.env["JENKINS_API_TOKEN"], cli.env["JENKINS_USER"]
+    result = cli("check")
+    assert result.code == 2 and "did you mean JENKINS_API_TOKEN?" in result.stdout
+
+
+def test_misspellings_of_settings_already_set_or_not_read_are_warnings(
+    cli: Cli, sei: SeiStandIn, no_container: None
+) -> None:
+    cli.env.update(
+        JENKINS_USERNAME="admin",  # JENKINS_USER is set too
+        JENKINS_PASSWORD="pw",  # and JENKINS_API_TOKEN
+        JENKINS_EXCLUDES="x",  # `state` reads no Jenkins setting
+        AGENT_LOG_FORMAT="json",
+    )
+    result = cli("state", "show")
+    assert result.code == 0, result.stderr
+    warnings = [json.loads(line) for line in result.stderr.splitlines()]
+    assert {(w["level"], w["message"]) for w in warnings} == {
+        ("warning", f"{name} is not a setting of the agent, ignored; did you mean {meant}?")
+        for name, meant in [
+            ("JENKINS_USERNAME", "JENKINS_USER"),
+            ("JENKINS_PASSWORD", "JENKINS_API_TOKEN"),
+            ("JENKINS_EXCLUDES", "JENKINS_EXCLUDE"),
+        ]
+    }
+
+
+def test_jenkins_own_variables_stay_quiet(cli: Cli, sei: SeiStandIn) -> None:
+    cli.env.update(
+        JENKINS_HOME="/var/jenkins_home",
+        JENKINS_SECRET="abc",
+        JENKINS_AGENT_NAME="agent-1",
+        JENKINS_AGENT_WORKDIR="/home/jenkins/agent",
+        JENKINS_UC="https://updates.jenkins.io",
+        JENKINS_VERSION="2.440.3",
+        JENKINS_JAVA_OPTS="-Xmx1g",
+        JENKINS_TUNNEL="jenkins-agent:50000",
+        JENKINS_WEB_SOCKET="true",
+        JENKINS_SERVICE_HOST="10.0.0.2",
+        JENKINS_PORT_8080_TCP="tcp://10.0.0.2:8080",
+        JENKINS_NODE_COOKIE="x",
+    )
+    result = cli("sync")
+    assert result.code == 0, result.stderr
+    assert "is not a setting" not in result.stderr
+
+
+# -- 4. JENKINS_URL must be the controller's root -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command", [["sync"], ["backfill", "--since", "2024-01-01"], ["run"], ["register"]]
+)
+def test_a_folder_url_is_refused_by_every_command_naming_the_root(
+    cli: Cli, jenkins: JenkinsSim, sei: SeiStandIn, command: list[str]
+) -> None:
+    cli.env["JENKINS_URL"] = jenkins.url + "job/team-a/job/app/"
+    result = cli.in_process(
+        *command, *(["--integration-id", "1"] if command == ["register"] else [])
+    )
+    assert result.code == 2 and "Traceback" not in result.stderr
+    assert (
+        f"is the URL of a job or folder, not of the controller; set it to {jenkins.url} "
+        in result.stderr
+    )
+    assert jenkins.requests == [] and sei.requests == []
+
+
+def test_a_url_below_the_root_jenkins_reports_is_refused(
+    cli: Cli, sei: SeiStandIn, tmp_path: Path
+) -> None:
+    with JenkinsSim(user=None, token=None, context_path="/ci/team") as inside:
+        inside.root_url = inside.url.removesuffix("team/")
+        inside.add_job("app")
+        inside.add_build("app")
+        cli.env["JENKINS_URL"] = inside.url
+        del cli.env["JENKINS_USER"], cli.env["JENKINS_API_TOKEN"]
+        result = cli("sync")
+        assert result.code == 2 and sei.accepted == []
+        assert f"whose root URL Jenkins reports as {inside.root_url}" in result.stderr
+        result = cli("check")
+        assert result.code == 2 and f"reports as {inside.root_url}" in result.stdout

@@ -20,7 +20,7 @@ from agent.cli.tables import table
 from agent.config import ConfigError, Settings
 from agent.config.models import CREATE_INSTANCE
 from agent.jenkins.client import JenkinsClient, JenkinsError, JenkinsUnavailable
-from agent.jenkins.discover import discover_jobs, matches
+from agent.jenkins.discover import NotTheRoot, discover_jobs, matches
 from agent.jenkins.endpoints import WHO_AM_I
 from agent.jenkins.stages import SOURCE_PLUGINS, SOURCES, detect
 from agent.logs import redact, secrets_of
@@ -329,6 +329,8 @@ def _jobs(settings: Settings, client: JenkinsClient) -> Check:
     cfg = settings.jenkins
     try:
         found = list(discover_jobs(client, cfg.folder_depth))
+    except NotTheRoot as exc:
+        return Check("jobs", FAIL, str(exc), "", CONFIG)
     except JenkinsError as exc:
         return Check("jobs", FAIL, _first_line(exc), "", UNREACHABLE)
     selected = sum(1 for job in found if matches(job.full_name, cfg.include, cfg.exclude))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import logging.handlers
 import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ from agent.cli import state as state_commands
 from agent.cli.controllers import for_each
 from agent.config import ConfigError, Settings, load_controllers
 from agent.jenkins.client import JenkinsClient, JenkinsError, JenkinsUnavailable
+from agent.jenkins.discover import NotTheRoot
 from agent.logs import setup_logging
 from agent.pipeline import Collector, Report
 from agent.sei.client import SeiClient, SeiRefused
@@ -189,17 +191,46 @@ def _deliver(args: argparse.Namespace, controllers: list[Settings], stop: Stop) 
         return for_each(controllers, collect)
 
 
+# The Jenkins settings a command reads, where not all: a misspelling of one of them is an error.
+JENKINS_READ = {"register": {"JENKINS_URL"}, "state": set()}
+
+
+def _load(args: argparse.Namespace) -> list[Settings]:
+    """The settings, and logging set up by them; what loading warned of is held until then, so
+    that it comes out in the format the settings ask for (JSON too)."""
+    root = logging.getLogger()
+    held = logging.handlers.BufferingHandler(capacity=1000)
+    root.addHandler(held)
+    read = JENKINS_READ.get(args.command)
+    try:
+        controllers = load_controllers(
+            getattr(args, "config", None),
+            _overrides(args),
+            reads=None if read is None else read.__contains__,
+        )
+    except ConfigError:  # no settings to format them by: as they are
+        root.removeHandler(held)
+        for record in held.buffer:
+            root.handle(record)
+        raise
+    root.removeHandler(held)
+    setup_logging(*controllers)
+    for record in held.buffer:
+        if logging.getLogger(record.name).isEnabledFor(record.levelno):
+            root.handle(record)
+    return controllers
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        controllers = load_controllers(getattr(args, "config", None), _overrides(args))
+        controllers = _load(args)
     except ConfigError as exc:
         if args.command == "check":
             return check.invalid_settings(exc)
         print(f"jenkins-sei-agent: {exc}", file=sys.stderr)
         return 2
-    setup_logging(*controllers)
     operator: dict[str, Callable[[argparse.Namespace, list[Settings]], int]] = {
         "check": check.main,
         "register": register.main,
@@ -216,6 +247,9 @@ def main(argv: list[str] | None = None) -> int:
         with stop_on_signals() as stop:
             report = _deliver(args, controllers, stop)
     except (ConfigError, UsageError, StateError) as exc:
+        log.error("%s", exc)
+        return 2
+    except NotTheRoot as exc:
         log.error("%s", exc)
         return 2
     except (JenkinsUnavailable, SeiRefused, JenkinsError) as exc:

@@ -163,6 +163,28 @@ def _check_service_url(value: str | None) -> str | None:
     return value
 
 
+# The path segment only an item's URL has: Jenkins' own URL scheme (Item.getUrl: `job/<name>/`
+# under the root and under every folder). A view's URL (`view/all/`) lists the same items with
+# their full names, so it is left alone.
+_INSIDE = re.compile(r"/job/")
+
+
+def _controller_root(value: str | None) -> str | None:
+    """JENKINS_URL must be the controller's root: discovery from a folder's URL would send its
+    jobs under names relative to the folder, and links in SEI would point nowhere."""
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    inside = _INSIDE.search(parts.path + "/")
+    if inside:
+        root = f"{parts.scheme}://{parts.netloc}{parts.path[: inside.start()]}/"
+        raise ValueError(
+            f"{value} is the URL of a job or folder, not of the controller; set it to "
+            f"{root} (Jenkins' root, context path included) and choose jobs with JENKINS_INCLUDE"
+        )
+    return value
+
+
 class TransportSettings(BaseModel):
     """TLS, proxy and connecting for one side; HTTPS_PROXY and NO_PROXY apply unless `proxy`
     is set."""
@@ -226,6 +248,7 @@ class JenkinsSettings(TransportSettings):
 
     _globs = field_validator("include", "exclude", mode="before")(_glob_list)
     _url = field_validator("url")(_check_service_url)
+    _root = field_validator("url")(_controller_root)
     _secret = field_validator("api_token", "user", mode="before")(_strip_secret)
     _placeholder = field_validator("url", "user", "api_token")(_not_placeholder)
 
