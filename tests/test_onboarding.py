@@ -171,7 +171,8 @@ def test_jenkins_own_variables_stay_quiet(cli: Cli, sei: SeiStandIn) -> None:
 
 
 @pytest.mark.parametrize(
-    "command", [["sync"], ["backfill", "--since", "2024-01-01"], ["run"], ["register"]]
+    "command",
+    [["sync"], ["backfill", "--since", "2024-01-01"], ["run"], ["register"], ["jobs"]],
 )
 def test_a_folder_url_is_refused_by_every_command_naming_the_root(
     cli: Cli, jenkins: JenkinsSim, sei: SeiStandIn, command: list[str]
@@ -202,3 +203,55 @@ def test_a_url_below_the_root_jenkins_reports_is_refused(
         assert f"whose root URL Jenkins reports as {inside.root_url}" in result.stderr
         result = cli("check")
         assert result.code == 2 and f"reports as {inside.root_url}" in result.stdout
+
+
+# -- 6. jobs --------------------------------------------------------------------------------
+
+
+def test_jobs_lists_the_selection_with_the_names_sei_shows_and_the_state(
+    cli: Cli, jenkins: JenkinsSim, sei: SeiStandIn
+) -> None:
+    jenkins.add_folder("team-a")
+    jenkins.add_job("team-a/build")
+    jenkins.add_job("team-a/deploy-prod", kind="pipeline")
+    jenkins.add_folder("platform")
+    jenkins.add_multibranch("platform/web")
+    branch = jenkins.add_branch("platform/web", "feature/login")
+    for job in ("team-a/build", "team-a/deploy-prod", branch):
+        jenkins.add_build(job)
+    jenkins.add_job("idle")
+    cli.env["JENKINS_EXCLUDE"] = "team-a/deploy-*"
+    assert cli("sync").code == 0
+    shown_by_sei = {p["job_full_name"] for p in sei.accepted}
+    jenkins.add_build("team-a/build")  # not sent yet
+    jenkins.reset_requests()
+    result = cli("jobs", "--output", "json")
+    assert result.code == 0, result.stderr
+    assert jenkins.count() == 1  # one discovery, as a sync's
+    [listing] = json.loads(result.stdout)["controllers"]
+    assert (listing["jobs_found"], listing["instance_guid"]) == (4, cli.env["SEI_INSTANCE_GUID"])
+    jobs = {j["job"]: j for j in listing["jobs"]}
+    assert sorted(jobs) == ["idle", branch, "team-a/build"]  # the excluded one is not read
+    assert {jobs[n]["sei_name"] for n in (branch, "team-a/build")} == shown_by_sei
+    assert [jobs[n]["kind"] for n in sorted(jobs)] == ["freestyle", "branch", "freestyle"]
+    assert jobs["team-a/build"]["newest_build"]["number"] == 2
+    assert (jobs["team-a/build"]["tracked"], jobs["team-a/build"]["builds_sent"]) == (True, 1)
+    assert (jobs["idle"]["tracked"], jobs["idle"]["newest_build"]) == (True, None)
+    result = cli("jobs", "--jobs", "platform/*")
+    assert result.code == 0
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == [
+        "JOB",
+        "NAME",
+        "IN",
+        "SEI",
+        "KIND",
+        "NEWEST",
+        "BUILD",
+        "TRACKED",
+        "SENT",
+        "DEAD",
+        "LETTERS",
+    ]
+    assert lines[1].startswith(branch) and " branch " in lines[1]
+    assert lines[-1] == "1 of 4 jobs selected; names in SEI by AGENT_JOB_NAMES=plugin"

@@ -725,6 +725,7 @@ def test_export_and_import(synced: Cli, tmp_path: Path) -> None:
         ["sync"],
         ["backfill"],
         ["check"],
+        ["jobs"],
         ["register"],
         ["state"],
         ["state", "show"],

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from agent import __version__
-from agent.cli import check, register
+from agent.cli import check, jobs, register
 from agent.cli import state as state_commands
 from agent.cli.controllers import for_each
 from agent.config import ConfigError, Settings, load_controllers
@@ -39,6 +39,7 @@ examples:
   jenkins-sei-agent backfill --since 2024-01-01 --jobs 'team-a/*'
   jenkins-sei-agent --config agent.yaml sync
   jenkins-sei-agent --config satellite.yml check   every Jenkins integration in the file
+  jenkins-sei-agent jobs --jobs 'team-a/*'        the jobs read, their names in SEI
   jenkins-sei-agent state show
 """
 
@@ -130,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
         "AGENT_INTERVAL=300 AGENT_LOG_FORMAT=json jenkins-sei-agent run",
     )
     check.add_command(command)
+    jobs.add_command(command)
     register.add_command(command)
     state_commands.add_command(command, common)
     return parser
@@ -233,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     operator: dict[str, Callable[[argparse.Namespace, list[Settings]], int]] = {
         "check": check.main,
+        "jobs": jobs.main,
         "register": register.main,
         "state": state_commands.main,
     }
