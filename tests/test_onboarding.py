@@ -255,3 +255,23 @@ def test_jobs_lists_the_selection_with_the_names_sei_shows_and_the_state(
     ]
     assert lines[1].startswith(branch) and " branch " in lines[1]
     assert lines[-1] == "1 of 4 jobs selected; names in SEI by AGENT_JOB_NAMES=plugin"
+
+
+# -- 5. moving from the official plugin -----------------------------------------------------
+
+
+@pytest.mark.parametrize(("version", "naming"), [("1.0.46", "plugin"), ("1.0.42", "plugin-legacy")])
+def test_check_warns_when_the_official_plugin_is_active(
+    cli: Cli, jenkins: JenkinsSim, sei: SeiStandIn, version: str, naming: str
+) -> None:
+    result = cli("check")
+    assert result.code == 0
+    assert "official plugin  ok      propelo-job-reporter not active" in result.stdout
+    jenkins.extra_plugins.append(("propelo-job-reporter", version, "Harness SEI Job Reporter"))
+    jenkins.reset_requests()
+    result = cli("check")
+    assert result.code == 0, result.stdout  # a warning: the agent can still run
+    assert f"official plugin  warn    propelo-job-reporter {version} is active" in result.stdout
+    assert "jenkins-instance-guid.txt" in result.stdout
+    assert f"AGENT_JOB_NAMES={naming}" in result.stdout
+    assert jenkins.count(r"/pluginManager/api/json") == 1  # the stage detection's own read
