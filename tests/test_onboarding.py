@@ -5,9 +5,12 @@ moving from the official plugin, and the `jobs` command."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import string
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -275,3 +278,71 @@ def test_check_warns_when_the_official_plugin_is_active(
     assert "jenkins-instance-guid.txt" in result.stdout
     assert f"AGENT_JOB_NAMES={naming}" in result.stdout
     assert jenkins.count(r"/pluginManager/api/json") == 1  # the stage detection's own read
+
+
+# -- 7. the CI -> CD example ----------------------------------------------------------------
+
+EXAMPLES = ROOT / "examples" / "ci-cd"
+
+
+def manifest_of(jenkinsfile: Path, **variables: str) -> bytes:
+    """The sei-artifacts.json the Jenkinsfile's shell step writes: its heredoc, with the
+    pipeline's `environment` and the given variables expanded as the shell would."""
+    text = jenkinsfile.read_text()
+    [heredoc] = re.findall(r"cat > sei-artifacts\.json <<EOF\n(.*?)\nEOF\n", text, re.DOTALL)
+    environment = dict(re.findall(r"^\s+([A-Z_]+) = '([^']*)'$", text, re.MULTILINE))
+    return string.Template(heredoc).substitute(environment, **variables).encode()
+
+
+def test_the_ci_cd_example_pair_links_in_sei(
+    cli: Cli, jenkins: JenkinsSim, sei: SeiStandIn
+) -> None:
+    tag = "3f2a9c1d7e4b"
+    jenkins.add_folder("shop")
+    jenkins.add_job("shop/build", kind="pipeline")
+    jenkins.add_job("shop/deploy", kind="pipeline")
+    jenkins.add_build("shop/build", artifacts=["sei-artifacts.json"])
+    jenkins.artifact_content[("shop/build", 1, "sei-artifacts.json")] = manifest_of(
+        EXAMPLES / "build.Jenkinsfile", TAG=tag
+    )
+    upstream = {
+        "_class": "org.jenkinsci.plugins.workflow.support.steps.build.BuildUpstreamCause",
+        "upstreamProject": "shop/build",
+        "upstreamBuild": 1,
+        "upstreamUrl": "job/shop/job/build/",
+    }
+    jenkins.add_build(
+        "shop/deploy",
+        causes=[upstream],
+        parameters=[
+            {"_class": "hudson.model.StringParameterValue", "name": "IMAGE_TAG", "value": tag}
+        ],
+        artifacts=["sei-artifacts.json"],
+    )
+    jenkins.artifact_content[("shop/deploy", 1, "sei-artifacts.json")] = manifest_of(
+        EXAMPLES / "deploy.Jenkinsfile", IMAGE_TAG=tag
+    )
+    result = cli("sync")
+    assert result.code == 0, result.stderr
+    by_pipeline = {p["pipeline"]: p for p in sei.accepted}
+    ci, cd = by_pipeline["build"], by_pipeline["deploy"]
+    assert (ci["ci"], ci["cd"], cd["ci"], cd["cd"]) == (True, False, False, True)
+    built = sei.kept(ci["job_full_name"], 1)["artifacts"]
+    deployed = sei.kept(cd["job_full_name"], 1)
+    assert [a.get("output") for a in built] == [True]
+    assert [a.get("input") for a in deployed["artifacts"]] == [True]
+
+    def identity(artifact: dict[str, Any]) -> tuple[str, ...]:
+        return tuple(artifact[k] for k in ("type", "name", "location", "qualifier"))
+
+    assert (
+        identity(built[0])
+        == identity(deployed["artifacts"][0])
+        == (
+            "container",
+            "web",
+            f"registry.example.com/shop/web:{tag}",
+            tag,
+        )
+    )
+    assert deployed["upstream"] == [(ci["job_full_name"], 1)]  # the trigger links them too
