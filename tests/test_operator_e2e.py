@@ -200,6 +200,7 @@ def test_check_state_file_folder_lock_and_owner(
         result = cli("check")
     assert result.code == 0
     assert f"{state}: 1 builds sent; in use by another agent now" in result.stdout
+    assert "sync and backfill on this file exit 2 at once until it stops" in result.stdout
 
     moved = jenkins.url.replace("127.0.0.1", "localhost")
     cli.env["JENKINS_URL"] = moved

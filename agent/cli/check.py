@@ -132,7 +132,8 @@ def check_state(controllers: list[Settings]) -> list[Check]:
             "state file",
             WARN,
             f"{detail}; in use by another agent now",
-            "a running `run` holds it; sync and backfill on this file wait for it to stop",
+            "a running `run` holds it: sync and backfill on this file exit 2 at once until it "
+            "stops",
         )
     ]
     for settings in controllers:
@@ -301,11 +302,17 @@ def _who_am_i(settings: Settings, client: JenkinsClient) -> list[Check]:
         hint = "a login page or a proxy answered instead of Jenkins' API"
         return [Check("Jenkins", FAIL, f"{url} answered with no JSON", hint, UNREACHABLE)]
     version = answer.header("X-Jenkins")
-    checks = [
-        Check("Jenkins", OK, f"Jenkins {version} at {url}")
-        if version
-        else Check("Jenkins", WARN, f"no X-Jenkins header from {url}", "is this Jenkins?")
-    ]
+    if not version:
+        checks = [Check("Jenkins", WARN, f"no X-Jenkins header from {url}", "is this Jenkins?")]
+    elif answer.redirects:
+        hint = (
+            f"set {url_name} to the address Jenkins redirects to (the warning logged names it): "
+            "every request costs one more"
+        )
+        detail = f"Jenkins {version} at {url}, reached through a redirect"
+        checks = [Check("Jenkins", WARN, detail, hint)]
+    else:
+        checks = [Check("Jenkins", OK, f"Jenkins {version} at {url}")]
     name = me.get("name") if isinstance(me, dict) else None
     anonymous = not isinstance(me, dict) or bool(me.get("anonymous")) or name == "anonymous"
     if settings.jenkins.user and anonymous:

@@ -78,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="jenkins-sei-agent",
-        description="Deliver every finished Jenkins build to Harness SEI, once.",
+        description="Deliver every finished Jenkins build to Harness SEI, at least once: a crash "
+        "may send a few builds again, never lose one, and SEI keeps the first write of each.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[common],
