@@ -373,7 +373,7 @@ def test_a_redirect_is_a_short_warning_and_a_warned_row_in_check(
 ) -> None:
     handler = type("Moved", (_Redirect,), {"to": jenkins.url})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True).start()
     try:
         cli.env["JENKINS_URL"] = f"http://127.0.0.1:{server.server_address[1]}/"
         jenkins.add_job("app")
