@@ -19,7 +19,7 @@ from apscheduler.triggers.cron import CronTrigger
 from conftest import ROOT
 from dockerfile import env_of, exec_form, parse_dockerfile
 
-from agent.config import ConfigError, Settings, load_settings
+from agent.config import ConfigError, Settings, hints, load_settings
 
 DEPLOY = ROOT / "deploy"
 
@@ -60,7 +60,7 @@ def image() -> dict[str, Any]:
 
 
 def test_every_setting_named_in_deploy_is_read_by_the_agent(
-    monkeypatch: pytest.MonkeyPatch, image: dict[str, Any]
+    monkeypatch: pytest.MonkeyPatch, image: dict[str, Any], tmp_path: Path
 ) -> None:
     docs = manifests()
     config = docs["ConfigMap"]["data"]
@@ -84,6 +84,9 @@ def test_every_setting_named_in_deploy_is_read_by_the_agent(
     monkeypatch.setenv("SEI_INTEGRATION_ID", "4711")
     settings = load_settings()  # `register` runs now, the GUID still the placeholder
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")  # as in every pod
+    cmdline = tmp_path / "cmdline"  # process 1 of the pod: the image's ENTRYPOINT
+    cmdline.write_bytes(b"/usr/local/bin/python\x00/usr/local/bin/jenkins-sei-agent\x00run\x00")
+    monkeypatch.setattr(hints, "PID1_CMDLINE", cmdline)
     with pytest.raises(ConfigError, match=r"all-zero placeholder.*register-job\.yaml"):
         settings.require("sei.instance_guid")
     monkeypatch.setenv("SEI_INSTANCE_GUID", "0b5c7a5e-2f5d-4a7e-9a41-6f4b0f3c1d2e")

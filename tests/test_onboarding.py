@@ -25,9 +25,16 @@ from agent.config.models import PLACEHOLDER_GUID
 
 
 @pytest.fixture
-def no_container(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The shell path, whatever machine the tests run on (a CI container has /.dockerenv)."""
-    monkeypatch.setattr(hints, "CONTAINER_MARKERS", ())
+def no_container(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The shell path, whatever runs the tests (process 1 may be anything)."""
+    monkeypatch.setattr(hints, "PID1_CMDLINE", tmp_path / "no-such-process")
+
+
+def the_image_is_process_1(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """As in the agent's image: process 1 runs its ENTRYPOINT."""
+    cmdline = tmp_path / "cmdline"
+    cmdline.write_bytes(b"/usr/local/bin/python\x00/usr/local/bin/jenkins-sei-agent\x00run\x00")
+    monkeypatch.setattr(hints, "PID1_CMDLINE", cmdline)
 
 
 # -- 1. register from the examples ---------------------------------------------------------
@@ -70,12 +77,13 @@ def test_the_fix_names_the_container_and_the_pod_command(
     cli: Cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     cli.env["SEI_INSTANCE_GUID"] = PLACEHOLDER_GUID
-    marker = tmp_path / ".dockerenv"
-    marker.touch()
-    monkeypatch.setattr(hints, "CONTAINER_MARKERS", (marker,))
+    the_image_is_process_1(monkeypatch, tmp_path)
     result = cli("sync")
     assert result.code == 2
     assert "docker run --rm --env-file agent.env jenkins-sei-agent register" in result.stderr
+    assert "docker compose -f deploy/docker-compose.yml run --rm sei-agent register" in (
+        result.stderr
+    )
     cli.env["KUBERNETES_SERVICE_HOST"] = "10.0.0.1"
     result = cli("check")
     assert result.code == 2

@@ -14,17 +14,22 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from agent.config.models import Settings
 
-# Files the container runtimes create in every container: Docker's and Podman's.
-CONTAINER_MARKERS = (Path("/.dockerenv"), Path("/run/.containerenv"))
+# The command line of process 1: in the agent's image it is the agent itself (its ENTRYPOINT,
+# or an init such as `docker run --init` starting it). Being inside some container is not
+# enough: a developer's or a CI runner's shell in one runs the agent as on any host.
+PID1_CMDLINE = Path("/proc/1/cmdline")
 
 
 def runtime() -> str:
-    """'kubernetes' (every pod has KUBERNETES_SERVICE_HOST), 'container' or 'shell'."""
-    if os.environ.get("KUBERNETES_SERVICE_HOST"):
-        return "kubernetes"
-    if any(marker.exists() for marker in CONTAINER_MARKERS):
-        return "container"
-    return "shell"
+    """'kubernetes' (the image in a pod: every pod has KUBERNETES_SERVICE_HOST), 'container'
+    (the image under Docker, Compose or Podman) or 'shell'."""
+    try:
+        image = b"jenkins-sei-agent" in PID1_CMDLINE.read_bytes()
+    except OSError:
+        image = False
+    if not image:
+        return "shell"
+    return "kubernetes" if os.environ.get("KUBERNETES_SERVICE_HOST") else "container"
 
 
 def register_command(settings: Settings) -> str:
@@ -44,8 +49,9 @@ def register_command(settings: Settings) -> str:
         )
     if where == "container":
         return (
-            f"docker run --rm --env-file agent.env jenkins-sei-agent {args}, then put the GUID "
-            "it prints into agent.env as SEI_INSTANCE_GUID"
+            f"docker run --rm --env-file agent.env jenkins-sei-agent {args} (with Compose: "
+            f"docker compose -f deploy/docker-compose.yml run --rm sei-agent {args}), then put "
+            "the GUID it prints into agent.env as SEI_INSTANCE_GUID"
         )
     from_env = any(k.upper() == "SEI_INSTANCE_GUID" for k in os.environ)
     config = settings.agent.config
