@@ -100,6 +100,9 @@ def test_register_write_config_replaces_the_examples_placeholder_without_force(
         del cli.env[name]
     result = cli("--config", str(config), "sync")
     assert result.code == 2
+    assert f"sei.instance_guid in {config} holds the example's all-zero placeholder" in (
+        result.stderr
+    )
     assert f"jenkins-sei-agent --config {config} register --integration-id ID" in result.stderr
     assert "--write-config" in result.stderr
     result = cli("--config", str(config), "register", "--integration-id", "4711", "--write-config")

@@ -32,6 +32,11 @@ def runtime() -> str:
     return "kubernetes" if os.environ.get("KUBERNETES_SERVICE_HOST") else "container"
 
 
+def guid_in_environment() -> bool:
+    """SEI_INSTANCE_GUID is set in the environment (which beats the file)."""
+    return any(name.upper() == "SEI_INSTANCE_GUID" for name in os.environ)
+
+
 def register_command(settings: Settings) -> str:
     """How to create the instance and put its GUID where this run reads it from."""
     name = settings.sei.instance_name or "NAME"
@@ -53,8 +58,7 @@ def register_command(settings: Settings) -> str:
             f"docker compose -f deploy/docker-compose.yml run --rm sei-agent {args}), then put "
             "the GUID it prints into agent.env as SEI_INSTANCE_GUID"
         )
-    from_env = any(k.upper() == "SEI_INSTANCE_GUID" for k in os.environ)
     config = settings.agent.config
-    if config is not None and (settings.integration is not None or not from_env):
+    if config is not None and (settings.integration is not None or not guid_in_environment()):
         return f"jenkins-sei-agent --config {config} {args} --write-config"
     return f"jenkins-sei-agent {args}, then export SEI_INSTANCE_GUID=<the GUID it prints>"

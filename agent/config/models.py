@@ -34,7 +34,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from agent.config.hints import register_command
+from agent.config.hints import guid_in_environment, register_command
 from agent.config.satellite import INTEGRATION_KEYS, Integration
 from agent.mapping.rules import Rule, split_globs
 from agent.sei.environments import SEI_ENVIRONMENTS
@@ -453,6 +453,9 @@ class Settings(BaseSettings):
         guid = self.name_of("sei.instance_guid")
         placeholder = "sei.instance_guid" in names and self.sei.instance_guid == PLACEHOLDER_GUID
         if placeholder:
+            in_file = self.agent.config is not None and self._integration is None
+            if in_file and not guid_in_environment():
+                guid = f"sei.instance_guid in {self.agent.config}"
             problems.append(f"{guid} holds the example's all-zero placeholder")
         if placeholder or guid in missing:
             problems.append(f"{CREATE_INSTANCE}{register_command(self)}")
