@@ -250,10 +250,7 @@ def main(argv: list[str] | None = None) -> int:
             return run_service(controllers)
         with stop_on_signals() as stop:
             report = _deliver(args, controllers, stop)
-    except (ConfigError, UsageError, StateError) as exc:
-        log.error("%s", exc)
-        return 2
-    except NotTheRoot as exc:
+    except (ConfigError, UsageError, StateError, NotTheRoot) as exc:
         log.error("%s", exc)
         return 2
     except (JenkinsUnavailable, SeiRefused, JenkinsError) as exc:
