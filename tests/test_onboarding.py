@@ -20,7 +20,7 @@ from conftest import ROOT, Cli
 from jenkins_sim import JenkinsSim
 from sei_standin import SeiStandIn
 
-from agent.config import hints
+from agent.config import ConfigError, hints, load_controllers
 from agent.config.models import PLACEHOLDER_GUID
 
 
@@ -409,3 +409,22 @@ def test_help_says_at_least_once(cli: Cli) -> None:
     result = cli("--help")
     assert result.code == 0
     assert "at least once" in " ".join(result.stdout.split())
+
+
+def test_a_satellite_reads_no_jenkins_credentials_from_the_environment_so_a_near_miss_warns(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    satellite = tmp_path / "satellite.yml"
+    satellite.write_text(
+        "satellite: {tenant: acct, api_key: k, url: 'http://127.0.0.1:9/sei/api'}\n"
+        "integrations:\n"
+        "  - {id: '4711', application: jenkins, url: 'http://127.0.0.1:8/', username: u,"
+        " api_key: t, metadata: {instance_name: a}}\n"
+    )
+    monkeypatch.setenv("JENKINS_PASSWORD", "for another tool")
+    with pytest.raises(ConfigError, match="This command reads JENKINS_API_TOKEN"):
+        load_controllers()  # the environment alone: JENKINS_API_TOKEN is read, and not set
+    with caplog.at_level("WARNING"):
+        [settings] = load_controllers(satellite)
+    assert settings.jenkins.api_token is not None
+    assert "JENKINS_PASSWORD is not a setting of the agent, ignored" in caplog.text

@@ -32,6 +32,7 @@ from pydantic_settings import (
 
 from agent.config.models import PLACEHOLDER_GUID, ConfigError, Settings, env_name
 from agent.config.satellite import (
+    INTEGRATION_KEYS,
     METADATA_KEYS,
     Integration,
     SatelliteError,
@@ -282,7 +283,14 @@ def load_controllers(
     from_env = os.environ.get("AGENT_CONFIG")
     path = config_file or (Path(from_env) if from_env else None)
     file = _File(path) if path else None
-    _check_unknown_variables(reads or (lambda variable: True))
+    # a satellite.yml's controllers take these from their integrations, never the environment
+    from_file = (
+        {env_name(tuple(k.split("."))) for k in INTEGRATION_KEYS}
+        if file is not None and is_satellite(file.data)
+        else set()
+    )
+    command_reads = reads or (lambda variable: True)
+    _check_unknown_variables(lambda variable: variable not in from_file and command_reads(variable))
     _check_rules_variable()
     init = _deep_merge({"agent": {"config": path}} if path else {}, overrides or {})
     if file is None or path is None:
