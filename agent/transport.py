@@ -326,15 +326,24 @@ class Http:
             )
         if not self._told_redirect:
             self._told_redirect = True
+            moved = self._moved_base(came_from, target)
             log.warning(
-                "%s redirected %s to %s; every request costs one more until %s_URL is set to "
-                "the address it redirects to",
+                "%s redirected %s to %s; every request costs one more until %s_URL is set to %s",
                 self._side,
-                came_from,
-                target,
+                self.base,
+                moved,
                 self._side.upper(),
+                moved,
             )
         return target
+
+    def _moved_base(self, came_from: httpx.URL, target: httpx.URL) -> str:
+        """The address to configure instead: the target less the request's own path below the
+        base, and never its query (a listing's tree= runs to a thousand characters)."""
+        base_path = urlsplit(self.base).path
+        below = came_from.path[len(base_path) :] if came_from.path.startswith(base_path) else ""
+        moved = str(target.copy_with(query=None))
+        return moved[: len(moved) - len(below)] if below and moved.endswith(below) else moved
 
     def _observe(self, response: httpx.Response) -> None:
         """Response hook: the status and the seconds since the request was sent."""

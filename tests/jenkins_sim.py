@@ -492,6 +492,7 @@ class JenkinsSim:
         self.requests: list[tuple[str, str, str]] = []
         self.artifact_content: dict[tuple[str, int, str], bytes | Streamed] = {}
         self._root_override = root_url
+        self.extra_plugins: list[tuple[str, str, str]] = []  # (shortName, version, longName)
         self._lock = threading.RLock()
         self._faults: list[_Fault] = []
         self._root = _Item(name="", kind="root")
@@ -1307,6 +1308,7 @@ class JenkinsSim:
                 ("blueocean-rest", "1.27.11", "REST API for Blue Ocean"),
                 ("blueocean", "1.27.11", "Blue Ocean"),
             ]
+        names += self.extra_plugins
         plugins = [
             {
                 "active": True,

@@ -19,7 +19,7 @@ from apscheduler.triggers.cron import CronTrigger
 from conftest import ROOT
 from dockerfile import env_of, exec_form, parse_dockerfile
 
-from agent.config import ConfigError, Settings, load_settings
+from agent.config import ConfigError, Settings, hints, load_settings
 
 DEPLOY = ROOT / "deploy"
 
@@ -28,7 +28,8 @@ def manifests() -> dict[str, dict[str, Any]]:
     docs = {}
     for path in sorted((DEPLOY / "kubernetes").glob("*.yaml")):
         for doc in yaml.safe_load_all(path.read_text()):
-            docs[doc["kind"]] = doc
+            kind = doc["kind"]  # the Jobs by name: backfill and register
+            docs[doc["metadata"]["name"] if kind == "Job" else kind] = doc
     return docs
 
 
@@ -59,7 +60,7 @@ def image() -> dict[str, Any]:
 
 
 def test_every_setting_named_in_deploy_is_read_by_the_agent(
-    monkeypatch: pytest.MonkeyPatch, image: dict[str, Any]
+    monkeypatch: pytest.MonkeyPatch, image: dict[str, Any], tmp_path: Path
 ) -> None:
     docs = manifests()
     config = docs["ConfigMap"]["data"]
@@ -73,13 +74,21 @@ def test_every_setting_named_in_deploy_is_read_by_the_agent(
         monkeypatch.setenv(name, str(value))
     with pytest.raises(ConfigError) as copied:  # what must be filled in is refused until it is
         load_settings()
-    placeholders = {"JENKINS_URL", "JENKINS_API_TOKEN", "SEI_API_KEY", "SEI_INSTANCE_GUID"}
+    placeholders = {"JENKINS_URL", "JENKINS_API_TOKEN", "SEI_API_KEY", "SEI_INTEGRATION_ID"}
     assert {n for n in placeholders if f"invalid setting {n}:" in str(copied.value)} == (
         placeholders
     )
     monkeypatch.setenv("JENKINS_URL", "https://ci.acme.test/")
     monkeypatch.setenv("JENKINS_API_TOKEN", "a-real-token")
     monkeypatch.setenv("SEI_API_KEY", "a-real-key")
+    monkeypatch.setenv("SEI_INTEGRATION_ID", "4711")
+    settings = load_settings()  # `register` runs now, the GUID still the placeholder
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")  # as in every pod
+    cmdline = tmp_path / "cmdline"  # process 1 of the pod: the image's ENTRYPOINT
+    cmdline.write_bytes(b"/usr/local/bin/python\x00/usr/local/bin/jenkins-sei-agent\x00run\x00")
+    monkeypatch.setattr(hints, "PID1_CMDLINE", cmdline)
+    with pytest.raises(ConfigError, match=r"all-zero placeholder.*register-job\.yaml"):
+        settings.require("sei.instance_guid")
     monkeypatch.setenv("SEI_INSTANCE_GUID", "0b5c7a5e-2f5d-4a7e-9a41-6f4b0f3c1d2e")
     settings = load_settings()
     assert settings.sei.api_key is not None and settings.jenkins.api_token is not None
@@ -95,7 +104,7 @@ def test_kubernetes_deployment_cronjob_and_backfill_match_the_image(image: dict[
     pods = {
         "Deployment": deployment["template"]["spec"],
         "CronJob": docs["CronJob"]["spec"]["jobTemplate"]["spec"]["template"]["spec"],
-        "Job": docs["Job"]["spec"]["template"]["spec"],
+        "Job": docs["jenkins-sei-agent-backfill"]["spec"]["template"]["spec"],
     }
     for kind, pod in pods.items():
         [container] = pod["containers"]
@@ -114,6 +123,11 @@ def test_kubernetes_deployment_cronjob_and_backfill_match_the_image(image: dict[
     assert cron["concurrencyPolicy"] == "Forbid"
     assert pods["CronJob"]["containers"][0]["args"] == ["sync"]
     assert pods["Job"]["containers"][0]["args"][:2] == ["backfill", "--since"]
+    register = docs["jenkins-sei-agent-register"]["spec"]
+    assert register["backoffLimit"] == 0  # a retry could create a second instance
+    [registrar] = register["template"]["spec"]["containers"]
+    assert registrar["args"] == ["register"] and registrar["image"] == agent["image"]
+    assert registrar["env"] == [{"name": "AGENT_LOG_LEVEL", "value": "WARNING"}]  # GUID alone
     CronTrigger.from_crontab(cron["schedule"])
 
 
@@ -185,7 +199,8 @@ def test_sharded_statefulset_splits_the_jobs_once_each(
     docs = {}
     for path in sorted((DEPLOY / "kubernetes" / "sharded").glob("*.yaml")):
         for doc in yaml.safe_load_all(path.read_text()):
-            docs[doc["kind"]] = doc
+            kind = doc["kind"]  # the Jobs by name: backfill and register
+            docs[doc["metadata"]["name"] if kind == "Job" else kind] = doc
     statefulset, shards = docs["StatefulSet"], docs["ConfigMap"]["data"]
     replicas, name = statefulset["spec"]["replicas"], statefulset["metadata"]["name"]
     assert sorted(shards) == [f"{name}-{n}.yaml" for n in range(replicas)]

@@ -12,22 +12,28 @@ accepted, 401/403 that it was refused, and no build data is sent.
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from agent.cli.controllers import label
 from agent.cli.tables import table
 from agent.config import ConfigError, Settings
+from agent.config.models import CREATE_INSTANCE
 from agent.jenkins.client import JenkinsClient, JenkinsError, JenkinsUnavailable
-from agent.jenkins.discover import discover_jobs, matches
+from agent.jenkins.discover import NotTheRoot, discover_jobs, matches
 from agent.jenkins.endpoints import WHO_AM_I
-from agent.jenkins.stages import SOURCE_PLUGINS, SOURCES, detect
+from agent.jenkins.stages import SOURCE_PLUGINS, SOURCES, Detection, detect
 from agent.logs import redact, secrets_of
 from agent.sei.client import Refusal, SeiClient, SeiRefused, SeiUnavailable
 from agent.state import StateError, StateFile
 
 # The plugins that give stages, in the agent's order of preference (agent/jenkins/details.py).
 STAGE_PLUGINS = tuple(SOURCE_PLUGINS[source] for source in SOURCES)
+
+# The official Harness SEI plugin (jenkinsci/propelo-job-reporter-plugin): it reports every
+# build from inside Jenkins, under the GUID in its folder (JenkinsInstanceGuidService).
+OFFICIAL_PLUGIN = "propelo-job-reporter"
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 CONFIG, UNREACHABLE = 2, 3  # the exit codes of a failed check
@@ -126,7 +132,8 @@ def check_state(controllers: list[Settings]) -> list[Check]:
             "state file",
             WARN,
             f"{detail}; in use by another agent now",
-            "a running `run` holds it; sync and backfill on this file wait for it to stop",
+            "a running `run` holds it: sync and backfill on this file exit 2 at once until it "
+            "stops",
         )
     ]
     for settings in controllers:
@@ -212,14 +219,10 @@ def check_controller(settings: Settings) -> list[Check]:
     try:
         settings.require("jenkins.url", "sei.instance_guid", "sei.instance_name")
     except ConfigError as exc:
-        if settings.sei.instance_guid is None:
-            hint = (
-                "create an instance with `jenkins-sei-agent register --integration-id ID "
-                "--name NAME --write-config`"
-            )
-        else:
-            hint = "see config/agent.example.yaml"
-        checks = [Check("settings", FAIL, str(exc), hint, CONFIG)]
+        fixes = [p[len(CREATE_INSTANCE) :] for p in exc.problems if p.startswith(CREATE_INSTANCE)]
+        detail = "; ".join(p for p in exc.problems if not p.startswith(CREATE_INSTANCE))
+        hint = fixes[0] if fixes else "see config/agent.example.yaml"
+        checks = [Check("settings", FAIL, detail, hint, CONFIG)]
         if settings.jenkins.url is None:
             return checks
     else:
@@ -237,7 +240,16 @@ def check_controller(settings: Settings) -> list[Check]:
         checks += identity
         if any(c.result == FAIL for c in identity):
             return checks
-        return [*checks, _stage_source(settings, client), _jobs(settings, client)]
+        try:
+            detection: Detection | JenkinsError = detect(client, settings.jenkins.stage_source)
+        except JenkinsError as exc:
+            detection = exc
+        return [
+            *checks,
+            _stage_source(settings, detection),
+            _official_plugin(settings, client, detection),
+            _jobs(settings, client),
+        ]
     finally:
         client.close()
 
@@ -290,11 +302,17 @@ def _who_am_i(settings: Settings, client: JenkinsClient) -> list[Check]:
         hint = "a login page or a proxy answered instead of Jenkins' API"
         return [Check("Jenkins", FAIL, f"{url} answered with no JSON", hint, UNREACHABLE)]
     version = answer.header("X-Jenkins")
-    checks = [
-        Check("Jenkins", OK, f"Jenkins {version} at {url}")
-        if version
-        else Check("Jenkins", WARN, f"no X-Jenkins header from {url}", "is this Jenkins?")
-    ]
+    if not version:
+        checks = [Check("Jenkins", WARN, f"no X-Jenkins header from {url}", "is this Jenkins?")]
+    elif answer.redirects:
+        hint = (
+            f"set {url_name} to the address Jenkins redirects to (the warning logged names it): "
+            "every request costs one more"
+        )
+        detail = f"Jenkins {version} at {url}, reached through a redirect"
+        checks = [Check("Jenkins", WARN, detail, hint)]
+    else:
+        checks = [Check("Jenkins", OK, f"Jenkins {version} at {url}")]
     name = me.get("name") if isinstance(me, dict) else None
     anonymous = not isinstance(me, dict) or bool(me.get("anonymous")) or name == "anonymous"
     if settings.jenkins.user and anonymous:
@@ -309,12 +327,10 @@ def _who_am_i(settings: Settings, client: JenkinsClient) -> list[Check]:
     return checks
 
 
-def _stage_source(settings: Settings, client: JenkinsClient) -> Check:
+def _stage_source(settings: Settings, detection: Detection | JenkinsError) -> Check:
     """Where the agent would read stages and steps: the detection `sync` runs, not a copy."""
-    try:
-        detection = detect(client, settings.jenkins.stage_source)
-    except JenkinsError as exc:
-        return Check("stage source", WARN, f"unknown: {_first_line(exc)}")
+    if isinstance(detection, JenkinsError):
+        return Check("stage source", WARN, f"unknown: {_first_line(detection)}")
     if detection.how == "probe":
         hint = (
             "listing plugins needs Overall/SystemRead; without it the agent tries each source "
@@ -327,11 +343,50 @@ def _stage_source(settings: Settings, client: JenkinsClient) -> Check:
     return Check("stage source", OK, detection.describe())
 
 
+def _official_plugin(
+    settings: Settings, client: JenkinsClient, detection: Detection | JenkinsError
+) -> Check:
+    """The official SEI plugin reporting from inside Jenkins beside the agent: every build
+    reported twice, and twice in SEI unless both use one instance GUID and one naming."""
+    if isinstance(detection, Detection) and detection.how == "forced":
+        try:  # JENKINS_STAGE_SOURCE skipped the plugin list: read it for this check alone
+            detection = detect(client)
+        except JenkinsError as exc:
+            detection = exc
+    if isinstance(detection, JenkinsError) or detection.how != "plugins":
+        reason = (
+            _first_line(detection) if isinstance(detection, JenkinsError) else detection.refused
+        )
+        hint = f"disable the {OFFICIAL_PLUGIN} plugin, if installed, before the agent sends"
+        return Check("official plugin", WARN, f"unknown: {reason}", hint)
+    version = detection.plugins.get(OFFICIAL_PLUGIN)
+    if version is None:
+        return Check("official plugin", OK, f"{OFFICIAL_PLUGIN} not active")
+    names = settings.name_of("agent.job_names")
+    hint = (
+        f"both report every build: disable the plugin once the agent sends; until then give "
+        f"the agent the plugin's instance GUID ($JENKINS_HOME/plugins/{OFFICIAL_PLUGIN}/"
+        f"jenkins-instance-guid.txt) and {names}={plugin_naming(version)}, so that both write "
+        "the same runs (README: Moving from the official plugin)"
+    )
+    return Check("official plugin", WARN, f"{OFFICIAL_PLUGIN} {version} is active", hint)
+
+
+def plugin_naming(version: str) -> str:
+    """The AGENT_JOB_NAMES whose names the plugin's release wrote (docs in sei-api.md): item
+    names from 1.0.46 (`plugin`), directory names up to 1.0.42 (`plugin-legacy`); 1.0.43-1.0.45
+    wrote branches by item name, which `plugin` matches best."""
+    numbers = tuple(int(n) for n in re.findall(r"\d+", version)[:3])
+    return "plugin-legacy" if numbers and numbers <= (1, 0, 42) else "plugin"
+
+
 def _jobs(settings: Settings, client: JenkinsClient) -> Check:
     """The agent's own discovery, filtered as sync filters it."""
     cfg = settings.jenkins
     try:
         found = list(discover_jobs(client, cfg.folder_depth))
+    except NotTheRoot as exc:
+        return Check("jobs", FAIL, str(exc), "", CONFIG)
     except JenkinsError as exc:
         return Check("jobs", FAIL, _first_line(exc), "", UNREACHABLE)
     selected = sum(1 for job in found if matches(job.full_name, cfg.include, cfg.exclude))

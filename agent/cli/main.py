@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import logging.handlers
 import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,11 +18,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from agent import __version__
-from agent.cli import check, register
+from agent.cli import check, jobs, register
 from agent.cli import state as state_commands
 from agent.cli.controllers import for_each
 from agent.config import ConfigError, Settings, load_controllers
 from agent.jenkins.client import JenkinsClient, JenkinsError, JenkinsUnavailable
+from agent.jenkins.discover import NotTheRoot
 from agent.logs import setup_logging
 from agent.pipeline import Collector, Report
 from agent.sei.client import SeiClient, SeiRefused
@@ -37,6 +39,7 @@ examples:
   jenkins-sei-agent backfill --since 2024-01-01 --jobs 'team-a/*'
   jenkins-sei-agent --config agent.yaml sync
   jenkins-sei-agent --config satellite.yml check   every Jenkins integration in the file
+  jenkins-sei-agent jobs --jobs 'team-a/*'        the jobs read, their names in SEI
   jenkins-sei-agent state show
 """
 
@@ -75,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="jenkins-sei-agent",
-        description="Deliver every finished Jenkins build to Harness SEI, once.",
+        description="Deliver every finished Jenkins build to Harness SEI, at least once: a crash "
+        "may send a few builds again, never lose one, and SEI keeps the first write of each.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[common],
@@ -128,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
         "AGENT_INTERVAL=300 AGENT_LOG_FORMAT=json jenkins-sei-agent run",
     )
     check.add_command(command)
+    jobs.add_command(command)
     register.add_command(command)
     state_commands.add_command(command, common)
     return parser
@@ -189,19 +194,49 @@ def _deliver(args: argparse.Namespace, controllers: list[Settings], stop: Stop) 
         return for_each(controllers, collect)
 
 
+# The Jenkins settings a command reads, where not all: a misspelling of one of them is an error.
+JENKINS_READ = {"register": {"JENKINS_URL"}, "state": set()}
+
+
+def _load(args: argparse.Namespace) -> list[Settings]:
+    """The settings, and logging set up by them; what loading warned of is held until then, so
+    that it comes out in the format the settings ask for (JSON too)."""
+    root = logging.getLogger()
+    held = logging.handlers.BufferingHandler(capacity=1000)
+    root.addHandler(held)
+    read = JENKINS_READ.get(args.command)
+    try:
+        controllers = load_controllers(
+            getattr(args, "config", None),
+            _overrides(args),
+            reads=None if read is None else read.__contains__,
+        )
+    except ConfigError:  # no settings to format them by: as they are
+        root.removeHandler(held)
+        for record in held.buffer:
+            root.handle(record)
+        raise
+    root.removeHandler(held)
+    setup_logging(*controllers)
+    for record in held.buffer:
+        if logging.getLogger(record.name).isEnabledFor(record.levelno):
+            root.handle(record)
+    return controllers
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        controllers = load_controllers(getattr(args, "config", None), _overrides(args))
+        controllers = _load(args)
     except ConfigError as exc:
         if args.command == "check":
             return check.invalid_settings(exc)
         print(f"jenkins-sei-agent: {exc}", file=sys.stderr)
         return 2
-    setup_logging(*controllers)
     operator: dict[str, Callable[[argparse.Namespace, list[Settings]], int]] = {
         "check": check.main,
+        "jobs": jobs.main,
         "register": register.main,
         "state": state_commands.main,
     }
@@ -215,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
             return run_service(controllers)
         with stop_on_signals() as stop:
             report = _deliver(args, controllers, stop)
-    except (ConfigError, UsageError, StateError) as exc:
+    except (ConfigError, UsageError, StateError, NotTheRoot) as exc:
         log.error("%s", exc)
         return 2
     except (JenkinsUnavailable, SeiRefused, JenkinsError) as exc:

@@ -52,7 +52,7 @@ def add_command(command: Callable[[str, str, str], argparse.ArgumentParser]) -> 
         help="the SEI integration (default: SEI_INTEGRATION_ID, or the integration's id in a "
         "satellite.yml with one Jenkins integration)",
     )
-    sub.add_argument("--name", required=True, help="the instance's name in SEI")
+    sub.add_argument("--name", help="the instance's name in SEI (default: SEI_INSTANCE_NAME)")
     sub.add_argument("--url", help="the controller's URL (default: JENKINS_URL)")
     sub.add_argument(
         "--write-config", action="store_true", help="write the new GUID into the --config file"
@@ -60,7 +60,8 @@ def add_command(command: Callable[[str, str, str], argparse.ArgumentParser]) -> 
     sub.add_argument(
         "--force",
         action="store_true",
-        help="with --write-config: replace an instance GUID the file already holds",
+        help="with --write-config: replace an instance GUID the file already holds (the "
+        "examples' all-zero placeholder is replaced without it)",
     )
 
 
@@ -72,6 +73,10 @@ def main(args: argparse.Namespace, controllers: list[Settings]) -> int:
             f"give --integration-id (the SEI integration's id) or set "
             f"{settings.name_of('sei.integration_id')}"
         )
+    name = args.name or settings.sei.instance_name
+    if not name:
+        name_setting = settings.name_of("sei.instance_name")
+        raise ConfigError(f"give --name (the instance's name in SEI) or set {name_setting}")
     url = args.url or settings.jenkins.url
     if not url or not re.match(r"https?://[^/]+", url):
         raise ConfigError(f"give --url or set {settings.name_of('jenkins.url')} (an http(s) URL)")
@@ -79,10 +84,10 @@ def main(args: argparse.Namespace, controllers: list[Settings]) -> int:
     edit = None
     if args.write_config:  # every reason not to write is found before the instance is made
         edit = _ConfigEdit(settings)
-        edit.check(args.name, integration_id, args.force)
+        edit.check(name, integration_id, args.force)
     client = SeiClient(settings.sei.model_copy(update={"retries": 0}))
     try:
-        outcome = client.create_instance(args.name, url, integration_id)
+        outcome = client.create_instance(name, url, integration_id)
     except SeiUnavailable as exc:
         log.error("%s", exc)
         return 3
@@ -95,9 +100,9 @@ def main(args: argparse.Namespace, controllers: list[Settings]) -> int:
     if guid is None:
         log.error("SEI answered %s without an instance id", client.where(INSTANCES))
         return 3
-    log.info("registered instance %s for %s: %s", args.name, url, guid)
+    log.info("registered instance %s for %s: %s", name, url, guid)
     if edit is not None:
-        edit.write(guid, args.name, integration_id)
+        edit.write(guid, name, integration_id)
         log.info("wrote it into %s", edit.path)
     print(guid)
     return 0
@@ -173,7 +178,7 @@ class _ConfigEdit:
         """Refuse, before SEI is asked, to replace a GUID without --force or to touch any line
         but the instance's own."""
         held = self._target().get("instance_guid")
-        if held and str(held) != PLACEHOLDER_GUID and not force:
+        if held and str(held).strip() != PLACEHOLDER_GUID and not force:
             raise ConfigError(
                 f"{self.path} already holds instance_guid {held} for this controller; "
                 "give --force to replace it (builds sent under the old instance stay there)"

@@ -4,7 +4,8 @@ The file is read by pydantic-settings' own YAML source; a satellite.yml is first
 the same shape (agent/config/satellite.py). Before anything is validated, every key of the file
 is checked against the settings: a misspelt key is an error naming the key, its line and the
 closest known name, never silently ignored. An AGENT_* or SEI_* variable the agent does not know
-is named in a warning (JENKINS_* ones are not: Jenkins' own containers set many). Every message
+is named in a warning; a JENKINS_* one only when it is close to a setting (Jenkins' own
+containers set many others), and then as an error if the command needs that setting. Every message
 names a setting the way the user wrote it: a path in the file, a variable or a flag.
 """
 
@@ -14,7 +15,8 @@ import difflib
 import json
 import logging
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +30,9 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-from agent.config.models import ConfigError, Settings, env_name
+from agent.config.models import PLACEHOLDER_GUID, ConfigError, Settings, env_name
 from agent.config.satellite import (
+    INTEGRATION_KEYS,
     METADATA_KEYS,
     Integration,
     SatelliteError,
@@ -154,12 +157,70 @@ def known_variables() -> set[str]:
     return names
 
 
-def _warn_unknown_variables() -> None:
-    known = sorted(known_variables())
-    for name in sorted(os.environ):
-        upper = name.upper()
+# Variables Jenkins itself sets (the controller's image, inbound agents, build steps) and those
+# Kubernetes sets for a Service named jenkins: never a misspelt setting of the agent.
+_JENKINS_OWN = re.compile(
+    r"JENKINS_(HOME|SECRET|NAME|TUNNEL|WEB_?SOCKET|DIRECT_CONNECTION|INSTANCE_IDENTITY|PROTOCOLS"
+    r"|AGENT_\w*|SLAVE_AGENT_PORT|JAVA_\w*|OPTS|ARGS|UC\w*|VERSION|SHA|INCREMENTALS_REPO_MIRROR"
+    r"|PLUGIN_INFO|ENABLE_FUTURE_JAVA|NODE_COOKIE|SERVER_COOKIE|WAR|REF|WEBROOT|LOG\w*|DEBUG_LEVEL"
+    r"|PREFIX|CONFIG_WITH_JCASC|PORT\w*|SERVICE_\w*)"
+)
+# What users of other Jenkins tools call the agent's settings.
+_JENKINS_ALIASES = {
+    "USERNAME": "USER",
+    "USER_NAME": "USER",
+    "LOGIN": "USER",
+    "PASSWORD": "API_TOKEN",
+    "PASS": "API_TOKEN",
+    "TOKEN": "API_TOKEN",
+    "APITOKEN": "API_TOKEN",
+    "API_KEY": "API_TOKEN",
+    "HOST": "URL",
+    "SERVER": "URL",
+    "BASE_URL": "URL",
+    "ROOT_URL": "URL",
+}
+
+
+def _meant_jenkins_setting(name: str, known: set[str]) -> str | None:
+    """The JENKINS_* setting a variable the agent does not know was probably meant to be: a
+    usual alias, or a name at most a character or two away (difflib's ratio of 0.8 or more)."""
+    if name in known or _JENKINS_OWN.fullmatch(name):
+        return None
+    suffix = name.removeprefix("JENKINS_")
+    if suffix in _JENKINS_ALIASES:
+        return f"JENKINS_{_JENKINS_ALIASES[suffix]}"
+    settings = [k.removeprefix("JENKINS_") for k in known if k.startswith("JENKINS_")]
+    close = difflib.get_close_matches(suffix, settings, n=1, cutoff=0.8)
+    return f"JENKINS_{close[0]}" if close else None
+
+
+def _check_unknown_variables(reads: Callable[[str], bool]) -> None:
+    """Name every AGENT_*, SEI_* or JENKINS_* variable that is not a setting. A JENKINS_* one
+    close to a setting is an error when this command reads that setting and it is not set
+    (the run would go on without the value the user meant to give it), else a warning."""
+    known = known_variables()
+    names = {name.upper(): name for name in os.environ}
+    problems = []
+    for upper, name in sorted(names.items()):
         if upper.startswith(("AGENT_", "SEI_")) and upper not in known:
-            log.warning("%s is not a setting of the agent, ignored%s", name, _closest(upper, known))
+            log.warning(
+                "%s is not a setting of the agent, ignored%s", name, _closest(upper, sorted(known))
+            )
+        if not upper.startswith("JENKINS_"):
+            continue
+        meant = _meant_jenkins_setting(upper, known)
+        if meant is None:
+            continue
+        if meant not in names and reads(meant):
+            problems.append(
+                f"{name} is not a setting of the agent; did you mean {meant}? This command "
+                f"reads {meant}, which is not set: rename the variable"
+            )
+        else:
+            log.warning("%s is not a setting of the agent, ignored; did you mean %s?", name, meant)
+    if problems:
+        raise ConfigError(*problems)
 
 
 def _check_rules_variable() -> None:
@@ -208,9 +269,12 @@ def load_settings(
 
 
 def load_controllers(
-    config_file: Path | None = None, overrides: dict[str, Any] | None = None
+    config_file: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    reads: Callable[[str], bool] | None = None,
 ) -> list[Settings]:
     """The Settings of every controller this agent serves; raise ConfigError on bad input.
+    `reads`: whether the command reads a setting (by variable name); default: every one.
 
     An agent.yaml or the environment alone is one controller; a satellite.yml is one per
     integration with `application: jenkins`, each with its own instance GUID and so its own
@@ -219,7 +283,14 @@ def load_controllers(
     from_env = os.environ.get("AGENT_CONFIG")
     path = config_file or (Path(from_env) if from_env else None)
     file = _File(path) if path else None
-    _warn_unknown_variables()
+    # a satellite.yml's controllers take these from their integrations, never the environment
+    from_file = (
+        {env_name(tuple(k.split("."))) for k in INTEGRATION_KEYS}
+        if file is not None and is_satellite(file.data)
+        else set()
+    )
+    command_reads = reads or (lambda variable: True)
+    _check_unknown_variables(lambda variable: variable not in from_file and command_reads(variable))
     _check_rules_variable()
     init = _deep_merge({"agent": {"config": path}} if path else {}, overrides or {})
     if file is None or path is None:
@@ -256,6 +327,8 @@ def load_controllers(
     first_with: dict[str, Settings] = {}
     for settings in controllers:
         guid = settings.sei.instance_guid
+        if guid == PLACEHOLDER_GUID:  # not registered yet: the commands that send say so
+            continue
         if guid in first_with:
             raise ConfigError(
                 f"{settings.name_of('sei.instance_guid')} is the instance GUID of "

@@ -34,6 +34,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from agent.config.hints import guid_in_environment, register_command
 from agent.config.satellite import INTEGRATION_KEYS, Integration
 from agent.mapping.rules import Rule, split_globs
 from agent.sei.environments import SEI_ENVIRONMENTS
@@ -76,6 +77,7 @@ class ConfigError(Exception):
 # What the example files ship in place of real values: a setting still holding one was copied
 # and not filled in.
 PLACEHOLDER_GUID = "00000000-0000-0000-0000-000000000000"
+CREATE_INSTANCE = "create the instance with: "  # how a missing GUID's fix starts
 _PLACEHOLDER = re.compile(r"replace-with|<[A-Z][A-Z0-9_]*>|//[^/]*\bexample\.com\b", re.IGNORECASE)
 
 
@@ -161,6 +163,28 @@ def _check_service_url(value: str | None) -> str | None:
     return value
 
 
+# The path segment only an item's URL has: Jenkins' own URL scheme (Item.getUrl: `job/<name>/`
+# under the root and under every folder). A view's URL (`view/all/`) lists the same items with
+# their full names, so it is left alone.
+_INSIDE = re.compile(r"/job/")
+
+
+def _controller_root(value: str | None) -> str | None:
+    """JENKINS_URL must be the controller's root: discovery from a folder's URL would send its
+    jobs under names relative to the folder, and links in SEI would point nowhere."""
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    inside = _INSIDE.search(parts.path + "/")
+    if inside:
+        root = f"{parts.scheme}://{parts.netloc}{parts.path[: inside.start()]}/"
+        raise ValueError(
+            f"{value} is the URL of a job or folder, not of the controller; set it to "
+            f"{root} (Jenkins' root, context path included) and choose jobs with JENKINS_INCLUDE"
+        )
+    return value
+
+
 class TransportSettings(BaseModel):
     """TLS, proxy and connecting for one side; HTTPS_PROXY and NO_PROXY apply unless `proxy`
     is set."""
@@ -224,6 +248,7 @@ class JenkinsSettings(TransportSettings):
 
     _globs = field_validator("include", "exclude", mode="before")(_glob_list)
     _url = field_validator("url")(_check_service_url)
+    _root = field_validator("url")(_controller_root)
     _secret = field_validator("api_token", "user", mode="before")(_strip_secret)
     _placeholder = field_validator("url", "user", "api_token")(_not_placeholder)
 
@@ -291,18 +316,15 @@ class SeiSettings(TransportSettings):
     @field_validator("instance_guid")
     @classmethod
     def _uuid(cls, value: str | None) -> str | None:
-        if value is None:
+        """Empty is unset, and the examples' all-zero placeholder is kept as it is: `register`
+        runs with either, and every command that sends refuses them (Settings.require), with
+        the command that creates the instance."""
+        if value is None or not value.strip():
             return None
         try:
-            guid = str(uuid.UUID(value.strip()))
+            return str(uuid.UUID(value.strip()))
         except ValueError:
             raise ValueError(f"'{value}' is not a UUID") from None
-        if guid == PLACEHOLDER_GUID:
-            raise ValueError(
-                "is the example's all-zero placeholder; `jenkins-sei-agent register` creates "
-                "the instance and its GUID"
-            )
-        return guid
 
     @model_validator(mode="after")
     def _integration_for_artifacts(self) -> SeiSettings:
@@ -429,5 +451,15 @@ class Settings(BaseSettings):
             value = getattr(getattr(self, section), field)
             if value is None or (isinstance(value, SecretStr) and not value.get_secret_value()):
                 missing.append(self.name_of(name))
-        if missing:
-            raise ConfigError(f"missing setting: {', '.join(missing)}")
+        problems = [f"missing setting: {', '.join(missing)}"] if missing else []
+        guid = self.name_of("sei.instance_guid")
+        placeholder = "sei.instance_guid" in names and self.sei.instance_guid == PLACEHOLDER_GUID
+        if placeholder:
+            in_file = self.agent.config is not None and self._integration is None
+            if in_file and not guid_in_environment():
+                guid = f"sei.instance_guid in {self.agent.config}"
+            problems.append(f"{guid} holds the example's all-zero placeholder")
+        if placeholder or guid in missing:
+            problems.append(f"{CREATE_INSTANCE}{register_command(self)}")
+        if problems:
+            raise ConfigError(*problems)

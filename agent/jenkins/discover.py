@@ -12,8 +12,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
+from urllib.parse import urlsplit
 
-from agent.jenkins.client import JenkinsClient
+from agent.jenkins.client import JenkinsClient, JenkinsError
 from agent.jenkins.endpoints import api_json, discovery_tree, job_path
 from agent.jenkins.types import Job
 
@@ -23,6 +24,10 @@ def matches(full_name: str, include: list[str], exclude: list[str]) -> bool:
     if include and not any(fnmatchcase(full_name, g) for g in include):
         return False
     return not any(fnmatchcase(full_name, g) for g in exclude)
+
+
+class NotTheRoot(JenkinsError):
+    """JENKINS_URL lies inside the controller: a settings mistake (exit 2), not an outage."""
 
 
 @dataclass
@@ -51,11 +56,31 @@ def discover(client: JenkinsClient, levels: int) -> Inventory:
         found.clock_ms = found.clock_ms or date
         if found.root_url is None:
             found.root_url = _root_of(answer.get("url"), job_path(names, above[:-1]))
+            root = root_above(client.base, found.root_url)
+            if root is not None:
+                raise NotTheRoot(
+                    f"JENKINS_URL {client.base} lies inside the controller, whose root URL "
+                    f"Jenkins reports as {root}; set JENKINS_URL to the root (context path "
+                    "included) and choose jobs with JENKINS_INCLUDE"
+                )
         items = answer.get("jobs")
         found.jobs.extend(
             _walk(items if isinstance(items, list) else [], names, above, levels, pending, found)
         )
     return found
+
+
+def root_above(configured: str, reported: str | None) -> str | None:
+    """The root URL Jenkins reports when the configured URL lies below it (a path inside the
+    controller rather than its root), else None. A root reported with another host or an
+    unrelated path is a proxy's doing, and not this."""
+    if not reported:
+        return None
+    mine, theirs = urlsplit(configured), urlsplit(reported)
+    if mine.netloc.lower() != theirs.netloc.lower():
+        return None
+    path, root = mine.path.rstrip("/") + "/", theirs.path.rstrip("/") + "/"
+    return reported if path != root and path.startswith(root) else None
 
 
 def discover_jobs(client: JenkinsClient, levels: int) -> Iterator[Job]:

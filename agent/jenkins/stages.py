@@ -73,6 +73,7 @@ class Detection:
     how: str
     versions: dict[str, str] = field(default_factory=dict)
     refused: str = ""
+    plugins: dict[str, str] = field(default_factory=dict)  # every active plugin's version
 
     def describe(self) -> str:
         """One line for the logs and for `check`."""
@@ -120,7 +121,7 @@ def detect(client: JenkinsClient, forced: str = "auto") -> Detection:
     }
     found = [s for s in SOURCES if SOURCE_PLUGINS[s] in active]
     versions = {s: active[SOURCE_PLUGINS[s]] for s in found if active[SOURCE_PLUGINS[s]]}
-    return Detection(sources=tuple(found), how="plugins", versions=versions)
+    return Detection(sources=tuple(found), how="plugins", versions=versions, plugins=active)
 
 
 class _Unreadable(Exception):
