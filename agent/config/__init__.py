@@ -12,9 +12,10 @@ from agent.config.models import (
     env_name,
     parse_duration,
 )
-from agent.mapping.rules import Rule
+from agent.config.rules import RESULTS, Rule, split_globs
 
 __all__ = [
+    "RESULTS",
     "AgentSettings",
     "ConfigError",
     "JenkinsSettings",
@@ -27,4 +28,5 @@ __all__ = [
     "load_controllers",
     "load_settings",
     "parse_duration",
+    "split_globs",
 ]

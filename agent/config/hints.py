@@ -9,10 +9,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from agent.config.models import Settings
 
 # The command line of process 1: in the agent's image it is the agent itself (its ENTRYPOINT,
 # or an init such as `docker run --init` starting it). Being inside some container is not
@@ -37,10 +33,13 @@ def guid_in_environment() -> bool:
     return any(name.upper() == "SEI_INSTANCE_GUID" for name in os.environ)
 
 
-def register_command(settings: Settings) -> str:
-    """How to create the instance and put its GUID where this run reads it from."""
-    name = settings.sei.instance_name or "NAME"
-    integration = settings.sei.integration_id or "ID"
+def register_command(
+    name: str | None, integration: str | None, config: Path | None, satellite: bool
+) -> str:
+    """How to create the instance and put its GUID where this run reads it from: `config` the
+    settings file in use, `satellite` whether it is an SEI satellite.yml."""
+    name = name or "NAME"
+    integration = integration or "ID"
     args = f"register --integration-id {integration} --name {name}"
     where = runtime()
     if where == "kubernetes":
@@ -58,7 +57,6 @@ def register_command(settings: Settings) -> str:
             f"docker compose -f deploy/docker-compose.yml run --rm sei-agent {args}), then put "
             "the GUID it prints into agent.env as SEI_INSTANCE_GUID"
         )
-    config = settings.agent.config
-    if config is not None and (settings.integration is not None or not guid_in_environment()):
+    if config is not None and (satellite or not guid_in_environment()):
         return f"jenkins-sei-agent --config {config} {args} --write-config"
     return f"jenkins-sei-agent {args}, then export SEI_INSTANCE_GUID=<the GUID it prints>"

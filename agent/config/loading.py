@@ -31,6 +31,7 @@ from pydantic_settings import (
 )
 
 from agent.config.models import PLACEHOLDER_GUID, ConfigError, Settings, env_name
+from agent.config.rules import Rule
 from agent.config.satellite import (
     INTEGRATION_KEYS,
     METADATA_KEYS,
@@ -39,7 +40,6 @@ from agent.config.satellite import (
     is_satellite,
     split_controllers,
 )
-from agent.mapping.rules import Rule
 
 log = logging.getLogger(__name__)
 

@@ -34,10 +34,10 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from agent.config.environments import SEI_ENVIRONMENTS
 from agent.config.hints import guid_in_environment, register_command
+from agent.config.rules import Rule, split_globs
 from agent.config.satellite import INTEGRATION_KEYS, Integration
-from agent.mapping.rules import Rule, split_globs
-from agent.sei.environments import SEI_ENVIRONMENTS
 
 _DURATION = re.compile(r"(\d+)\s*([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -460,6 +460,12 @@ class Settings(BaseSettings):
                 guid = f"sei.instance_guid in {self.agent.config}"
             problems.append(f"{guid} holds the example's all-zero placeholder")
         if placeholder or guid in missing:
-            problems.append(f"{CREATE_INSTANCE}{register_command(self)}")
+            command = register_command(
+                self.sei.instance_name,
+                self.sei.integration_id,
+                self.agent.config,
+                self.integration is not None,
+            )
+            problems.append(CREATE_INSTANCE + command)
         if problems:
             raise ConfigError(*problems)

@@ -8,12 +8,10 @@ part of the payload: causes, parameters, scm, stages, artifacts, and the operato
 from agent.mapping.artifacts import parse_manifests
 from agent.mapping.build import execution_id, map_build
 from agent.mapping.context import MapContext, Unmappable
-from agent.mapping.rules import Rule
 from agent.mapping.stages import map_job_run
 
 __all__ = [
     "MapContext",
-    "Rule",
     "Unmappable",
     "execution_id",
     "map_build",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from agent.jenkins.names import JobNaming
-from agent.mapping.rules import Rule
+from agent.mapping.rules import PayloadRule
 
 
 class Unmappable(ValueError):
@@ -24,5 +24,5 @@ class MapContext:
     ci_jobs: tuple[str, ...] = ()
     library_repos: tuple[str, ...] = ()
     project_name: str | None = None
-    rules: tuple[Rule, ...] = ()
+    rules: tuple[PayloadRule, ...] = ()
     max_artifacts: int = 20

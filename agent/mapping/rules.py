@@ -3,58 +3,28 @@ and whether a build is CI or CD."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from fnmatch import fnmatchcase
-from typing import Any
-
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from typing import Any, Protocol
 
 from agent.jenkins.types import Job
 from agent.sei.payload import Artifact
 
 
-def split_globs(value: Any) -> list[str]:
-    """A list of globs, or one string of them separated by commas (as environment values are)."""
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    return [str(v).strip() for v in value if str(v).strip()]
+class PayloadRule(Protocol):
+    """Optional payload fields for the builds of matching jobs and results; the settings' Rule
+    (agent/config/rules.py) is one, so the mapping never loads the settings."""
 
-
-# The results Jenkins gives a finished build; a rule naming another could never match.
-RESULTS = ("SUCCESS", "UNSTABLE", "FAILURE", "ABORTED", "NOT_BUILT")
-
-
-class Rule(BaseModel):
-    """Optional payload fields for the builds of matching jobs (and results).
-
-    A misspelt key would make the rule match every job (`job:` for `jobs:`), so unknown keys are
-    refused; so is a result Jenkins never gives.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    jobs: list[str] = Field(default_factory=lambda: ["*"])
-    results: list[str] = Field(default_factory=list)  # empty: any result
-    cfr_status: bool | None = None
-    themes: list[str] | None = None
-    project_name: str | None = None
-
-    _globs = field_validator("jobs", mode="before")(split_globs)
-
-    @field_validator("results", mode="before")
-    @classmethod
-    def _results(cls, value: Any) -> Any:
-        words = split_globs(value) if isinstance(value, str) else value
-        if not isinstance(words, list):
-            return value
-        upper = [str(word).strip().upper() for word in words]
-        unknown = [word for word in upper if word not in RESULTS]
-        if unknown:
-            raise ValueError(
-                f"{', '.join(unknown)} is not a Jenkins result (one of {', '.join(RESULTS)})"
-            )
-        return upper
+    @property
+    def jobs(self) -> Sequence[str]: ...
+    @property
+    def results(self) -> Sequence[str]: ...
+    @property
+    def cfr_status(self) -> bool | None: ...
+    @property
+    def themes(self) -> Sequence[str] | None: ...
+    @property
+    def project_name(self) -> str | None: ...
 
 
 def project_name_for(template: str | None, job: Job) -> str | None:
@@ -92,7 +62,7 @@ def is_cd(
 class RuleMatch(dict[str, Any]):
     """For each optional field, the value of the first rule that matches and sets it."""
 
-    def __init__(self, rules: tuple[Rule, ...], full_name: str, result: str) -> None:
+    def __init__(self, rules: Sequence[PayloadRule], full_name: str, result: str) -> None:
         super().__init__()
         for rule in rules:
             if not any(fnmatchcase(full_name, g) for g in rule.jobs):

@@ -26,9 +26,9 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from agent import __version__
+from agent.config import RESULTS
 
 PREFIX = "jenkins_sei_agent_"
-RESULTS = ("SUCCESS", "UNSTABLE", "FAILURE", "ABORTED", "NOT_BUILT")
 OUTCOMES = ("ok", "failed", "interrupted")
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # `_created` series double every counter and say nothing useful here
