@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import faulthandler
+import functools
 import json
 import os
 import random
@@ -30,6 +31,7 @@ import re
 import signal
 import threading
 import time
+import tracemalloc
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -42,7 +44,7 @@ import httpx
 import pytest
 from conftest import Cli, Result, now_ms
 from fuzzing import Mutator, serialize
-from hostile import Front, FullDisk, gzip_bomb
+from hostile import SIGNATURE, Front, FullDisk, Storage, gzip_bomb, gzip_of_gzip
 from jenkins_sim import JenkinsSim, Reply
 from pydantic import ValidationError
 from sei_standin import SeiStandIn, _kept_stages, _null_param, _null_stage_duration, _validate_cicd
@@ -56,12 +58,13 @@ from test_golden import (
 from test_mapping_properties import CTX, MULTIBRANCH
 
 import agent.state.file
-from agent.config import JenkinsSettings
-from agent.jenkins.client import JenkinsClient
+from agent.config import JenkinsSettings, SeiSettings
+from agent.jenkins.client import ANSWER_MAX_MIB, JenkinsClient, JenkinsError
 from agent.jenkins.endpoints import CAUSE_FIELDS, builds_tree, job_path
 from agent.jenkins.stages import StageReader
 from agent.jenkins.types import BuildDetails, Job, StageData
 from agent.mapping import Unmappable, map_build, parse_manifests
+from agent.sei.client import ANSWER_MAX_BYTES, SeiClient, SeiUnavailable
 from agent.state import JobState, StateError, StateFile
 from agent.transport import Answer
 
@@ -621,7 +624,7 @@ def fronts(
     """Hostile fronts for the rig's Jenkins and SEI, and the other host their cross-host
     redirects lead to (any request it gets is a credential sent where it must not go)."""
     jenkins, sei = rig
-    gzip_bomb()  # made once, before any run's timeouts count
+    gzip_bomb(), gzip_of_gzip()  # made once, before any run's timeouts count
     trap = Front()
     elsewhere = f"http://localhost:{trap.server_address[1]}"
     before_jenkins = Front(jenkins.url, elsewhere)
@@ -634,6 +637,7 @@ def fronts(
 JENKINS_MODES = (
     "html",
     "redirect-same",
+    "redirect-port",
     "redirect-cross",
     "404",
     "408",
@@ -643,6 +647,7 @@ JENKINS_MODES = (
     "deep-json",
     "truncated",
     "gzip-bomb",
+    "gzip-gzip",
 )
 SEI_MODES = (*JENKINS_MODES, "stored-reset")
 # Which answer of Jenkins is hostile, and whose builds it may keep from SEI in that run.
@@ -659,16 +664,20 @@ MATRIX = [
 ] + [("sei", mode, "custom-cicd", times) for mode in SEI_MODES for times in (1, None)]
 # What the issue asks of the faulted run: SEI answering other than SEI stops the run, keeps
 # every build (exit 3, nothing recorded when every answer is so); a 408 is retried; a Jenkins
-# login page stops the run; a same-host redirect of a GET is followed, one to another host is not.
+# login page stops the run; a same-origin redirect of a GET is followed, one to another port or
+# host is not.
 EXPECTED_EXIT = {
     ("sei", "html"): 3,
     ("sei", "redirect-same"): 3,
+    ("sei", "redirect-port"): 3,
     ("sei", "redirect-cross"): 3,
     ("sei", "404"): 3,
     ("sei", "deep-json"): 3,
     ("sei", "truncated"): 3,
     ("sei", "gzip-bomb"): 3,
+    ("sei", "gzip-gzip"): 3,
     ("jenkins", "html"): 3,
+    ("jenkins", "redirect-port"): 3,
     ("jenkins", "redirect-cross"): 3,
 }
 ENDS_CLEAN = {
@@ -754,6 +763,45 @@ def test_hostile_servers_matrix(
     for index, cell in enumerate(MATRIX_CELLS):
         if index // 2 % SHARDS == shard:
             hostile_case(rig, fronts, cell, tmp_path / f"cell-{index}", figures)
+    figures.check()
+
+
+BOMBS = [(side, bomb) for side in ("jenkins", "sei") for bomb in ("gzip-bomb", "gzip-gzip")]
+
+
+def test_peak_memory_under_compression_bombs(
+    fronts: tuple[Front, Front, Front], figures: Figures
+) -> None:
+    """What a worker holds while it reads a compressed bomb stays within twice its side's cap
+    (Jenkins 64 MiB, SEI 1 MiB), gzip-of-gzip (80 MiB in 300 bytes) refused unread. Measured
+    with tracemalloc, which sees every buffer Python holds (zlib's own state is ~300 KB)."""
+    before_jenkins, before_sei, _ = fronts
+    for side, bomb in BOMBS:
+        read: Callable[[], object]
+        if side == "jenkins":
+            jenkins = JenkinsClient(JenkinsSettings(url=before_jenkins.url + "/", retries=0))
+            client: JenkinsClient | SeiClient = jenkins
+            read = functools.partial(jenkins.get_json, "api/json", kind="discover")
+            cap, front = ANSWER_MAX_MIB << 20, before_jenkins
+        else:
+            sei = SeiSettings(base_url=before_sei.url + "/sei/api", api_key=SEI_KEY, retries=0)
+            client = SeiClient(sei)
+            read, cap, front = client.check_key, ANSWER_MAX_BYTES, before_sei
+        with front.hostile(bomb, ""):
+            tracemalloc.start()
+            try:
+                read()
+                figures.problem(f"{side} {bomb}", "the bomb was read as an answer")
+            except (JenkinsError, SeiUnavailable) as exc:
+                figures.outcomes[f"{side} {bomb}: {type(exc).__name__}"] += 1
+            finally:
+                peak = tracemalloc.get_traced_memory()[1]
+                tracemalloc.stop()
+                client.close()
+        figures.runs += 1
+        figures.outcomes[f"{side} {bomb}: peak KiB"] = peak >> 10
+        if peak > 2 * cap + (1 << 20):
+            figures.problem(f"{side} {bomb}", f"peak {peak >> 10} KiB over twice the cap")
     figures.check()
 
 
@@ -1043,3 +1091,61 @@ def test_mutated_builds_through_the_mapping(seeds: Seeds, figures: Figures, shar
     if not FUZZ_SEED:  # the mutations leave most builds mappable: the mapping was exercised
         assert figures.outcomes["payload"] > figures.runs // 2
     figures.check()
+
+
+# -- artifacts kept in external storage (Artifact Manager on S3 and its kin) -----------------
+
+STORAGE_MODES = ("ok", "expired", "gzip-bomb", "gzip-gzip")
+
+
+@pytest.fixture(scope="module")
+def storage_front(rig: tuple[MutatingJenkins, SeiStandIn]) -> Iterator[tuple[Front, Storage]]:
+    """A front for the rig's Jenkins that moves the artifacts it is asked for to an S3-style
+    storage host and redirects there."""
+    jenkins, _ = rig
+    storage = Storage()
+    front = Front(jenkins.url, storage=storage)
+    yield front, storage
+    front.stop()
+    storage.stop()
+
+
+@pytest.mark.parametrize("mode", STORAGE_MODES)
+def test_artifacts_in_external_storage(
+    rig: tuple[MutatingJenkins, SeiStandIn],
+    storage_front: tuple[Front, Storage],
+    tmp_path: Path,
+    figures: Figures,
+    mode: str,
+) -> None:
+    """A manifest's download answers 302 to a presigned URL on another host: it is read there
+    without the Jenkins credentials; when it cannot be (an expired signature, a bomb), every
+    build is delivered all the same, without it, and one warning a build says why. The
+    presigned URL's signature is never shown."""
+    jenkins, sei = rig
+    front, storage = storage_front
+    storage.mode = mode
+    label = f"storage {mode}"
+    served, credentials = storage.served, storage.credentials
+    case = Case(
+        label, tmp_path, jenkins, sei, cli_env(tmp_path, front.url, sei.url, guid_of(label)), set()
+    )
+    first, _ = checked(case, lambda: front.hostile("storage", r"/artifact/"), figures)
+    figures.check()
+    output = first.result.stdout + first.result.stderr
+    assert first.result.code == 0, output[-2000:]
+    assert storage.credentials == credentials  # no request reached it with credentials
+    assert SIGNATURE not in output + json.dumps(folder_texts(tmp_path))
+    with sei._lock:
+        manifests = [
+            "registry.acme.test/app" in json.dumps(sei.runs[(case.guid, "app", n)]) for n in (1, 2)
+        ]
+    lines = output.splitlines()
+    warnings = sorted(w.split("WARNING ")[1] for w in lines if "WARNING app #" in w)
+    if mode == "ok":
+        assert storage.served == served + 2 and manifests == [True, True]
+        assert warnings == []
+    else:
+        assert manifests == [False, False]  # delivered without it, as the warning says
+        assert [w[:6] for w in warnings] == ["app #1", "app #2"], output
+        assert all("localhost" in w for w in warnings), warnings

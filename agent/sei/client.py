@@ -29,6 +29,7 @@ from agent.transport import (
     Retryable,
     TooLarge,
     TransportFailure,
+    Undecodable,
     Unreachable,
     retry_after,
     retry_policy,
@@ -164,6 +165,12 @@ class SeiClient:
             raise Retryable(f"SEI connection failed on {where}: {exc}") from None
         except Redirected as exc:
             raise SeiUnavailable(f"{exc}; check SEI_BASE_URL", unreachable=True) from None
+        except Undecodable as exc:
+            raise SeiUnavailable(
+                f"{where} answered unreadably ({exc}), not as SEI answers: the build is kept to "
+                "be sent again; check SEI_BASE_URL and any proxy in between",
+                unreachable=True,
+            ) from None
         except TooLarge:
             raise SeiUnavailable(
                 f"{where} answered with over {ANSWER_MAX_BYTES >> 10} KiB, not SEI's answer: the "
