@@ -805,6 +805,38 @@ def test_peak_memory_under_compression_bombs(
     figures.check()
 
 
+# -- a state folder anyone may write to ----------------------------------------------------
+
+
+def test_world_writable_state_folder_with_a_planted_symlink(
+    rig: tuple[MutatingJenkins, SeiStandIn], tmp_path: Path, figures: Figures
+) -> None:
+    """Another user (`nobody`) plants symlinks where the state file, its lock and its old
+    temporary name go, in a folder anyone may write to: the agent refuses the folder (exit 2,
+    naming it) and writes nothing anywhere."""
+    jenkins, sei = rig
+    folder = tmp_path / "state"
+    folder.mkdir()
+    folder.chmod(0o777)
+    victim = tmp_path / "root-owned"
+    victim.write_text("root's own")
+    for name in ("agent-state.json.lock", *(f".agent-state.json.{p}.tmp" for p in range(9))):
+        (folder / name).symlink_to(victim)
+        if os.geteuid() == 0:
+            os.lchown(folder / name, 65534, 65534)
+    env = cli_env(tmp_path, jenkins.url, sei.url, guid_of("world-writable"))
+    verdict = Verdict("world-writable state folder", figures)
+    for command in ("sync", "run"):
+        ran = bounded(Cli(env, tmp_path), command)
+        verdict.run(ran, command)
+        figures.outcomes[f"{command}: exit {ran.result.code}"] += 1
+        if ran.result.code != 2 or f"{folder}, the folder of the state" not in ran.result.stderr:
+            figures.problem(verdict.case, f"{command} exit {ran.result.code}: {ran.result.stderr}")
+    if victim.read_text() != "root's own" or kept_by_sei(sei, env["SEI_INSTANCE_GUID"]):
+        figures.problem(verdict.case, "written through the planted symlink, or sent unrecorded")
+    figures.check()
+
+
 # -- a full disk -----------------------------------------------------------------------------
 
 

@@ -2,6 +2,12 @@
 
 The file is written atomically (temporary file, fsync, rename) and locked for the lifetime of
 the process, so two agents can never interleave their writes.
+
+No one else can steer the writes: the file is used where its path resolves to, so two agents
+reaching it through a symlink take one lock; a folder that others may write to is refused (they
+could plant a symlink where the file or the lock goes); temporary files are made by `mkstemp`
+(O_EXCL: never through a planted symlink); files are 0600 and folders made here 0700 whatever
+the umask.
 """
 
 from __future__ import annotations
@@ -9,6 +15,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import stat
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +41,8 @@ class StateFile:
         service may hold it) or anything to write: `--dry-run`, `state show`, `check`."""
         self.path = path
         self.read_only = read_only
-        self._lock = FileLock(str(path) + ".lock", timeout=0)
+        self._real = path.resolve()  # the file itself: where it is locked and written
+        self._lock = FileLock(str(self._real) + ".lock", timeout=0, mode=0o600)
         self._controllers: dict[str, dict[str, Any]] = {}
         self._keys: dict[str, str] = {}  # job name -> its JSON string, for `snapshot`
 
@@ -49,9 +58,10 @@ class StateFile:
             self._controllers = self._load()
             return
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _make_folder(self._real.parent)
         except OSError as exc:
             raise StateError(f"cannot create the folder of state file {self.path}: {exc}") from None
+        _refuse_shared(self.path.parent, self._real.parent)
         try:
             self._lock.acquire()
         except Timeout:
@@ -67,7 +77,7 @@ class StateFile:
             raise
         # A crash inside save() leaves its temporary file behind; holding the lock, no other
         # agent can be writing one now.
-        for leftover in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+        for leftover in self._real.parent.glob(f".{self._real.name}.*.tmp"):
             leftover.unlink(missing_ok=True)
 
     def probe(self) -> bool:
@@ -85,6 +95,7 @@ class StateFile:
             )
         if existing != folder:
             return True  # open() creates the folder, and nobody can hold a lock in it yet
+        _refuse_shared(folder, self._real.parent)
         try:
             self._lock.acquire()
         except Timeout:
@@ -184,21 +195,53 @@ class StateFile:
     def write(self, text: str) -> None:
         if self.read_only:
             raise StateError(f"state file {self.path} was opened to be read only")
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        real = self._real
+        tmp: Path | None = None
         try:
-            with open(tmp, "w", encoding="utf-8") as handle:
+            fd, name = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".tmp", dir=real.parent)
+            tmp = Path(name)
+            os.fchmod(fd, 0o600)
+            with open(fd, "w", encoding="utf-8") as handle:
                 handle.write(text)
                 handle.flush()
                 os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
-            dir_fd = os.open(self.path.parent, os.O_RDONLY)
+            os.replace(tmp, real)
+            dir_fd = os.open(real.parent, os.O_RDONLY)
             try:
                 os.fsync(dir_fd)
             finally:
                 os.close(dir_fd)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
             raise StateError(f"cannot write state file {self.path}: {exc}") from None
+
+
+def _make_folder(folder: Path) -> None:
+    """Create `folder` and its missing parents 0700, whatever the umask."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    for made in reversed(missing):
+        made.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(made, 0o700)
+
+
+def _refuse_shared(*folders: Path) -> None:
+    """StateError when anyone may write to a folder of the state file: they could plant a
+    symlink where it, its lock or its temporary file goes, and aim the agent's writes."""
+    for folder in folders:
+        try:
+            mode = folder.stat().st_mode
+        except OSError:
+            continue  # not there yet: made 0700 by open()
+        if mode & stat.S_IWOTH:
+            raise StateError(
+                f"{folder}, the folder of the state file, may be written by any user (mode "
+                f"{stat.S_IMODE(mode):o}): refused; give AGENT_STATE_FILE a folder of its own, "
+                f"or chmod o-w {folder}"
+            )
 
 
 def _parse(data: Any, where: str, problem: str, advice: str) -> dict[str, dict[str, Any]]:
