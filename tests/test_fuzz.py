@@ -28,7 +28,10 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
+import socket
+import sys
 import threading
 import time
 import tracemalloc
@@ -42,6 +45,7 @@ from urllib.parse import quote, quote_plus
 
 import httpx
 import pytest
+from agent_process import AgentProcess, wait_until
 from conftest import Cli, Result, now_ms
 from fuzzing import Mutator, serialize
 from hostile import SIGNATURE, Front, FullDisk, Storage, gzip_bomb, gzip_of_gzip
@@ -834,6 +838,59 @@ def test_world_writable_state_folder_with_a_planted_symlink(
             figures.problem(verdict.case, f"{command} exit {ran.result.code}: {ran.result.stderr}")
     if victim.read_text() != "root's own" or kept_by_sei(sei, env["SEI_INSTANCE_GUID"]):
         figures.problem(verdict.case, "written through the planted symlink, or sent unrecorded")
+    figures.check()
+
+
+# -- the status port under idle connections --------------------------------------------------
+
+IDLE_CONNECTIONS = 1020  # all but a few of the descriptors the old server had (soft 1,024)
+
+
+def test_status_port_under_a_thousand_idle_connections(
+    cli: Cli, jenkins: JenkinsSim, sei: SeiStandIn, figures: Figures
+) -> None:
+    """1,000 connections that never send a request (1,023 starved the old threaded server:
+    every cycle failed with "Too many open files" and /healthz timed out): /healthz answers,
+    cycles go on delivering, and the descriptors are given back when the clients go."""
+    jenkins.add_job("app")
+    jenkins.add_build("app")
+    # a usual host's descriptor limits (soft 1,024, hard 4,096), which the old server ran out of
+    limits = ["prlimit", "--nofile=1024:4096"] if shutil.which("prlimit") else []
+    command = [*limits, sys.executable, "-m", "agent", "run"]
+    with AgentProcess(cli.env, cli.cwd, command) as agent:
+        wait_until(lambda: len(sei.accepted) == 1, 10, "the first build")
+        descriptors = len(os.listdir(f"/proc/{agent.proc.pid}/fd"))
+        idle = [
+            socket.create_connection(("127.0.0.1", agent.port)) for _ in range(IDLE_CONNECTIONS)
+        ]
+        try:
+            started = time.monotonic()
+            code, health = agent.health()  # behind every idle one in the backlog
+            first = time.monotonic() - started
+            started = time.monotonic()
+            code, health = agent.health()
+            latency = time.monotonic() - started
+            jenkins.add_build("app")  # the agent's own work goes on beside them
+            wait_until(lambda: len(sei.accepted) == 2, 10, "a build sent beside the idle ones")
+            held = len(os.listdir(f"/proc/{agent.proc.pid}/fd")) - descriptors
+        finally:
+            for connection in idle:
+                connection.close()
+        wait_until(
+            lambda: len(os.listdir(f"/proc/{agent.proc.pid}/fd")) <= descriptors + 2,
+            10,
+            "the idle connections' descriptors given back",
+        )
+        figures.runs += 1
+        under = f"/healthz under {IDLE_CONNECTIONS} idle connections"
+        figures.outcomes[f"{under}, first: ms"] = round(first * 1000)
+        figures.outcomes[f"{under}, then: ms"] = round(latency * 1000)
+        figures.outcomes["descriptors held for them"] = held
+        if code != 200 or health["status"] != "ok":
+            figures.problem("idle connections", f"/healthz {code}: {health}")
+        assert agent.stop() < 10
+        if "Traceback" in agent.stderr or "Too many open files" in agent.stderr:
+            figures.problem("idle connections", agent.stderr[-2000:])
     figures.check()
 
 
