@@ -46,7 +46,9 @@ from urllib.parse import quote, quote_plus
 import httpx
 import pytest
 from agent_process import AgentProcess, wait_until
-from conftest import Cli, Result, now_ms
+from conftest import GUID, Cli, Result, now_ms
+from conftest import JENKINS_TOKEN as SIM_TOKEN
+from conftest import JENKINS_USER as SIM_USER
 from fuzzing import Mutator, serialize
 from hostile import SIGNATURE, Front, FullDisk, Storage, gzip_bomb, gzip_of_gzip
 from jenkins_sim import JenkinsSim, Reply
@@ -60,6 +62,7 @@ from test_golden import (
     multibranch_runs,
 )
 from test_mapping_properties import CTX, MULTIBRANCH
+from test_operator_e2e import GUID_B, write_satellite
 
 import agent.state.file
 from agent.config import JenkinsSettings, SeiSettings
@@ -838,6 +841,56 @@ def test_world_writable_state_folder_with_a_planted_symlink(
             figures.problem(verdict.case, f"{command} exit {ran.result.code}: {ran.result.stderr}")
     if victim.read_text() != "root's own" or kept_by_sei(sei, env["SEI_INSTANCE_GUID"]):
         figures.problem(verdict.case, "written through the planted symlink, or sent unrecorded")
+    figures.check()
+
+
+# -- a slow controller beside a healthy one in `run` ------------------------------------------
+
+HEALTHY_BUILDS = 3
+
+
+def test_a_slow_controller_never_holds_a_healthy_one_in_run(
+    cli: Cli, jenkins: JenkinsSim, sei: SeiStandIn, tmp_path: Path, figures: Figures
+) -> None:
+    """The first controller of satellite.yml never answers its discovery (it held every
+    controller after it: 0 of 99 new builds in 200 s); the second, in a lane of its own,
+    delivers each new build within a cycle or two and stays healthy."""
+    slow_jenkins = JenkinsSim(user="reader", token="token-b-5678", clock_ms=now_ms())
+    slow_jenkins.start()
+    slow = Front(slow_jenkins.url)
+    sei.known_guids.add(GUID_B)
+    env = {k: v for k, v in cli.env.items() if k != "SEI_API_KEY"}
+    controllers = [  # the slow one first: the old loop served them in turn
+        dict(id="4712", url=slow.url + "/", username="reader", api_key="token-b-5678"),
+        dict(id="4711", url=jenkins.url, username=SIM_USER, api_key=SIM_TOKEN),
+    ]
+    for controller, guid, name in zip(
+        controllers, (GUID_B, GUID), ("slow", "healthy"), strict=True
+    ):
+        controller["metadata"] = {"instance_guid": guid, "instance_name": name}
+    env["AGENT_CONFIG"] = str(write_satellite(tmp_path / "satellite.yml", sei, *controllers))
+    jenkins.add_job("app")
+    delivered = 0
+    try:
+        with slow.hostile("silent", r"^/api/json$"), AgentProcess(env, cli.cwd) as agent:
+            for number in range(1, HEALTHY_BUILDS + 1):
+                jenkins.add_build("app")
+                with contextlib.suppress(AssertionError):
+                    wait_until(lambda n=number: len(sei.accepted) >= n, 5, f"healthy #{number}")
+                    delivered += 1
+            verdict = agent.health()[1]["controllers"]["healthy"]["status"]
+            running = agent.status()["controllers"][0]["cycle_running_since"]
+            slow.stop()  # its silent answer ends, so that the stop is not kept waiting
+            agent.stop()
+    finally:
+        slow_jenkins.stop()
+    figures.runs += 1
+    figures.outcomes[f"healthy builds delivered while the other is slow, of {HEALTHY_BUILDS}"] = (
+        delivered
+    )
+    if delivered != HEALTHY_BUILDS or verdict != "ok" or running is None:
+        figures.problem("slow controller", f"{delivered} delivered, healthy {verdict}, {running}")
+    figures.lost += HEALTHY_BUILDS - delivered
     figures.check()
 
 

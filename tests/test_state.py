@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -240,3 +241,34 @@ def test_two_agents_reaching_one_file_through_a_symlink_take_one_lock(tmp_path: 
         state.jobs("g")["j"] = JobState()
         state.save()
     assert alias.is_symlink() and "j" in real.read_text()  # written where the link points
+
+
+def test_lanes_save_one_file_each_serialising_only_its_own_section(tmp_path: Path) -> None:
+    """`run` serves each controller on its own thread, all saving one file: a snapshot never
+    reads another lane's section while it changes, and the file written last is the newest."""
+    path = tmp_path / "state.json"
+    failures: list[BaseException] = []
+
+    def lane(state: StateFile, guid: str) -> None:
+        try:
+            jobs = state.jobs(guid)
+            for n in range(1, 1501):
+                job = jobs.setdefault(f"job-{n % 300}", JobState())
+                job.sent.add(n, n)
+                job.changed()
+                if n % 25 == 0:
+                    state.write(state.snapshot(reuse=True, controller=guid))
+        except BaseException as exc:
+            failures.append(exc)
+
+    with StateFile(path) as state:
+        lanes = [threading.Thread(target=lane, args=(state, g)) for g in ("a", "b", "c")]
+        for thread in lanes:
+            thread.start()
+        for thread in lanes:
+            thread.join()
+    assert failures == []
+    with StateFile(path, read_only=True) as state:
+        assert {g: sum(j.sent.count() for j in state.jobs(g).values()) for g in "abc"} == {
+            g: 1500 for g in "abc"
+        }

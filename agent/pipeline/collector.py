@@ -160,7 +160,11 @@ class Collector:
         save = not self.dry_run
         runner: BoundedRunner[Any] = BoundedRunner(
             self.settings.sei.concurrency,
-            snapshot=(lambda: self.state.snapshot(reuse=True)) if save else None,
+            snapshot=(
+                lambda: self.state.snapshot(reuse=True, controller=self.context.instance_guid)
+            )
+            if save
+            else None,
             write=self.state.write if save else None,
         )
         return running(runner)

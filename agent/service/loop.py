@@ -1,7 +1,9 @@
 """`run`: the agent as a long-running service, the way it is deployed beside Jenkins.
 
-Each cycle is exactly what `sync` does, for every controller in turn (a satellite.yml may list
-several); one controller that cannot be read does not stop the others. The state file stays
+Each cycle is exactly what `sync` does, for one controller (a satellite.yml may list several):
+each controller has a lane of its own, its own cycles on its own thread with its own clients and
+worker budget, so a slow, failing or hostile controller never delays another's cycles or its
+health. The state file stays
 locked and the clients open for the life of the process, so a second agent on the same file
 exits at once. Cycles never overlap, and a late one runs once rather than in a burst. SIGTERM
 or SIGINT lets the builds in flight finish, saves the state and exits 143 or 130; /healthz,
@@ -10,6 +12,7 @@ or SIGINT lets the builds in flight finish, saves the state and exits 143 or 130
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -137,7 +140,8 @@ class Service:
             extra={"fields": {"port": server.port, "schedule": self.schedule.description}},
         )
         try:
-            self._scheduler = start_scheduler(self.schedule, self.cycle, first=self.clock())
+            lanes = [functools.partial(self._lane, c) for c in self.controllers]
+            self._scheduler = start_scheduler(self.schedule, lanes, first=self.clock())
             try:
                 self.stop.wait()
                 log.info("stopping: the builds in flight finish, then the state is saved")
@@ -148,11 +152,14 @@ class Service:
             self.state.save()
 
     def cycle(self) -> None:
-        """One sync of every controller in turn; one controller's failure is its own, and
-        nothing raised here ends the service."""
+        """One sync of every controller in turn (tests; `serve` gives each its own lane)."""
         for controller in self.controllers:
-            if self.stop.is_set():
-                return
+            self._lane(controller)
+
+    def _lane(self, controller: Controller) -> None:
+        """One cycle of one controller's lane; its failure is its own, and nothing raised here
+        ends the service."""
+        if not self.stop.is_set():
             self._cycle(controller)
 
     def _cycle(self, controller: Controller) -> None:

@@ -17,6 +17,7 @@ import logging
 import os
 import stat
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,13 @@ class StateFile:
         self._lock = FileLock(str(self._real) + ".lock", timeout=0, mode=0o600)
         self._controllers: dict[str, dict[str, Any]] = {}
         self._keys: dict[str, str] = {}  # job name -> its JSON string, for `snapshot`
+        # `run` serves each controller on a thread of its own, all saving this one file: each
+        # serialises only its own section (`snapshot(controller=)`), never another's while that
+        # one changes; the others' texts are as they last serialised them.
+        self._guard = threading.Lock()
+        self._sections: dict[str, str] = {}
+        self._newest: str | None = None  # the latest snapshot: what `write` puts on disk
+        self._writing = threading.Lock()
 
     def __enter__(self) -> StateFile:
         self.open()
@@ -75,6 +83,7 @@ class StateFile:
         except BaseException:
             self._lock.release()
             raise
+        self._sections = {}
         # A crash inside save() leaves its temporary file behind; holding the lock, no other
         # agent can be writing one now.
         for leftover in self._real.parent.glob(f".{self._real.name}.*.tmp"):
@@ -129,9 +138,13 @@ class StateFile:
         return _parse(data, str(self.path), problem, advice)
 
     def jobs(self, controller: str, url: str | None = None) -> dict[str, JobState]:
-        section = self._controllers.setdefault(controller, {"url": url, "jobs": {}})
-        if url:
-            section["url"] = url
+        with self._guard:
+            section = self._controllers.get(controller)
+            if section is None:
+                section = self._controllers[controller] = {"url": url, "jobs": {}}
+                self._sections[controller] = self._section(section, reuse=False)  # empty yet
+            if url:
+                section["url"] = url
         jobs: dict[str, JobState] = section["jobs"]
         return jobs
 
@@ -141,7 +154,9 @@ class StateFile:
 
     def remove(self, controller: str) -> None:
         """Drop one controller's section (nothing is written until `save`)."""
-        self._controllers.pop(controller, None)
+        with self._guard:
+            self._controllers.pop(controller, None)
+            self._sections.pop(controller, None)
 
     def to_json(self) -> dict[str, Any]:
         """The whole state as it is written to the file, for `save` and for export."""
@@ -161,30 +176,40 @@ class StateFile:
 
         Raises StateError naming `source` when it is not a state export; this state is then kept.
         """
-        self._controllers = _parse(data, source, f"{source} is not a state export", "")
+        controllers = _parse(data, source, f"{source} is not a state export", "")
+        with self._guard:
+            self._controllers, self._sections = controllers, {}
 
     def save(self) -> None:
         """Write atomically: a crash leaves either the old file or the new one, never half."""
         self.write(self.snapshot())
 
-    def snapshot(self, *, reuse: bool = False) -> str:
+    def snapshot(self, *, reuse: bool = False, controller: str | None = None) -> str:
         """The file's text now (the same as `to_json` serialised); `write` may then put it on
         disk from another thread.
 
         With `reuse`, a job's text from the previous snapshot is used again unless the job was
         marked `changed()` since, so that frequent saves during a run cost what changed rather
-        than the whole file (14 ms for 5,000 jobs, every few builds).
+        than the whole file (14 ms for 5,000 jobs, every few builds). With `controller`, only
+        that section is serialised now: the caller's thread is the only one changing it.
         """
-        sections = ",".join(
-            f'{dumps(key)}:{{"url":{dumps(section.get("url"))},"jobs":{{'
-            + ",".join(
-                f"{self._key(name)}:{job.text(reuse=reuse)}"
-                for name, job in sorted(section["jobs"].items())
+        with self._guard:
+            for key, section in self._controllers.items():
+                if controller is None or key == controller or key not in self._sections:
+                    self._sections[key] = self._section(section, reuse)
+            sections = ",".join(
+                f"{dumps(key)}:{self._sections[key]}" for key in sorted(self._controllers)
             )
-            + "}}"
-            for key, section in sorted(self._controllers.items())
+            text = f'{{"version":{FORMAT_VERSION},"controllers":{{{sections}}}}}\n'
+            self._newest = text
+            return text
+
+    def _section(self, section: dict[str, Any], reuse: bool) -> str:
+        jobs = ",".join(
+            f"{self._key(name)}:{job.text(reuse=reuse)}"
+            for name, job in sorted(section["jobs"].items())
         )
-        return f'{{"version":{FORMAT_VERSION},"controllers":{{{sections}}}}}\n'
+        return f'{{"url":{dumps(section.get("url"))},"jobs":{{{jobs}}}}}'
 
     def _key(self, name: str) -> str:
         key = self._keys.get(name)
@@ -193,8 +218,14 @@ class StateFile:
         return key
 
     def write(self, text: str) -> None:
+        """Put the newest snapshot on disk: `text`, or a later one another thread took (an
+        older one written last would take back that thread's records)."""
         if self.read_only:
             raise StateError(f"state file {self.path} was opened to be read only")
+        with self._writing:
+            self._write(self._newest or text)
+
+    def _write(self, text: str) -> None:
         real = self._real
         tmp: Path | None = None
         try:
