@@ -31,6 +31,7 @@ import re
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -841,6 +842,82 @@ def test_world_writable_state_folder_with_a_planted_symlink(
             figures.problem(verdict.case, f"{command} exit {ran.result.code}: {ran.result.stderr}")
     if victim.read_text() != "root's own" or kept_by_sei(sei, env["SEI_INSTANCE_GUID"]):
         figures.problem(verdict.case, "written through the planted symlink, or sent unrecorded")
+    figures.check()
+
+
+# -- builds that archive thousands of files, parameters too large for a page -----------------
+
+ARTIFACTS_A_BUILD = 8000
+ARCHIVING_BUILDS = 12
+MAXRSS = (
+    "import atexit, resource, runpy, sys;"
+    "atexit.register(lambda: print('maxrss', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,"
+    " file=sys.stderr)); sys.argv[0] = 'agent'; runpy.run_module('agent', run_name='__main__')"
+)
+
+
+def test_listings_of_builds_archiving_8000_files_each(
+    cli: Cli, jenkins: JenkinsSim, sei: SeiStandIn, figures: Figures
+) -> None:
+    """A listing asks only for the files the payload can send (ARTIFACTS_LISTED a build, not
+    8,000); the manifest archived past the cut is still read. Peak memory of the sync process
+    measured (50 such builds a page took 294 MB before)."""
+    jenkins.add_job("big")
+    files = [f"dist/part-{i:05d}.bin" for i in range(ARTIFACTS_A_BUILD)] + [
+        "artifact-manifest.json"  # Jenkins lists by path: after dist/, past the cut
+    ]
+    for number in range(1, ARCHIVING_BUILDS + 1):
+        jenkins.add_build("big", artifacts=files)
+        jenkins.artifact_content[("big", number, "artifact-manifest.json")] = json.dumps(
+            MANIFEST
+        ).encode()
+    done = subprocess.run(
+        [sys.executable, "-c", MAXRSS, "sync"],
+        env=cli.env,
+        cwd=cli.cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    peak_kib = int(done.stderr.rsplit("maxrss", 1)[1].split()[0])
+    figures.runs += 1
+    figures.outcomes[f"sync peak RSS MiB, {ARTIFACTS_A_BUILD} artifacts a build"] = peak_kib >> 10
+    sent = {p["build_number"]: p for p in sei.accepted}
+    if done.returncode != 0 or sorted(sent) != list(range(1, ARCHIVING_BUILDS + 1)):
+        figures.lost += ARCHIVING_BUILDS - len(sent)
+        figures.problem("8,000 artifacts", f"exit {done.returncode}: {done.stderr[-1500:]}")
+    for number, payload in sent.items():
+        names = [a["name"] for a in payload.get("artifacts") or []]
+        if names[:1] != ["app"] or len(names) != 1 + 20:  # the manifest's, then 20 files
+            figures.problem("8,000 artifacts", f"#{number} sent artifacts {names[:3]}...")
+    figures.check()
+
+
+def test_a_page_over_the_cap_is_read_in_smaller_pages(
+    cli: Cli,
+    jenkins: JenkinsSim,
+    sei: SeiStandIn,
+    figures: Figures,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Huge parameter values make a page of 8 builds larger than the answer cap (here 1 MiB):
+    the page is asked again at half the size, and every build is delivered, with one warning
+    naming JENKINS_PAGE_SIZE; a build alone over the cap fails its job for the run, named."""
+    monkeypatch.setattr("agent.jenkins.client.ANSWER_MAX_MIB", 1)
+    jenkins.add_job("params")
+    value = "x" * 200_000
+    for _ in range(8):
+        jenkins.add_build("params", parameters=[{"name": "BLOB", "value": value}])
+    first = bounded(cli, "sync")
+    figures.runs += 1
+    delivered = len(sei.accepted)
+    figures.outcomes[f"builds delivered of 8, pages over the cap: {delivered}"] += 1
+    if first.result.code != 0 or delivered != 8 or "JENKINS_PAGE_SIZE" not in first.result.stderr:
+        figures.problem("page over the cap", f"{delivered} sent: {first.result.stderr[-1500:]}")
+    jenkins.add_build("params", parameters=[{"name": "BLOB", "value": "y" * (2 << 20)}])
+    second = bounded(cli, "sync")
+    if second.result.code == 0 or "#1 from the newest alone" not in second.result.stderr:
+        figures.problem("one build over the cap", second.result.stderr[-1500:])
     figures.check()
 
 
