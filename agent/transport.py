@@ -37,6 +37,7 @@ import email.utils
 import functools
 import json
 import logging
+import re
 import ssl
 import threading
 import time
@@ -60,7 +61,7 @@ from tenacity import (
 )
 
 from agent import __version__
-from agent.config import TransportSettings
+from agent.config import ConfigError, TransportSettings
 
 log = logging.getLogger(__name__)
 USER_AGENT = f"jenkins-sei-agent/{__version__}"
@@ -202,8 +203,27 @@ class Http:
         self._origin = origin_of(httpx.URL(base))
         self._deadline = settings.deadline or DEADLINE_TIMEOUTS * timeout
         proxy = proxy_for(base, settings.proxy)
-        # how messages name the proxy: never with its credentials, always with its setting
-        self._proxy = (_shown(proxy), _proxy_setting(base, side, settings.proxy)) if proxy else None
+        try:
+            # how messages name the proxy: never with its credentials, always with its setting
+            self._proxy = (
+                (_shown(proxy), _proxy_setting(base, side, settings.proxy)) if proxy else None
+            )
+            transport = httpx.HTTPTransport(
+                verify=_tls(base, settings, side),
+                proxy=proxy,
+                limits=httpx.Limits(
+                    max_connections=connections, max_keepalive_connections=connections
+                ),
+                retries=CONNECT_RETRIES,
+            )
+        except (ValueError, httpx.InvalidURL) as exc:
+            if not proxy:
+                raise
+            why = re.sub(r"//[^/@\s]*@", "//***@", str(exc))  # never its credentials
+            raise ConfigError(
+                f"invalid setting {_proxy_setting(base, side, settings.proxy)}: not a proxy "
+                f"URL the agent can use ({why})"
+            ) from None
         self._on_request = on_request
         self._told_redirect = False
         # Requests wait here, never queued inside httpcore's pool: a queued request can have its
@@ -212,15 +232,6 @@ class Http:
         self._slots = threading.BoundedSemaphore(connections)
         hooks: dict[str, list[Callable[..., Any]]] = (
             {"request": [_stamp], "response": [self._observe]} if on_request else {}
-        )
-        connections_limit = httpx.Limits(
-            max_connections=connections, max_keepalive_connections=connections
-        )
-        transport = httpx.HTTPTransport(
-            verify=_tls(base, settings, side),
-            proxy=proxy,
-            limits=connections_limit,
-            retries=CONNECT_RETRIES,
         )
         # httpx makes httpcore's pool itself and passes it no network backend: the pool's own
         # is wrapped, before any connection exists.

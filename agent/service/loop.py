@@ -31,7 +31,7 @@ from agent.logs import redact, secrets_of
 from agent.pipeline import Collector
 from agent.sei.client import Refusal, SeiClient, SeiRefused, SeiUnavailable
 from agent.service.health import KEPT_CYCLES, Cycle, evaluate_health, iso, summarize
-from agent.service.metrics import Metrics
+from agent.service.metrics import RESULTS, Metrics
 from agent.service.schedule import Schedule, start_scheduler, utcnow
 from agent.service.web import StatusServer
 from agent.state import StateError, StateFile
@@ -53,7 +53,8 @@ class MeteredSeiClient(SeiClient):
         self.last_accepted: datetime | None = None
 
     def send_build(self, payload: dict[str, Any]) -> Refusal | Answer:
-        result = str(payload.get("result") or "UNKNOWN")
+        said = payload.get("result")
+        result = said if said in RESULTS else "UNKNOWN"  # a closed set: one series per value
         try:
             outcome = super().send_build(payload)
         except (SeiUnavailable, SeiRefused):
