@@ -108,11 +108,39 @@ class Retryable(Exception):
 
 
 class TooLarge(Exception):
-    """The answer is longer than the caller may hold in memory; it was not read to its end."""
+    """The answer is longer than the caller may hold in memory (`limit`), or than is left of
+    what all answers being read may hold together (`together`); it was not read to its end."""
 
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"the answer is over {limit} bytes")
+    def __init__(self, limit: int, together: bool = False) -> None:
+        what = "the answers being read at once are" if together else "the answer is"
+        super().__init__(f"{what} over {limit} bytes")
         self.limit = limit
+        self.together = together
+
+
+class _Held:
+    """The bytes of the answers being read, all threads together, kept within `budget`: each
+    read may hold its own cap, not every worker at once (8 Jenkins workers each inflating a
+    bomb to a 64 MiB cap held 1.2 GB; the shipped pod has 256 Mi)."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.held = 0
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> None:
+        with self._lock:
+            if self.held + size > self.budget:
+                raise TooLarge(self.budget, together=True)
+            self.held += size
+
+    def give(self, size: int) -> None:
+        with self._lock:
+            self.held -= size
+
+
+HELD_MIB = 48  # what all answers being read may hold at once
+HELD = _Held(HELD_MIB << 20)
 
 
 class Redirected(Exception):
@@ -402,9 +430,10 @@ class Http:
 
 def read_capped(response: httpx.Response, limit: int) -> bytes:
     """The body of a streamed answer, inflated here from gzip if it is in gzip: TooLarge once
-    its compressed size or any inflated step would pass `limit` bytes, so that at most about
-    twice `limit` is ever held; Undecodable when it is in a coding other than gzip, or several
-    (gzip-of-gzip inflates a thousandfold per layer)."""
+    its compressed size or any inflated step would pass `limit` bytes, or what all answers
+    being read hold together would pass HELD_MIB; Undecodable when it is in a coding other
+    than gzip, or several (gzip-of-gzip inflates a thousandfold per layer). The body grows in
+    one buffer, so that what is held is the body and one inflated step (INFLATE_STEP)."""
     codings = [
         c.strip().lower()
         for c in response.headers.get("content-encoding", "").split(",")
@@ -416,29 +445,33 @@ def read_capped(response: httpx.Response, limit: int) -> bytes:
     if declared.isdigit() and int(declared) > limit:
         raise TooLarge(limit)  # known before a byte of it is read
     inflater = zlib.decompressobj(16 + zlib.MAX_WBITS) if codings else None
-    chunks: list[bytes] = []
-    size, raw = 0, 0
-    for chunk in response.iter_raw():
-        raw += len(chunk)
-        if raw > limit:
-            raise TooLarge(limit)
-        if inflater is None:
-            size += len(chunk)
-            chunks.append(chunk)
-        else:
-            while chunk:  # a step at a time: 64 KiB of gzip can inflate to 64 MiB
-                # at most one byte past what is left: that byte means too large
-                piece = inflater.decompress(chunk, min(INFLATE_STEP, limit - size + 1))
-                chunk = inflater.unconsumed_tail
-                size += len(piece)
-                chunks.append(piece)
-                if size > limit:
-                    break
-        if size > limit:
-            raise TooLarge(limit)
-    if inflater is not None and not inflater.eof and raw:
-        raise zlib.error("the gzip stream is cut short")
-    return b"".join(chunks)
+    body = bytearray()
+    raw = 0
+    read = False
+    try:
+        for chunk in response.iter_raw():
+            raw += len(chunk)
+            if raw > limit:
+                raise TooLarge(limit)
+            while chunk:
+                if inflater is None:
+                    piece, chunk = chunk, b""
+                else:  # a step at a time: 64 KiB of gzip can inflate to 64 MiB
+                    # at most one byte past what is left: that byte means too large
+                    piece = inflater.decompress(chunk, min(INFLATE_STEP, limit - len(body) + 1))
+                    chunk = inflater.unconsumed_tail
+                if len(body) + len(piece) > limit:
+                    raise TooLarge(limit)
+                HELD.take(len(piece))
+                body += piece
+        if inflater is not None and not inflater.eof and raw:
+            raise zlib.error("the gzip stream is cut short")
+        read = True
+    finally:
+        HELD.give(len(body))
+        if not read:  # the failure's traceback keeps this frame: not the bytes read
+            body.clear()
+    return bytes(body)
 
 
 def bare(url: str) -> str:

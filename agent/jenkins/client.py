@@ -35,8 +35,10 @@ from agent.transport import (
 log = logging.getLogger(__name__)
 # The most of one answer held in memory. No answer the agent asks for comes near it (a listing
 # page of 100 builds with big change sets is a few MB); a larger one, or one that inflates past
-# it from gzip, is refused as it arrives rather than filling the agent's memory.
-ANSWER_MAX_MIB = 64
+# it from gzip, is refused as it arrives rather than filling the agent's memory; a listing page
+# over it is read again in smaller pages (agent/jenkins/builds.py). All answers being read at
+# once hold at most agent/transport.py's HELD_MIB.
+ANSWER_MAX_MIB = 32
 # What a GET gives its caller: JSON, JSON and the Date it was answered at, a file (which may be
 # stored on another host), the answer.
 Expect = Literal["json", "dated", "file", "answer"]
@@ -218,8 +220,10 @@ class JenkinsClient:
         except Redirected as exc:
             raise JenkinsUnavailable(f"{exc}; check JENKINS_URL") from None
         except TooLarge as exc:
+            beside = " with the answers read beside it" if exc.together else ""
             raise JenkinsTooLarge(
-                f"Jenkins answered {where} with over {exc.limit >> 20} MiB; not read further"
+                f"Jenkins answered {where} with over {exc.limit >> 20} MiB{beside}; not read "
+                "further"
             ) from None
         except Undecodable as exc:
             raise JenkinsError(f"Jenkins answered {where} unreadably: {exc}") from None
