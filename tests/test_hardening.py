@@ -4,6 +4,7 @@ bad proxy settings, a controller listed twice, a Date far ahead, unbounded metri
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Iterator
@@ -89,6 +90,19 @@ def test_a_refusal_that_echoes_the_key_keeps_no_key(echo: str) -> None:
     assert isinstance(refusal, Refusal) and refusal.status == 400
     assert "headers were" in refusal.message and "ApiKey ***" in refusal.message
     assert SEI_KEY not in refusal.message
+
+
+def test_an_old_dead_letter_holding_the_key_is_shown_and_exported_redacted(cli: Cli) -> None:
+    path = Path(cli.env["AGENT_STATE_FILE"])
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    letter = {"status": 400, "at": "2026-01-01T00:00:00Z", "message": f"echo: ApiKey {SEI_KEY}"}
+    job = {"sent": [], "dead": {"3": letter}}
+    state = {"version": 1, "controllers": {GUID: {"url": None, "jobs": {"app": job}}}}
+    path.write_text(json.dumps(state))
+    for command in (["state", "show"], ["state", "show", "--json"], ["state", "export", "-"]):
+        shown = cli(*command)
+        assert shown.code == 0 and "echo: ApiKey ***" in shown.stdout, shown.stderr
+        assert SEI_KEY not in shown.stdout
 
 
 # -- text logs -------------------------------------------------------------------------------
