@@ -41,6 +41,7 @@ import re
 import ssl
 import threading
 import time
+import traceback
 import urllib.request
 import zlib
 from collections.abc import Callable, Iterable
@@ -201,7 +202,12 @@ class Answer:
         try:
             return json.loads(self.body)
         except RecursionError:
-            raise ValueError("JSON nested too deep") from None
+            problem = "JSON nested too deep"
+        except ValueError as exc:
+            problem = str(exc)
+        # raised out here: a JSONDecodeError keeps the whole document, decoded (`doc`), and as
+        # the context of what is raised from it, it outlived the read
+        raise ValueError(problem)
 
     def header(self, name: str) -> str | None:
         value: str | None = self.headers.get(name)
@@ -472,6 +478,17 @@ def read_capped(response: httpx.Response, limit: int) -> bytes:
         if not read:  # the failure's traceback keeps this frame: not the bytes read
             body.clear()
     return bytes(body)
+
+
+def let_go(failure: BaseException) -> None:
+    """Clear the finished frames a failure's traceback keeps, and those of the failures it was
+    raised from, so that what they held (an answer's body) is freed now rather than when the
+    cyclic collector runs."""
+    seen: set[int] = set()
+    while failure is not None and id(failure) not in seen:
+        seen.add(id(failure))
+        traceback.clear_frames(failure.__traceback__)
+        failure = failure.__cause__ or failure.__context__  # type: ignore[assignment]
 
 
 def bare(url: str) -> str:

@@ -29,6 +29,7 @@ LOGIN_PAGE = (
     b"<html><head><title>Sign in</title></head><body><form action=/login></form></body></html>"
 )
 DEEP_JSON = b"[" * 100_000 + b"]" * 100_000
+JUNK = b"x" * (20 << 20)  # 20 MiB that is not JSON, under every cap
 MOVED = "/.moved"  # where redirect-same sends a request: this server, which passes it on
 
 
@@ -129,8 +130,8 @@ class Front(ThreadingHTTPServer):
     stored-reset (the backend gets the request, the client a reset), silent (accepts and never
     answers), deep-json (JSON nested deeper than any parser goes), truncated (JSON cut short),
     gzip-bomb (a small gzipped body that inflates past every answer's cap), gzip-gzip (the same
-    in `Content-Encoding: gzip, gzip`), storage (the answer moved to `storage`, an S3-style
-    server, and a redirect to its presigned URL).
+    in `Content-Encoding: gzip, gzip`), junk (20 MiB that is not JSON), storage (the answer
+    moved to `storage`, an S3-style server, and a redirect to its presigned URL).
     """
 
     daemon_threads = True
@@ -212,6 +213,7 @@ class Front(ThreadingHTTPServer):
                 {**json_type, "Content-Encoding": "gzip, gzip"},
                 gzip_of_gzip(),
             ),
+            "junk": lambda: (ok, json_type, JUNK),
             "storage": lambda: self._stored(h, body),
             "pass": lambda: self._forward(h, body),
         }.get(mode, lambda: (int(mode), {"Content-Type": "text/html"}, b"<html>no</html>"))()

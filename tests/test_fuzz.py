@@ -845,6 +845,34 @@ def test_a_sync_under_bombs_on_every_listing_stays_within_its_pod(
     figures.check()
 
 
+def test_failed_reads_let_their_answers_go(
+    fronts: tuple[Front, Front, Front], figures: Figures
+) -> None:
+    """20 MiB that is not JSON, read three times with its retries: nothing of it outlives the
+    read (a JSONDecodeError kept the decoded document, and the failures' frames the answer,
+    until the cyclic collector ran: 120 MiB held after each read)."""
+    before_jenkins = fronts[0]
+    client = JenkinsClient(JenkinsSettings(url=before_jenkins.url + "/", retry_wait=0))
+    held = []
+    with before_jenkins.hostile("junk", ""):
+        tracemalloc.start()
+        try:
+            for _ in range(3):
+                with contextlib.suppress(JenkinsError):
+                    client.get_json("api/json", kind="discover")
+                held.append(tracemalloc.get_traced_memory()[0] >> 20)
+            peak = tracemalloc.get_traced_memory()[1] >> 20
+        finally:
+            tracemalloc.stop()
+            client.close()
+    figures.runs += 1
+    figures.outcomes["MiB held after each of 3 failed reads of 20 MiB"] = max(held)
+    figures.outcomes["peak MiB while reading"] = peak
+    if max(held) > 1 or peak > 3 * 20:
+        figures.problem("junk", f"held {held} MiB after the reads, peak {peak} MiB")
+    figures.check()
+
+
 # -- a state folder anyone may write to ----------------------------------------------------
 
 

@@ -28,6 +28,7 @@ from agent.transport import (
     Undecodable,
     Unreachable,
     http_date,
+    let_go,
     retry_after,
     retry_policy,
 )
@@ -232,6 +233,18 @@ class JenkinsClient:
         if response.redirects:
             with self._count_lock:
                 self.requests[kind] += response.redirects
+        try:
+            return self._judged(response, where, expect)
+        except BaseException as exc:
+            # A failure's traceback keeps the frames it passed, and with them this answer (up
+            # to the cap), until the cyclic collector runs: 30 MiB of junk JSON, tried three
+            # times, held 120 MiB a read. The answer is let go now.
+            let_go(exc)
+            del response
+            raise
+
+    def _judged(self, response: Answer, where: str, expect: Expect) -> Any:
+        """What the answer gives the caller, or the failure it is."""
         status = response.status
         if response.elsewhere and not 200 <= status < 300:
             failed = f"{where} is stored at {response.elsewhere}, which answered HTTP {status}"
