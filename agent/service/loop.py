@@ -32,7 +32,7 @@ from agent.pipeline import Collector
 from agent.sei.client import Refusal, SeiClient, SeiRefused, SeiUnavailable
 from agent.service.health import KEPT_CYCLES, Cycle, evaluate_health, iso, summarize
 from agent.service.metrics import RESULTS, Metrics
-from agent.service.schedule import Schedule, start_scheduler, utcnow
+from agent.service.schedule import Schedule, lane_id, start_scheduler, utcnow
 from agent.service.web import StatusServer
 from agent.state import StateError, StateFile
 from agent.stopping import stop_on_signals
@@ -279,20 +279,25 @@ class Service:
 
     def status(self) -> dict[str, Any]:
         healthy, health = self.health()
-        job = self._scheduler.get_job("sync") if self._scheduler else None
+        lanes = [
+            self._scheduler.get_job(lane_id(i)) if self._scheduler else None
+            for i in range(len(self.controllers))
+        ]
+        job = lanes[0]
         with self._lock:
             controllers: list[dict[str, Any]] = [
                 {
                     "controller": c.label,
                     "url": c.settings.jenkins.url,
                     "instance_guid": c.settings.sei.instance_guid,
+                    "next_cycle": iso(lane.next_run_time) if lane else None,
                     "cycle_running_since": iso(c.running_since),
                     "cycles": [cycle.to_json() for cycle in reversed(c.cycles)],
                     "state": dict(c.summary),
                     "jenkins_requests": dict(c.jenkins.requests),
                     "sei_requests": c.sei.requests,
                 }
-                for c in self.controllers
+                for c, lane in zip(self.controllers, lanes, strict=True)
             ]
         body: dict[str, Any] = {
             "version": __version__,

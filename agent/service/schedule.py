@@ -60,6 +60,11 @@ class Schedule:
         return moment
 
 
+def lane_id(index: int) -> str:
+    """The scheduler job of the `index`th lane: `sync`, `sync-1`, ..."""
+    return "sync" if index == 0 else f"sync-{index}"
+
+
 def start_scheduler(
     schedule: Schedule, cycle: Callable[[], None] | Sequence[Callable[[], None]], first: datetime
 ) -> BackgroundScheduler:
@@ -72,7 +77,7 @@ def start_scheduler(
         scheduler.add_job(
             lane,
             schedule.trigger,
-            id="sync" if index == 0 else f"sync-{index}",
+            id=lane_id(index),
             name="sync cycle",
             next_run_time=first,
             max_instances=1,  # a cycle due while one runs is skipped, never run beside it
