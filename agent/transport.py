@@ -120,9 +120,10 @@ class TooLarge(Exception):
 
 
 class _Held:
-    """The bytes of the answers being read, all threads together, kept within `budget`: each
-    read may hold its own cap, not every worker at once (8 Jenkins workers each inflating a
-    bomb to a 64 MiB cap held 1.2 GB; the shipped pod has 256 Mi)."""
+    """The bytes of the answers one client is reading, all its threads together, kept within
+    `budget`: each read may hold its own cap, not every worker at once (8 Jenkins workers each
+    inflating a bomb to a 64 MiB cap held 1.2 GB; the shipped pod has 256 Mi). One per client,
+    so that a hostile controller's answers never fail another controller's reads."""
 
     def __init__(self, budget: int) -> None:
         self.budget = budget
@@ -140,8 +141,7 @@ class _Held:
             self.held -= size
 
 
-HELD_MIB = 48  # what all answers being read may hold at once
-HELD = _Held(HELD_MIB << 20)
+HELD_MIB = 48  # what all answers one client is reading may hold at once
 
 
 class Redirected(Exception):
@@ -264,6 +264,7 @@ class Http:
         # connection closed by another thread's pass over the pool (encode/httpcore#1110, "Bad
         # file descriptor" under load), which costs a retry and can send a POST twice.
         self._slots = threading.BoundedSemaphore(connections)
+        self._held = _Held(HELD_MIB << 20)
         hooks: dict[str, list[Callable[..., Any]]] = (
             {"request": [_stamp], "response": [self._observe]} if on_request else {}
         )
@@ -360,7 +361,7 @@ class Http:
                 request.headers.pop(header, None)
             response = self._client.send(request, stream=True, auth=None)
         try:
-            return response, read_capped(response, limit)
+            return response, read_capped(response, limit, self._held)
         finally:
             response.close()
 
@@ -434,12 +435,12 @@ class Http:
             self._on_request("error", time.monotonic() - started)
 
 
-def read_capped(response: httpx.Response, limit: int) -> bytes:
+def read_capped(response: httpx.Response, limit: int, held: _Held) -> bytes:
     """The body of a streamed answer, inflated here from gzip if it is in gzip: TooLarge once
-    its compressed size or any inflated step would pass `limit` bytes, or what all answers
-    being read hold together would pass HELD_MIB; Undecodable when it is in a coding other
-    than gzip, or several (gzip-of-gzip inflates a thousandfold per layer). The body grows in
-    one buffer, so that what is held is the body and one inflated step (INFLATE_STEP)."""
+    its compressed size or any inflated step would pass `limit` bytes, or what the answers its
+    client is reading hold together would pass `held`'s budget; Undecodable when it is in a
+    coding other than gzip, or several (gzip-of-gzip inflates a thousandfold per layer). The
+    body grows in one buffer: what is held is the body and one inflated step (INFLATE_STEP)."""
     codings = [
         c.strip().lower()
         for c in response.headers.get("content-encoding", "").split(",")
@@ -468,13 +469,13 @@ def read_capped(response: httpx.Response, limit: int) -> bytes:
                     chunk = inflater.unconsumed_tail
                 if len(body) + len(piece) > limit:
                     raise TooLarge(limit)
-                HELD.take(len(piece))
+                held.take(len(piece))
                 body += piece
         if inflater is not None and not inflater.eof and raw:
             raise zlib.error("the gzip stream is cut short")
         read = True
     finally:
-        HELD.give(len(body))
+        held.give(len(body))
         if not read:  # the failure's traceback keeps this frame: not the bytes read
             body.clear()
     return bytes(body)

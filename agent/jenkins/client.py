@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 # page of 100 builds with big change sets is a few MB); a larger one, or one that inflates past
 # it from gzip, is refused as it arrives rather than filling the agent's memory; a listing page
 # over it is read again in smaller pages (agent/jenkins/builds.py). All answers being read at
-# once hold at most agent/transport.py's HELD_MIB.
+# once by one client hold at most agent/transport.py's HELD_MIB.
 ANSWER_MAX_MIB = 32
 # What a GET gives its caller: JSON, JSON and the Date it was answered at, a file (which may be
 # stored on another host), the answer.
