@@ -23,6 +23,7 @@ from urllib.parse import quote, quote_plus
 
 from agent.config import Settings
 
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")  # all but the tab
 _URL_CREDENTIALS = re.compile(r"(https?://)[^/@\s:]+:[^/@\s]+@")
 _QUIET_LIBRARIES = ("filelock", "apscheduler", "httpx", "httpcore", "urllib3", "requests")
 
@@ -172,6 +173,19 @@ class Outage:
             )
 
 
+class TextFormatter(logging.Formatter):
+    """Text lines whose message cannot forge another line: its control characters (a job
+    named with a newline) are escaped as Python escapes them. Tracebacks keep their lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        message = record.message
+        record.message = _CONTROL.sub(lambda m: repr(m.group())[1:-1], message)
+        try:
+            return super().formatMessage(record)
+        finally:
+            record.message = message
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         event = {
@@ -193,7 +207,7 @@ def setup_logging(settings: Settings, *others: Settings) -> None:
     if settings.agent.log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s"))
+        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)-7s %(message)s"))
     secrets = [s for c in (settings, *others) for s in secrets_of(c)]
     handler.addFilter(RedactSecrets(secrets))
     redact_uncaught(secrets)

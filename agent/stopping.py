@@ -1,5 +1,6 @@
-"""SIGTERM and SIGINT as a request to stop: nothing more is started, what is in flight finishes,
-the state is saved, and the command says what was kept. Every mode handles them alike."""
+"""SIGTERM, SIGINT and SIGHUP (a closed terminal, a supervisor's reload) as a request to stop:
+nothing more is started, what is in flight finishes, the state is saved, and the command says
+what was kept. Every mode handles them alike."""
 
 from __future__ import annotations
 
@@ -14,12 +15,12 @@ from types import FrameType
 log = logging.getLogger(__name__)
 
 # The conventional exit code of a command stopped by a signal: 128 + its number.
-EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
+EXIT_CODES = {"SIGHUP": 129, "SIGINT": 130, "SIGTERM": 143}
 SLICE = 0.25  # seconds: how late a signal may be seen at worst
 
 
 class Stop(threading.Event):
-    """Set by the first SIGTERM or SIGINT; `signal` names it."""
+    """Set by the first SIGTERM, SIGINT or SIGHUP; `signal` names it."""
 
     signal: str | None = None
 
@@ -43,7 +44,8 @@ class Stop(threading.Event):
 
 @contextmanager
 def stop_on_signals() -> Iterator[Stop]:
-    """Turn SIGTERM and SIGINT into a Stop for the block (main thread only), then restore."""
+    """Turn SIGTERM, SIGINT and SIGHUP into a Stop for the block (main thread only), then
+    restore."""
     stop = Stop()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -55,7 +57,8 @@ def stop_on_signals() -> Iterator[Stop]:
         stop.set()
         log.warning("%s: stopping; the builds in flight finish and the state is saved", name)
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, on_signal) for sig in signals}
     try:
         yield stop
     finally:

@@ -16,9 +16,17 @@ message names the proxy (never its credentials) and the setting it came from.
 A pooled connection that the server or a load balancer closed while it was idle is seen to be
 closed before it is reused and replaced by httpx, with no error and no retry.
 
-Redirects: a GET follows redirects to the same host (a controller that moves http to https or
-adds a slash), never to another: that is an error naming the Location, so credentials never go
-there. A POST follows none.
+Redirects: a GET follows redirects to the same origin (scheme, host and port; or from http to
+https on the default ports: a controller that moves to https or adds a slash), never to
+another: that is an error naming the Location, so credentials never go there. A POST follows
+none. A GET that asks for it (`elsewhere`, an archived artifact) may follow a redirect to another
+host, such as S3 holding the artifacts (Artifact Manager on S3: its presigned URL carries its
+own signature): it is fetched there without the credentials. Messages name a URL without its
+query, which holds a presigned URL's signature.
+
+Byte caps: an answer is read raw and inflated here, a bounded step at a time, so that the cap
+bounds the compressed size and what it inflates to alike (httpx inflates a whole chunk at once:
+590 bytes of gzip-of-gzip took 561 MB). One content coding at most, gzip, the one asked for.
 
 Retries are tenacity's, one policy per side (`retry_policy`), around the whole exchange.
 """
@@ -29,10 +37,13 @@ import email.utils
 import functools
 import json
 import logging
+import re
 import ssl
 import threading
 import time
+import traceback
 import urllib.request
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC
@@ -51,12 +62,14 @@ from tenacity import (
 )
 
 from agent import __version__
-from agent.config import TransportSettings
+from agent.config import ConfigError, TransportSettings
 
 log = logging.getLogger(__name__)
 USER_AGENT = f"jenkins-sei-agent/{__version__}"
 CONNECT_RETRIES = 2  # immediate reconnects inside one attempt: a dropped SYN, a DNS hiccup
 MAX_REDIRECTS = 5
+INFLATE_STEP = 1 << 20  # the most inflated at once (zlib's buffer is briefly twice that)
+NO_LIMIT = 1 << 62  # a request without a byte cap (tests only: both clients give one)
 DEADLINE_TIMEOUTS = 4  # the default deadline, in read timeouts
 # Seconds an exchange in flight may go on once a stop is asked for: within the 60 s that
 # Kubernetes, Docker Compose and the systemd unit shipped here give a stop, whatever the deadline.
@@ -96,19 +109,61 @@ class Retryable(Exception):
 
 
 class TooLarge(Exception):
-    """The answer is longer than the caller may hold in memory; it was not read to its end."""
+    """The answer is longer than the caller may hold in memory (`limit`), or than is left of
+    what all answers being read may hold together (`together`); it was not read to its end."""
 
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"the answer is over {limit} bytes")
+    def __init__(self, limit: int, together: bool = False) -> None:
+        what = "the answers being read at once are" if together else "the answer is"
+        super().__init__(f"{what} over {limit} bytes")
         self.limit = limit
+        self.together = together
+
+
+class _Held:
+    """The bytes of the answers one client is reading, all its threads together, kept within
+    `budget`: each read may hold its own cap, not every worker at once (8 Jenkins workers each
+    inflating a bomb to a 64 MiB cap held 1.2 GB; the shipped pod has 256 Mi). One per client,
+    so that a hostile controller's answers never fail another controller's reads."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.held = 0
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> None:
+        with self._lock:
+            if self.held + size > self.budget:
+                raise TooLarge(self.budget, together=True)
+            self.held += size
+
+    def give(self, size: int) -> None:
+        with self._lock:
+            self.held -= size
+
+
+HELD_MIB = 48  # what all answers one client is reading may hold at once
 
 
 class Redirected(Exception):
-    """A redirect the client will not follow: to another host, to plain http, or of a POST."""
+    """A redirect the client will not follow: to another origin, to plain http, or of a POST.
+    `location` is shown without its query."""
 
     def __init__(self, message: str, location: str) -> None:
         super().__init__(message)
         self.location = location
+
+
+class Undecodable(Exception):
+    """The answer is in a content coding the agent does not read: not gzip, or several."""
+
+
+class Elsewhere(Exception):
+    """The host a redirect led to (`elsewhere`) gave no answer it can read: no connection or a
+    timeout (`retryable`), or one too large or in a coding other than gzip."""
+
+    def __init__(self, message: str, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 # No answer of Jenkins or SEI nests more than a few dozen levels. A deeper one is refused
@@ -137,6 +192,7 @@ class Answer:
     headers: httpx.Headers
     body: bytes
     redirects: int = 0  # redirects followed to get here, each one request more
+    elsewhere: str | None = None  # the other host a redirect led to, which answered this
 
     def json(self) -> Any:
         """The body as JSON; ValueError when it is not, or is nested deeper than any answer
@@ -146,7 +202,12 @@ class Answer:
         try:
             return json.loads(self.body)
         except RecursionError:
-            raise ValueError("JSON nested too deep") from None
+            problem = "JSON nested too deep"
+        except ValueError as exc:
+            problem = str(exc)
+        # raised out here: a JSONDecodeError keeps the whole document, decoded (`doc`), and as
+        # the context of what is raised from it, it outlived the read
+        raise ValueError(problem)
 
     def header(self, name: str) -> str | None:
         value: str | None = self.headers.get(name)
@@ -173,28 +234,39 @@ class Http:
         self.base = base
         self._stop = stop
         self._side = side
-        self._host = urlsplit(base).hostname or ""
+        self._origin = origin_of(httpx.URL(base))
         self._deadline = settings.deadline or DEADLINE_TIMEOUTS * timeout
         proxy = proxy_for(base, settings.proxy)
-        # how messages name the proxy: never with its credentials, always with its setting
-        self._proxy = (_shown(proxy), _proxy_setting(base, side, settings.proxy)) if proxy else None
+        try:
+            # how messages name the proxy: never with its credentials, always with its setting
+            self._proxy = (
+                (_shown(proxy), _proxy_setting(base, side, settings.proxy)) if proxy else None
+            )
+            transport = httpx.HTTPTransport(
+                verify=_tls(base, settings, side),
+                proxy=proxy,
+                limits=httpx.Limits(
+                    max_connections=connections, max_keepalive_connections=connections
+                ),
+                retries=CONNECT_RETRIES,
+            )
+        except (ValueError, httpx.InvalidURL) as exc:
+            if not proxy:
+                raise
+            why = re.sub(r"//[^/@\s]*@", "//***@", str(exc))  # never its credentials
+            raise ConfigError(
+                f"invalid setting {_proxy_setting(base, side, settings.proxy)}: not a proxy "
+                f"URL the agent can use ({why})"
+            ) from None
         self._on_request = on_request
         self._told_redirect = False
         # Requests wait here, never queued inside httpcore's pool: a queued request can have its
         # connection closed by another thread's pass over the pool (encode/httpcore#1110, "Bad
         # file descriptor" under load), which costs a retry and can send a POST twice.
         self._slots = threading.BoundedSemaphore(connections)
+        self._held = _Held(HELD_MIB << 20)
         hooks: dict[str, list[Callable[..., Any]]] = (
             {"request": [_stamp], "response": [self._observe]} if on_request else {}
-        )
-        connections_limit = httpx.Limits(
-            max_connections=connections, max_keepalive_connections=connections
-        )
-        transport = httpx.HTTPTransport(
-            verify=_tls(base, settings, side),
-            proxy=proxy,
-            limits=connections_limit,
-            retries=CONNECT_RETRIES,
         )
         # httpx makes httpcore's pool itself and passes it no network backend: the pool's own
         # is wrapped, before any connection exists.
@@ -202,7 +274,7 @@ class Http:
         pool._network_backend = _DeadlineBackend(pool._network_backend)
         self._client = httpx.Client(
             auth=auth,
-            headers={"User-Agent": USER_AGENT, **(headers or {})},
+            headers={"User-Agent": USER_AGENT, "Accept-Encoding": "gzip", **(headers or {})},
             timeout=httpx.Timeout(timeout, connect=settings.connect_timeout),
             transport=transport,
             event_hooks=hooks,
@@ -220,12 +292,15 @@ class Http:
         params: dict[str, str] | None = None,
         body: bytes | None = None,
         limit: int | None = None,
+        elsewhere: bool = False,
     ) -> Answer:
-        """One exchange, and the same-host redirects of a GET, within the deadline; raises
+        """One exchange, and the same-origin redirects of a GET, within the deadline; raises
         Unreachable, TransportFailure or Redirected when there is no answer to give, TooLarge
-        when the body passes `limit` bytes."""
+        when the body passes `limit` bytes (compressed or not), Undecodable. With `elsewhere`, a
+        GET follows a redirect to another host too, without credentials; a failure there is
+        Elsewhere."""
         with self._slots:
-            return self._exchange(method, path, params, body, limit)
+            return self._exchange(method, path, params, body, limit or NO_LIMIT, elsewhere)
 
     def _exchange(
         self,
@@ -233,51 +308,60 @@ class Http:
         path: str,
         params: dict[str, str] | None,
         body: bytes | None,
-        limit: int | None,
+        limit: int,
+        elsewhere: bool,
     ) -> Answer:
         started = time.monotonic()
         _DEADLINE.until = started + self._deadline
         _DEADLINE.stop, _DEADLINE.cut = self._stop, False
+        foreign: str | None = None  # the other host a redirect led to
         try:
             # `path` comes percent-encoded (agent/queries.py). The whole URL is given rather than
             # base_url= and params=, which would parse it three times.
             url = self.base + path + (f"?{urlencode(params)}" if params else "")
-            response, content = self._send(
-                self._client.build_request(method, url, content=body), limit
-            )
+            request = self._client.build_request(method, url, content=body)
+            response, content = self._send(request, limit)
             redirects = 0
             while response.is_redirect and response.next_request is not None:
-                target = self._follow(method, response, redirects)
+                target = self._follow(method, response, redirects, elsewhere)
                 redirects += 1
-                response, content = self._send(self._client.build_request("GET", target), limit)
+                request = self._client.build_request("GET", target)
+                foreign = target.host if target.host != self._origin[1] else None
+                response, content = self._send(request, limit, credentials=not foreign)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.ProxyError) as exc:
             self._observe_error(started)
+            if foreign:
+                why = _reason(exc)
+                raise Elsewhere(f"{foreign}, which cannot be reached: {why}", True) from None
             raise self._unreachable(exc) from None
-        except (httpx.TransportError, httpx.DecodingError) as exc:
+        except (httpx.TransportError, zlib.error) as exc:
             self._observe_error(started)
-            raise TransportFailure(self._failure(exc)) from None
+            why = self._failure(exc) if isinstance(exc, httpx.TimeoutException) else _reason(exc)
+            if foreign:
+                raise Elsewhere(f"{foreign}, which failed: {why}", True) from None
+            raise TransportFailure(why) from None
+        except (TooLarge, Undecodable) as exc:
+            if foreign:
+                raise Elsewhere(f"{foreign}, whose answer is not read: {exc}", False) from None
+            raise
         finally:
             _DEADLINE.until, _DEADLINE.stop = None, None
-        return Answer(response.status_code, response.headers, content, redirects)
+        return Answer(response.status_code, response.headers, content, redirects, foreign)
 
-    def _send(self, request: httpx.Request, limit: int | None) -> tuple[httpx.Response, bytes]:
+    def _send(
+        self, request: httpx.Request, limit: int, credentials: bool = True
+    ) -> tuple[httpx.Response, bytes]:
         """The answer and its body, read to its end unless it passes `limit` bytes: then the
-        connection is closed with the rest unread, and TooLarge raised."""
-        response = self._client.send(request, stream=True)
+        connection is closed with the rest unread, and TooLarge raised. Without `credentials`
+        (another host) neither the client's auth nor an Authorization or Cookie header goes."""
+        if credentials:
+            response = self._client.send(request, stream=True)
+        else:
+            for header in ("authorization", "cookie"):
+                request.headers.pop(header, None)
+            response = self._client.send(request, stream=True, auth=None)
         try:
-            if limit is None:
-                return response, response.read()
-            declared = response.headers.get("content-length", "")
-            plain = "content-encoding" not in response.headers  # else the length is compressed
-            if plain and declared.isdigit() and int(declared) > limit:
-                raise TooLarge(limit)  # known before a byte of it is read
-            chunks, size = [], 0
-            for chunk in response.iter_bytes():
-                size += len(chunk)
-                if size > limit:
-                    raise TooLarge(limit)
-                chunks.append(chunk)
-            return response, b"".join(chunks)
+            return response, read_capped(response, limit, self._held)
         finally:
             response.close()
 
@@ -290,9 +374,7 @@ class Http:
         what = "answered" if isinstance(exc, httpx.ProxyError) else "cannot be reached:"
         return Unreachable(f"the proxy {shown} ({setting}) {what} {_reason(exc)}", setting)
 
-    def _failure(self, exc: httpx.TransportError | httpx.DecodingError) -> str:
-        if not isinstance(exc, httpx.TimeoutException):
-            return _reason(exc)
+    def _failure(self, exc: httpx.TimeoutException) -> str:
         until = _DEADLINE.until
         if until is None or time.monotonic() < until - 0.01:
             return "timed out"  # one wait's timeout, before the deadline
@@ -303,28 +385,33 @@ class Http:
             " a server trickling its answer, or one too large for the link"
         )
 
-    def _follow(self, method: str, response: httpx.Response, done: int) -> httpx.URL:
+    def _follow(
+        self, method: str, response: httpx.Response, done: int, elsewhere: bool
+    ) -> httpx.URL:
         """Where a redirect may be followed to, or Redirected saying why not."""
         assert response.next_request is not None
         target = response.next_request.url
-        location = response.headers.get("location", str(target))
+        location = bare(response.headers.get("location", str(target)))
         came_from = response.request.url
+        ours = same_origin(self._origin, target)
         why = None
         if method != "GET":
             why = f"a {method} is not redirected"
-        elif target.host.lower() != self._host.lower():
-            why = f"{target.host} is not {self._host}: credentials are not sent to another host"
         elif came_from.scheme == "https" and target.scheme != "https":
             why = "it leaves https"
+        elif not ours and target.host == self._origin[1]:
+            why = f"{_shown(str(target))} is not {_shown(self.base)}: credentials go nowhere else"
+        elif not ours and not elsewhere:
+            why = f"{target.host} is not {self._origin[1]}: credentials go to no other host"
         elif done >= MAX_REDIRECTS:
             why = f"more than {MAX_REDIRECTS} redirects"
         if why is not None:
             raise Redirected(
-                f"{self._side} answered HTTP {response.status_code} on {came_from}, redirecting "
-                f"to {location}; not followed: {why}",
+                f"{self._side} answered HTTP {response.status_code} on {bare(str(came_from))}, "
+                f"redirecting to {location}; not followed: {why}",
                 location,
             )
-        if not self._told_redirect:
+        if not self._told_redirect and target.host == self._origin[1]:
             self._told_redirect = True
             moved = self._moved_base(came_from, target)
             log.warning(
@@ -355,6 +442,84 @@ class Http:
     def _observe_error(self, started: float) -> None:
         if self._on_request is not None:
             self._on_request("error", time.monotonic() - started)
+
+
+def read_capped(response: httpx.Response, limit: int, held: _Held) -> bytes:
+    """The body of a streamed answer, inflated here from gzip if it is in gzip: TooLarge once
+    its compressed size or any inflated step would pass `limit` bytes, or what the answers its
+    client is reading hold together would pass `held`'s budget; Undecodable when it is in a
+    coding other than gzip, or several (gzip-of-gzip inflates a thousandfold per layer). The
+    body grows in one buffer: what is held is the body and one inflated step (INFLATE_STEP)."""
+    codings = [
+        c.strip().lower()
+        for c in response.headers.get("content-encoding", "").split(",")
+        if c.strip().lower() not in ("", "identity")
+    ]
+    if len(codings) > 1 or (codings and codings[0] not in ("gzip", "x-gzip")):
+        raise Undecodable(f"the answer is in {', '.join(codings)}; only gzip alone is read")
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise TooLarge(limit)  # known before a byte of it is read
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS) if codings else None
+    body = bytearray()
+    raw = 0
+    read = False
+    try:
+        for chunk in response.iter_raw():
+            raw += len(chunk)
+            if raw > limit:
+                raise TooLarge(limit)
+            while chunk:
+                if inflater is None:
+                    piece, chunk = chunk, b""
+                else:  # a step at a time: 64 KiB of gzip can inflate to 64 MiB
+                    # at most one byte past what is left: that byte means too large
+                    piece = inflater.decompress(chunk, min(INFLATE_STEP, limit - len(body) + 1))
+                    chunk = inflater.unconsumed_tail
+                if len(body) + len(piece) > limit:
+                    raise TooLarge(limit)
+                held.take(len(piece))
+                body += piece
+        if inflater is not None and not inflater.eof and raw:
+            raise zlib.error("the gzip stream is cut short")
+        read = True
+    finally:
+        held.give(len(body))
+        if not read:  # the failure's traceback keeps this frame: not the bytes read
+            body.clear()
+    return bytes(body)
+
+
+def let_go(failure: BaseException) -> None:
+    """Clear the finished frames a failure's traceback keeps, and those of the failures it was
+    raised from, so that what they held (an answer's body) is freed now rather than when the
+    cyclic collector runs."""
+    seen: set[int] = set()
+    while failure is not None and id(failure) not in seen:
+        seen.add(id(failure))
+        traceback.clear_frames(failure.__traceback__)
+        failure = failure.__cause__ or failure.__context__  # type: ignore[assignment]
+
+
+def bare(url: str) -> str:
+    """A URL as messages show it: without credentials, query or fragment (a presigned URL's
+    query is its signature)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "") + parts.path
+
+
+def origin_of(url: httpx.URL) -> tuple[str, str, int]:
+    """Scheme, host and port, the port given or the scheme's default."""
+    port = url.port or (443 if url.scheme == "https" else 80)
+    return url.scheme, url.host.lower(), port
+
+
+def same_origin(origin: tuple[str, str, int], target: httpx.URL) -> bool:
+    """Whether credentials for `origin` may follow a redirect to `target`: the same scheme,
+    host and port, or the same host moved from http on port 80 to https on 443."""
+    to = origin_of(target)
+    return to == origin or (origin[::2] == ("http", 80) and to == ("https", origin[1], 443))
 
 
 class _Deadline(threading.local):

@@ -269,8 +269,8 @@ class CheckedStateFile(StateFile):
     save made during a run; every in-process test run fails on it here.
     """
 
-    def snapshot(self, *, reuse: bool = False) -> str:
-        text = super().snapshot(reuse=reuse)
+    def snapshot(self, *, reuse: bool = False, controller: str | None = None) -> str:
+        text = super().snapshot(reuse=reuse, controller=controller)
         fresh = json.dumps(self.to_json(), separators=(",", ":")) + "\n"
         assert text == fresh, "a job's state changed without being marked changed()"
         return text

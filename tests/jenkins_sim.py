@@ -473,6 +473,9 @@ class JenkinsSim:
         start times of the builds added (from `clock_ms` + `skew_ms`)."""
         ctx = context_path.strip("/")
         self.context_path = f"/{ctx}" if ctx else ""
+        # a path the controller moved from: requests below it are redirected (301) to the same
+        # path below the context path, on the same origin, as after a reverse-proxy change
+        self.moved_from = ""
         self.user = user
         self._token = token
         self.latency = latency
@@ -1055,6 +1058,11 @@ class JenkinsSim:
 
     def _respond(self, method: str, path: str, query: str, authorization: str | None) -> Reply:
         ctx = self.context_path
+        if self.moved_from and path.startswith(self.moved_from + "/"):
+            headers = self._headers(HTML_TYPE)
+            rest = path[len(self.moved_from) :]
+            headers["Location"] = ctx + rest + (f"?{query}" if query else "")
+            return 301, headers, b""
         if ctx:
             if path == ctx:
                 headers = self._headers(HTML_TYPE)

@@ -472,7 +472,9 @@ def test_version_and_module_entry_point(cli: Cli) -> None:
     assert result.code == 0 and result.stdout.startswith("jenkins-sei-agent ")
 
 
-@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+@pytest.mark.parametrize(
+    ("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGHUP, 129)]
+)
 def test_a_signal_stops_a_backfill_cleanly_and_the_next_one_sends_the_rest_once(
     cli: Cli, jenkins: JenkinsSim, sei: SeiStandIn, sig: signal.Signals, code: int
 ) -> None:

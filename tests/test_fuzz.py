@@ -23,13 +23,19 @@ from __future__ import annotations
 import base64
 import contextlib
 import faulthandler
+import functools
 import json
 import os
 import random
 import re
+import shutil
 import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
+import tracemalloc
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -40,9 +46,12 @@ from urllib.parse import quote, quote_plus
 
 import httpx
 import pytest
-from conftest import Cli, Result, now_ms
+from agent_process import AgentProcess, wait_until
+from conftest import GUID, Cli, Result, now_ms
+from conftest import JENKINS_TOKEN as SIM_TOKEN
+from conftest import JENKINS_USER as SIM_USER
 from fuzzing import Mutator, serialize
-from hostile import Front, FullDisk, gzip_bomb
+from hostile import SIGNATURE, Front, FullDisk, Storage, gzip_bomb, gzip_of_gzip
 from jenkins_sim import JenkinsSim, Reply
 from pydantic import ValidationError
 from sei_standin import SeiStandIn, _kept_stages, _null_param, _null_stage_duration, _validate_cicd
@@ -54,16 +63,18 @@ from test_golden import (
     multibranch_runs,
 )
 from test_mapping_properties import CTX, MULTIBRANCH
+from test_operator_e2e import GUID_B, write_satellite
 
 import agent.state.file
-from agent.config import JenkinsSettings
-from agent.jenkins.client import JenkinsClient
+from agent.config import JenkinsSettings, SeiSettings
+from agent.jenkins.client import ANSWER_MAX_MIB, JenkinsClient, JenkinsError
 from agent.jenkins.endpoints import CAUSE_FIELDS, builds_tree, job_path
 from agent.jenkins.stages import StageReader
 from agent.jenkins.types import BuildDetails, Job, StageData
 from agent.mapping import Unmappable, map_build, parse_manifests
+from agent.sei.client import ANSWER_MAX_BYTES, SeiClient, SeiUnavailable
 from agent.state import JobState, StateError, StateFile
-from agent.transport import Answer
+from agent.transport import HELD_MIB, Answer
 
 FUZZ_RUNS = int(os.environ.get("FUZZ_RUNS") or 0)  # the big run's size (see above)
 AGENT_CASES = FUZZ_RUNS or 16
@@ -621,7 +632,7 @@ def fronts(
     """Hostile fronts for the rig's Jenkins and SEI, and the other host their cross-host
     redirects lead to (any request it gets is a credential sent where it must not go)."""
     jenkins, sei = rig
-    gzip_bomb()  # made once, before any run's timeouts count
+    gzip_bomb(), gzip_of_gzip()  # made once, before any run's timeouts count
     trap = Front()
     elsewhere = f"http://localhost:{trap.server_address[1]}"
     before_jenkins = Front(jenkins.url, elsewhere)
@@ -634,6 +645,7 @@ def fronts(
 JENKINS_MODES = (
     "html",
     "redirect-same",
+    "redirect-port",
     "redirect-cross",
     "404",
     "408",
@@ -643,6 +655,7 @@ JENKINS_MODES = (
     "deep-json",
     "truncated",
     "gzip-bomb",
+    "gzip-gzip",
 )
 SEI_MODES = (*JENKINS_MODES, "stored-reset")
 # Which answer of Jenkins is hostile, and whose builds it may keep from SEI in that run.
@@ -659,16 +672,20 @@ MATRIX = [
 ] + [("sei", mode, "custom-cicd", times) for mode in SEI_MODES for times in (1, None)]
 # What the issue asks of the faulted run: SEI answering other than SEI stops the run, keeps
 # every build (exit 3, nothing recorded when every answer is so); a 408 is retried; a Jenkins
-# login page stops the run; a same-host redirect of a GET is followed, one to another host is not.
+# login page stops the run; a same-origin redirect of a GET is followed, one to another port or
+# host is not.
 EXPECTED_EXIT = {
     ("sei", "html"): 3,
     ("sei", "redirect-same"): 3,
+    ("sei", "redirect-port"): 3,
     ("sei", "redirect-cross"): 3,
     ("sei", "404"): 3,
     ("sei", "deep-json"): 3,
     ("sei", "truncated"): 3,
     ("sei", "gzip-bomb"): 3,
+    ("sei", "gzip-gzip"): 3,
     ("jenkins", "html"): 3,
+    ("jenkins", "redirect-port"): 3,
     ("jenkins", "redirect-cross"): 3,
 }
 ENDS_CLEAN = {
@@ -754,6 +771,320 @@ def test_hostile_servers_matrix(
     for index, cell in enumerate(MATRIX_CELLS):
         if index // 2 % SHARDS == shard:
             hostile_case(rig, fronts, cell, tmp_path / f"cell-{index}", figures)
+    figures.check()
+
+
+BOMBS = [(side, bomb) for side in ("jenkins", "sei") for bomb in ("gzip-bomb", "gzip-gzip")]
+
+
+def test_peak_memory_under_compression_bombs(
+    fronts: tuple[Front, Front, Front], figures: Figures
+) -> None:
+    """What a worker holds while it reads a compressed bomb stays within twice its side's cap
+    (Jenkins 64 MiB, SEI 1 MiB), gzip-of-gzip (80 MiB in 300 bytes) refused unread. Measured
+    with tracemalloc, which sees every buffer Python holds (zlib's own state is ~300 KB)."""
+    before_jenkins, before_sei, _ = fronts
+    for side, bomb in BOMBS:
+        read: Callable[[], object]
+        if side == "jenkins":
+            jenkins = JenkinsClient(JenkinsSettings(url=before_jenkins.url + "/", retries=0))
+            client: JenkinsClient | SeiClient = jenkins
+            read = functools.partial(jenkins.get_json, "api/json", kind="discover")
+            cap, front = ANSWER_MAX_MIB << 20, before_jenkins
+        else:
+            sei = SeiSettings(base_url=before_sei.url + "/sei/api", api_key=SEI_KEY, retries=0)
+            client = SeiClient(sei)
+            read, cap, front = client.check_key, ANSWER_MAX_BYTES, before_sei
+        with front.hostile(bomb, ""):
+            tracemalloc.start()
+            try:
+                read()
+                figures.problem(f"{side} {bomb}", "the bomb was read as an answer")
+            except (JenkinsError, SeiUnavailable) as exc:
+                figures.outcomes[f"{side} {bomb}: {type(exc).__name__}"] += 1
+            finally:
+                peak = tracemalloc.get_traced_memory()[1]
+                tracemalloc.stop()
+                client.close()
+        figures.runs += 1
+        figures.outcomes[f"{side} {bomb}: peak KiB"] = peak >> 10
+        if peak > 2 * cap + (1 << 20):
+            figures.problem(f"{side} {bomb}", f"peak {peak >> 10} KiB over twice the cap")
+    figures.check()
+
+
+def test_a_sync_under_bombs_on_every_listing_stays_within_its_pod(
+    rig: tuple[MutatingJenkins, SeiStandIn],
+    fronts: tuple[Front, Front, Front],
+    tmp_path: Path,
+    figures: Figures,
+) -> None:
+    """Every listing a gzip bomb, 8 Jenkins workers: the answers being read hold HELD_MIB at
+    most together, and a refused one is let go at once (a traceback's frame kept each 32 MiB
+    until the cyclic collector ran: 630 MiB). Peak resident memory of the `sync` process."""
+    sei = rig[1]
+    before_jenkins, _, _ = fronts
+    env = cli_env(tmp_path, before_jenkins.url + "/", sei.url, guid_of("bombs"))
+    env.update(JENKINS_CONCURRENCY="8", JENKINS_RETRIES="0", PYTHONPATH=str(Path.cwd()))
+    with before_jenkins.hostile("gzip-bomb", r"^/(job|pluginManager)/"):
+        done = subprocess.run(
+            [sys.executable, "-c", MAXRSS, "sync"],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    peak_mib = int(done.stderr.rsplit("maxrss", 1)[1].split()[0]) >> 10
+    figures.runs += 1
+    figures.outcomes[f"sync peak RSS MiB, a gzip bomb on every listing, exit {done.returncode}"] = (
+        peak_mib
+    )
+    if peak_mib > 2 * HELD_MIB + 64 or "Traceback" in done.stderr:
+        figures.problem("bombs everywhere", f"peak {peak_mib} MiB: {done.stderr[-1500:]}")
+    figures.check()
+
+
+def test_failed_reads_let_their_answers_go(
+    fronts: tuple[Front, Front, Front], figures: Figures
+) -> None:
+    """20 MiB that is not JSON, read three times with its retries: nothing of it outlives the
+    read (a JSONDecodeError kept the decoded document, and the failures' frames the answer,
+    until the cyclic collector ran: 120 MiB held after each read)."""
+    before_jenkins = fronts[0]
+    client = JenkinsClient(JenkinsSettings(url=before_jenkins.url + "/", retry_wait=0))
+    held = []
+    with before_jenkins.hostile("junk", ""):
+        tracemalloc.start()
+        try:
+            for _ in range(3):
+                with contextlib.suppress(JenkinsError):
+                    client.get_json("api/json", kind="discover")
+                held.append(tracemalloc.get_traced_memory()[0] >> 20)
+            peak = tracemalloc.get_traced_memory()[1] >> 20
+        finally:
+            tracemalloc.stop()
+            client.close()
+    figures.runs += 1
+    figures.outcomes["MiB held after each of 3 failed reads of 20 MiB"] = max(held)
+    figures.outcomes["peak MiB while reading"] = peak
+    if max(held) > 1 or peak > 3 * 20:
+        figures.problem("junk", f"held {held} MiB after the reads, peak {peak} MiB")
+    figures.check()
+
+
+# -- a state folder anyone may write to ----------------------------------------------------
+
+
+def test_world_writable_state_folder_with_a_planted_symlink(
+    rig: tuple[MutatingJenkins, SeiStandIn], tmp_path: Path, figures: Figures
+) -> None:
+    """Another user (`nobody`) plants symlinks where the state file, its lock and its old
+    temporary name go, in a folder anyone may write to: the agent refuses the folder (exit 2,
+    naming it) and writes nothing anywhere."""
+    jenkins, sei = rig
+    folder = tmp_path / "state"
+    folder.mkdir()
+    folder.chmod(0o777)
+    victim = tmp_path / "root-owned"
+    victim.write_text("root's own")
+    for name in ("agent-state.json.lock", *(f".agent-state.json.{p}.tmp" for p in range(9))):
+        (folder / name).symlink_to(victim)
+        if os.geteuid() == 0:
+            os.lchown(folder / name, 65534, 65534)
+    env = cli_env(tmp_path, jenkins.url, sei.url, guid_of("world-writable"))
+    verdict = Verdict("world-writable state folder", figures)
+    for command in ("sync", "run"):
+        ran = bounded(Cli(env, tmp_path), command)
+        verdict.run(ran, command)
+        figures.outcomes[f"{command}: exit {ran.result.code}"] += 1
+        if ran.result.code != 2 or f"{folder}, the folder of the state" not in ran.result.stderr:
+            figures.problem(verdict.case, f"{command} exit {ran.result.code}: {ran.result.stderr}")
+    if victim.read_text() != "root's own" or kept_by_sei(sei, env["SEI_INSTANCE_GUID"]):
+        figures.problem(verdict.case, "written through the planted symlink, or sent unrecorded")
+    figures.check()
+
+
+# -- builds that archive thousands of files, parameters too large for a page -----------------
+
+ARTIFACTS_A_BUILD = 8000
+ARCHIVING_BUILDS = 12
+# `python -m agent` that says its peak resident memory (VmHWM, kB) as it exits: the process's
+# own, where ru_maxrss would carry the forking test process's
+MAXRSS = (
+    "import atexit, re, runpy, sys;"
+    "atexit.register(lambda: print('maxrss', re.search(r'VmHWM:\\s+(\\d+)',"
+    " open('/proc/self/status').read())[1], file=sys.stderr));"
+    "sys.argv[0] = 'agent'; runpy.run_module('agent', run_name='__main__')"
+)
+
+
+def test_listings_of_builds_archiving_8000_files_each(
+    cli: Cli, jenkins: JenkinsSim, sei: SeiStandIn, figures: Figures
+) -> None:
+    """A listing asks only for the files the payload can send (ARTIFACTS_LISTED a build, not
+    8,000); the manifest archived past the cut is still read. Peak memory of the sync process
+    measured (50 such builds a page took 294 MB before)."""
+    jenkins.add_job("big")
+    files = [f"dist/part-{i:05d}.bin" for i in range(ARTIFACTS_A_BUILD)] + [
+        "artifact-manifest.json"  # Jenkins lists by path: after dist/, past the cut
+    ]
+    for number in range(1, ARCHIVING_BUILDS + 1):
+        jenkins.add_build("big", artifacts=files)
+        jenkins.artifact_content[("big", number, "artifact-manifest.json")] = json.dumps(
+            MANIFEST
+        ).encode()
+    done = subprocess.run(
+        [sys.executable, "-c", MAXRSS, "sync"],
+        env=cli.env,
+        cwd=cli.cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    peak_kib = int(done.stderr.rsplit("maxrss", 1)[1].split()[0])
+    figures.runs += 1
+    figures.outcomes[f"sync peak RSS MiB, {ARTIFACTS_A_BUILD} artifacts a build"] = peak_kib >> 10
+    sent = {p["build_number"]: p for p in sei.accepted}
+    if done.returncode != 0 or sorted(sent) != list(range(1, ARCHIVING_BUILDS + 1)):
+        figures.lost += ARCHIVING_BUILDS - len(sent)
+        figures.problem("8,000 artifacts", f"exit {done.returncode}: {done.stderr[-1500:]}")
+    for number, payload in sent.items():
+        names = [a["name"] for a in payload.get("artifacts") or []]
+        if names[:1] != ["app"] or len(names) != 1 + 20:  # the manifest's, then 20 files
+            figures.problem("8,000 artifacts", f"#{number} sent artifacts {names[:3]}...")
+    figures.check()
+
+
+def test_a_page_over_the_cap_is_read_in_smaller_pages(
+    cli: Cli,
+    jenkins: JenkinsSim,
+    sei: SeiStandIn,
+    figures: Figures,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Huge parameter values make a page of 8 builds larger than the answer cap (here 1 MiB):
+    the page is asked again at half the size, and every build is delivered, with one warning
+    naming JENKINS_PAGE_SIZE; a build alone over the cap fails its job for the run, named."""
+    monkeypatch.setattr("agent.jenkins.client.ANSWER_MAX_MIB", 1)
+    jenkins.add_job("params")
+    value = "x" * 200_000
+    for _ in range(8):
+        jenkins.add_build("params", parameters=[{"name": "BLOB", "value": value}])
+    first = bounded(cli, "sync")
+    figures.runs += 1
+    delivered = len(sei.accepted)
+    figures.outcomes[f"builds delivered of 8, pages over the cap: {delivered}"] += 1
+    if first.result.code != 0 or delivered != 8 or "JENKINS_PAGE_SIZE" not in first.result.stderr:
+        figures.problem("page over the cap", f"{delivered} sent: {first.result.stderr[-1500:]}")
+    jenkins.add_build("params", parameters=[{"name": "BLOB", "value": "y" * (2 << 20)}])
+    second = bounded(cli, "sync")
+    if second.result.code == 0 or "#1 from the newest alone" not in second.result.stderr:
+        figures.problem("one build over the cap", second.result.stderr[-1500:])
+    figures.check()
+
+
+# -- a slow controller beside a healthy one in `run` ------------------------------------------
+
+HEALTHY_BUILDS = 3
+
+
+def test_a_slow_controller_never_holds_a_healthy_one_in_run(
+    cli: Cli, jenkins: JenkinsSim, sei: SeiStandIn, tmp_path: Path, figures: Figures
+) -> None:
+    """The first controller of satellite.yml never answers its discovery (it held every
+    controller after it: 0 of 99 new builds in 200 s); the second, in a lane of its own,
+    delivers each new build within a cycle or two and stays healthy."""
+    slow_jenkins = JenkinsSim(user="reader", token="token-b-5678", clock_ms=now_ms())
+    slow_jenkins.start()
+    slow = Front(slow_jenkins.url)
+    sei.known_guids.add(GUID_B)
+    env = {k: v for k, v in cli.env.items() if k != "SEI_API_KEY"}
+    controllers = [  # the slow one first: the old loop served them in turn
+        dict(id="4712", url=slow.url + "/", username="reader", api_key="token-b-5678"),
+        dict(id="4711", url=jenkins.url, username=SIM_USER, api_key=SIM_TOKEN),
+    ]
+    for controller, guid, name in zip(
+        controllers, (GUID_B, GUID), ("slow", "healthy"), strict=True
+    ):
+        controller["metadata"] = {"instance_guid": guid, "instance_name": name}
+    env["AGENT_CONFIG"] = str(write_satellite(tmp_path / "satellite.yml", sei, *controllers))
+    jenkins.add_job("app")
+    delivered = 0
+    try:
+        with slow.hostile("silent", r"^/api/json$"), AgentProcess(env, cli.cwd) as agent:
+            for number in range(1, HEALTHY_BUILDS + 1):
+                jenkins.add_build("app")
+                with contextlib.suppress(AssertionError):
+                    wait_until(lambda n=number: len(sei.accepted) >= n, 5, f"healthy #{number}")
+                    delivered += 1
+            verdict = agent.health()[1]["controllers"]["healthy"]["status"]
+            lanes = agent.status()["controllers"]
+            running = lanes[0]["cycle_running_since"] and lanes[1]["next_cycle"]
+            slow.stop()  # its silent answer ends, so that the stop is not kept waiting
+            agent.stop()
+    finally:
+        slow_jenkins.stop()
+    figures.runs += 1
+    figures.outcomes[f"healthy builds delivered while the other is slow, of {HEALTHY_BUILDS}"] = (
+        delivered
+    )
+    if delivered != HEALTHY_BUILDS or verdict != "ok" or running is None:
+        figures.problem("slow controller", f"{delivered} delivered, healthy {verdict}, {running}")
+    figures.lost += HEALTHY_BUILDS - delivered
+    figures.check()
+
+
+# -- the status port under idle connections --------------------------------------------------
+
+IDLE_CONNECTIONS = 1020  # all but a few of the descriptors the old server had (soft 1,024)
+
+
+def test_status_port_under_a_thousand_idle_connections(
+    cli: Cli, jenkins: JenkinsSim, sei: SeiStandIn, figures: Figures
+) -> None:
+    """1,000 connections that never send a request (1,023 starved the old threaded server:
+    every cycle failed with "Too many open files" and /healthz timed out): /healthz answers,
+    cycles go on delivering, and the descriptors are given back when the clients go."""
+    jenkins.add_job("app")
+    jenkins.add_build("app")
+    # a usual host's descriptor limits (soft 1,024, hard 4,096), which the old server ran out of
+    limits = ["prlimit", "--nofile=1024:4096"] if shutil.which("prlimit") else []
+    command = [*limits, sys.executable, "-m", "agent", "run"]
+    with AgentProcess(cli.env, cli.cwd, command) as agent:
+        wait_until(lambda: len(sei.accepted) == 1, 10, "the first build")
+        descriptors = len(os.listdir(f"/proc/{agent.proc.pid}/fd"))
+        idle = [
+            socket.create_connection(("127.0.0.1", agent.port)) for _ in range(IDLE_CONNECTIONS)
+        ]
+        try:
+            started = time.monotonic()
+            code, health = agent.health()  # behind every idle one in the backlog
+            first = time.monotonic() - started
+            started = time.monotonic()
+            code, health = agent.health()
+            latency = time.monotonic() - started
+            jenkins.add_build("app")  # the agent's own work goes on beside them
+            wait_until(lambda: len(sei.accepted) == 2, 10, "a build sent beside the idle ones")
+            held = len(os.listdir(f"/proc/{agent.proc.pid}/fd")) - descriptors
+        finally:
+            for connection in idle:
+                connection.close()
+        wait_until(
+            lambda: len(os.listdir(f"/proc/{agent.proc.pid}/fd")) <= descriptors + 2,
+            10,
+            "the idle connections' descriptors given back",
+        )
+        figures.runs += 1
+        under = f"/healthz under {IDLE_CONNECTIONS} idle connections"
+        figures.outcomes[f"{under}, first: ms"] = round(first * 1000)
+        figures.outcomes[f"{under}, then: ms"] = round(latency * 1000)
+        figures.outcomes["descriptors held for them"] = held
+        if code != 200 or health["status"] != "ok":
+            figures.problem("idle connections", f"/healthz {code}: {health}")
+        assert agent.stop() < 10
+        if "Traceback" in agent.stderr or "Too many open files" in agent.stderr:
+            figures.problem("idle connections", agent.stderr[-2000:])
     figures.check()
 
 
@@ -1043,3 +1374,61 @@ def test_mutated_builds_through_the_mapping(seeds: Seeds, figures: Figures, shar
     if not FUZZ_SEED:  # the mutations leave most builds mappable: the mapping was exercised
         assert figures.outcomes["payload"] > figures.runs // 2
     figures.check()
+
+
+# -- artifacts kept in external storage (Artifact Manager on S3 and its kin) -----------------
+
+STORAGE_MODES = ("ok", "expired", "gzip-bomb", "gzip-gzip")
+
+
+@pytest.fixture(scope="module")
+def storage_front(rig: tuple[MutatingJenkins, SeiStandIn]) -> Iterator[tuple[Front, Storage]]:
+    """A front for the rig's Jenkins that moves the artifacts it is asked for to an S3-style
+    storage host and redirects there."""
+    jenkins, _ = rig
+    storage = Storage()
+    front = Front(jenkins.url, storage=storage)
+    yield front, storage
+    front.stop()
+    storage.stop()
+
+
+@pytest.mark.parametrize("mode", STORAGE_MODES)
+def test_artifacts_in_external_storage(
+    rig: tuple[MutatingJenkins, SeiStandIn],
+    storage_front: tuple[Front, Storage],
+    tmp_path: Path,
+    figures: Figures,
+    mode: str,
+) -> None:
+    """A manifest's download answers 302 to a presigned URL on another host: it is read there
+    without the Jenkins credentials; when it cannot be (an expired signature, a bomb), every
+    build is delivered all the same, without it, and one warning a build says why. The
+    presigned URL's signature is never shown."""
+    jenkins, sei = rig
+    front, storage = storage_front
+    storage.mode = mode
+    label = f"storage {mode}"
+    served, credentials = storage.served, storage.credentials
+    case = Case(
+        label, tmp_path, jenkins, sei, cli_env(tmp_path, front.url, sei.url, guid_of(label)), set()
+    )
+    first, _ = checked(case, lambda: front.hostile("storage", r"/artifact/"), figures)
+    figures.check()
+    output = first.result.stdout + first.result.stderr
+    assert first.result.code == 0, output[-2000:]
+    assert storage.credentials == credentials  # no request reached it with credentials
+    assert SIGNATURE not in output + json.dumps(folder_texts(tmp_path))
+    with sei._lock:
+        manifests = [
+            "registry.acme.test/app" in json.dumps(sei.runs[(case.guid, "app", n)]) for n in (1, 2)
+        ]
+    lines = output.splitlines()
+    warnings = sorted(w.split("WARNING ")[1] for w in lines if "WARNING app #" in w)
+    if mode == "ok":
+        assert storage.served == served + 2 and manifests == [True, True]
+        assert warnings == []
+    else:
+        assert manifests == [False, False]  # delivered without it, as the warning says
+        assert [w[:6] for w in warnings] == ["app #1", "app #2"], output
+        assert all("localhost" in w for w in warnings), warnings

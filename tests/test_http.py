@@ -22,6 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import jenkins_sim
 import pytest
 import sei_standin
@@ -37,6 +38,7 @@ from agent.logs import setup_logging
 from agent.pipeline import Collector
 from agent.sei.client import SeiClient, SeiUnavailable
 from agent.state import StateFile
+from agent.transport import origin_of, same_origin
 
 BASIC = "Basic " + base64.b64encode(f"{JENKINS_USER}:{JENKINS_TOKEN}".encode()).decode()
 
@@ -355,11 +357,10 @@ def test_jenkins_that_never_answers_is_unavailable_after_the_retries(
 # -- redirects ------------------------------------------------------------------------------
 
 
-def test_redirect_to_https_on_the_same_host_is_followed_with_the_credentials(
-    ca: tuple[ssl.SSLContext, Path],
-    servers: list[Recorder],
-    caplog: pytest.LogCaptureFixture,
+def test_redirect_to_https_on_another_port_of_the_same_host_is_refused(
+    ca: tuple[ssl.SSLContext, Path], servers: list[Recorder]
 ) -> None:
+    """Another port is another server (issue 24): the credentials stay where they were sent."""
     context, bundle = ca
     secure = Recorder(context)
     plain = Recorder(redirect_to=secure.url)
@@ -368,18 +369,31 @@ def test_redirect_to_https_on_the_same_host_is_followed_with_the_credentials(
         url=plain.url + "/", user=JENKINS_USER, api_token=JENKINS_TOKEN, ca_bundle=bundle
     )
     client = JenkinsClient(cfg)
-    with caplog.at_level(logging.WARNING):
-        first = client.get_json("api/json", "jobs[name]", kind="discover")
+    with pytest.raises(JenkinsUnavailable, match="credentials go nowhere else"):
         client.get_json("api/json", "jobs[name]", kind="discover")
     client.close()
-    assert first == {"path": "/api/json?tree=jobs%5Bname%5D"}
-    assert [s[2].get("Authorization") for s in secure.seen] == [BASIC, BASIC]
-    assert client.requests["discover"] == 4  # each read cost the redirect too, and counts it
-    [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert warning == (  # the bases alone, never a listing's long query
-        f"Jenkins redirected {plain.url}/ to {secure.url}/; every request costs one more until "
-        f"JENKINS_URL is set to {secure.url}/"
-    )
+    assert secure.seen == []
+
+
+@pytest.mark.parametrize(
+    ("base", "target", "followed"),
+    [
+        ("http://ci.example", "http://ci.example/job/", True),
+        ("http://ci.example", "https://ci.example/", True),  # to https on the default ports
+        ("http://ci.example:80", "https://CI.example:443/", True),
+        ("https://ci.example", "https://ci.example:443/a", True),
+        ("http://ci.example:8080", "http://ci.example:8080/a", True),
+        ("http://ci.example:8080", "https://ci.example/", False),  # not the default port
+        ("http://ci.example", "https://ci.example:8443/", False),
+        ("http://ci.example", "http://ci.example:8081/", False),  # another port
+        ("https://ci.example", "http://ci.example/", False),  # leaves https
+        ("http://ci.example", "http://ci.example.evil/", False),  # another host
+    ],
+)
+def test_credentials_follow_redirects_within_the_origin_only(
+    base: str, target: str, followed: bool
+) -> None:
+    assert same_origin(origin_of(httpx.URL(base)), httpx.URL(target)) is followed
 
 
 def test_redirect_to_another_host_is_refused_and_gets_no_credentials(
@@ -396,7 +410,7 @@ def test_redirect_to_another_host_is_refused_and_gets_no_credentials(
         client.get_json("api/json", kind="discover")
     client.close()
     location = f"http://localhost:{port}/api/json"
-    assert location in str(refused.value) and "another host" in str(refused.value)
+    assert location in str(refused.value) and "no other host" in str(refused.value)
     sei = SeiClient(SeiSettings(base_url=sei_side.url + "/sei/api", api_key=SEI_KEY))
     with pytest.raises(SeiUnavailable) as refused_post:
         sei.check_key()

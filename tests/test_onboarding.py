@@ -4,19 +4,17 @@ moving from the official plugin, and the `jobs` command."""
 
 from __future__ import annotations
 
-import http.server
 import json
 import re
 import shutil
 import string
-import threading
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from conftest import ROOT, Cli
+from conftest import JENKINS_TOKEN, JENKINS_USER, ROOT, Cli
 from jenkins_sim import JenkinsSim
 from sei_standin import SeiStandIn
 
@@ -364,45 +362,26 @@ def test_the_ci_cd_example_pair_links_in_sei(
 # -- 9. the small ones ----------------------------------------------------------------------
 
 
-class _Redirect(http.server.BaseHTTPRequestHandler):
-    """Every request moved, path and query kept, as a controller moved to another port does."""
-
-    to = ""
-
-    def do_GET(self) -> None:
-        self.send_response(301)
-        self.send_header("Location", self.to + self.path.lstrip("/"))
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 def test_a_redirect_is_a_short_warning_and_a_warned_row_in_check(
     cli: Cli, jenkins: JenkinsSim, sei: SeiStandIn
 ) -> None:
-    handler = type("Moved", (_Redirect,), {"to": jenkins.url})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True).start()
-    try:
-        cli.env["JENKINS_URL"] = f"http://127.0.0.1:{server.server_address[1]}/"
-        jenkins.add_job("app")
-        jenkins.add_build("app")
+    """Moved on the same origin (credentials may follow, issue 24): said once, shortly."""
+    with JenkinsSim(user=JENKINS_USER, token=JENKINS_TOKEN, context_path="ci") as moved:
+        moved.moved_from = "/old"
+        cli.env["JENKINS_URL"] = moved.url.replace("/ci/", "/old/")
+        moved.add_job("app")
+        moved.add_build("app")
         result = cli("sync")
         assert result.code == 0, result.stderr
         [warning] = [line for line in result.stderr.splitlines() if "redirected" in line]
         assert warning.endswith(
-            f"every request costs one more until JENKINS_URL is set to {jenkins.url}"
+            f"every request costs one more until JENKINS_URL is set to {moved.url}"
         )
         assert "tree=" not in warning and len(warning) < 300
         result = cli("check")
-        assert result.code == 0
-        [row] = [line for line in result.stdout.splitlines() if line.startswith("  Jenkins ")]
-        assert row.split()[1] == "warn" and "reached through a redirect" in row
-    finally:
-        server.shutdown()
-        server.server_close()
+    assert result.code == 0
+    [row] = [line for line in result.stdout.splitlines() if line.startswith("  Jenkins ")]
+    assert row.split()[1] == "warn" and "reached through a redirect" in row
 
 
 def test_help_says_at_least_once(cli: Cli) -> None:

@@ -754,7 +754,8 @@ def test_every_command_has_help_with_an_example(
 def test_run_serves_every_controller_one_down_does_not_stop_the_other(
     cli: Cli, jenkins: JenkinsSim, second: JenkinsSim, sei: SeiStandIn, satellite: Path
 ) -> None:
-    """One process, one schedule; health, status and metrics controller by controller."""
+    """One process, one schedule, a lane per controller; health, status and metrics controller
+    by controller."""
     jenkins.add_job("app")
     jenkins.add_build("app")
     second.add_job("app")
@@ -764,7 +765,11 @@ def test_run_serves_every_controller_one_down_does_not_stop_the_other(
         wait_until(lambda: len(sei.accepted) == 1, 10, "the first controller's build")
         jenkins.add_build("app")
         wait_until(lambda: len(sei.accepted) == 2, 10, "a later cycle of the first controller")
-        code, health = agent.health()
+        # each controller has a lane of its own: the first does not wait for the second's
+        # retries to fail
+        code, health = wait_until(
+            lambda: (h := agent.health())[0] == 503 and h, 15, "the second controller's failure"
+        )
         status = agent.status()
         metrics = agent.metrics()
     assert code == 503 and set(health["controllers"]) == {"ci-a", "127.0.0.1"}

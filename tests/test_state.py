@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -182,3 +185,90 @@ def test_read_only_needs_no_lock_and_writes_nothing(tmp_path: Path) -> None:
             assert reader.jobs("g")["j"].anchor == (1, 10)
             with pytest.raises(StateError, match="read only"):
                 reader.save()
+
+
+def test_files_are_0600_and_folders_0700_whatever_the_umask(tmp_path: Path) -> None:
+    path = tmp_path / "made" / "here" / "state.json"
+    old = os.umask(0)
+    try:
+        with StateFile(path) as state:
+            state.jobs("g")["j"] = JobState()
+            state.save()
+    finally:
+        os.umask(old)
+    modes = {
+        p.name: stat.S_IMODE(p.stat().st_mode) for p in (path, path.parent, path.parent.parent)
+    }
+    assert modes == {"state.json": 0o600, "here": 0o700, "made": 0o700}
+    assert stat.S_IMODE(Path(f"{path}.lock").stat().st_mode) == 0o600
+
+
+def test_a_folder_anyone_may_write_is_refused_naming_it(tmp_path: Path) -> None:
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    folder.chmod(0o1777)  # sticky or not: anyone may plant a name there
+    with pytest.raises(StateError, match=rf"{folder}, the folder of the state file.*o-w"):
+        StateFile(folder / "state.json").open()
+    with pytest.raises(StateError, match="may be written by any user"):
+        StateFile(folder / "state.json").probe()
+    assert list(folder.iterdir()) == []  # not even a lock file
+
+
+def test_a_symlink_planted_at_the_old_temporary_name_is_never_written_through(
+    tmp_path: Path,
+) -> None:
+    """The old temporary name was predictable (pid): a symlink there aimed the write."""
+    victim = tmp_path / "victim"
+    victim.write_text("root's own")
+    path = tmp_path / "state.json"
+    with StateFile(path) as state:
+        # planted while the agent runs (leftovers are removed when it opens the file)
+        (tmp_path / f".state.json.{os.getpid()}.tmp").symlink_to(victim)
+        state.jobs("g")["j"] = JobState()
+        state.save()
+    assert victim.read_text() == "root's own"
+    assert json.loads(path.read_text())["version"] == 1
+
+
+def test_two_agents_reaching_one_file_through_a_symlink_take_one_lock(tmp_path: Path) -> None:
+    real = tmp_path / "real" / "state.json"
+    real.parent.mkdir()
+    alias = tmp_path / "alias.json"
+    alias.symlink_to(real)
+    with StateFile(real), pytest.raises(StateError, match="in use by another agent"):
+        StateFile(alias).open()
+    with StateFile(alias) as state:
+        state.jobs("g")["j"] = JobState()
+        state.save()
+    assert alias.is_symlink() and "j" in real.read_text()  # written where the link points
+
+
+def test_lanes_save_one_file_each_serialising_only_its_own_section(tmp_path: Path) -> None:
+    """`run` serves each controller on its own thread, all saving one file: a snapshot never
+    reads another lane's section while it changes, and the file written last is the newest."""
+    path = tmp_path / "state.json"
+    failures: list[BaseException] = []
+
+    def lane(state: StateFile, guid: str) -> None:
+        try:
+            jobs = state.jobs(guid)
+            for n in range(1, 1501):
+                job = jobs.setdefault(f"job-{n % 300}", JobState())
+                job.sent.add(n, n)
+                job.changed()
+                if n % 25 == 0:
+                    state.write(state.snapshot(reuse=True, controller=guid))
+        except BaseException as exc:
+            failures.append(exc)
+
+    with StateFile(path) as state:
+        lanes = [threading.Thread(target=lane, args=(state, g)) for g in ("a", "b", "c")]
+        for thread in lanes:
+            thread.start()
+        for thread in lanes:
+            thread.join()
+    assert failures == []
+    with StateFile(path, read_only=True) as state:
+        assert {g: sum(j.sent.count() for j in state.jobs(g).values()) for g in "abc"} == {
+            g: 1500 for g in "abc"
+        }

@@ -9,6 +9,8 @@ down to them even when nothing new started, and sends them.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import logging
 import sys
@@ -16,10 +18,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from agent.cli.tables import table
 from agent.config import ConfigError, Settings
+from agent.logs import redact, secrets_of
 from agent.state import JobState, StateFile
 
 log = logging.getLogger(__name__)
@@ -117,8 +120,29 @@ def main(args: argparse.Namespace, controllers: list[Settings]) -> int:
         "import": _import,
     }
     read_only = args.state_command in ("show", "export")  # beside a running service, too
-    with StateFile(controllers[0].agent.state_file, read_only=read_only) as state:
+    # A dead letter written before refusals were redacted may hold a key SEI echoed back:
+    # what these commands print is redacted like a log line.
+    secrets = [secret for c in controllers for secret in secrets_of(c)]
+    with (
+        StateFile(controllers[0].agent.state_file, read_only=read_only) as state,
+        contextlib.redirect_stdout(_Redacting(sys.stdout, secrets)),
+    ):
         return handlers[args.state_command](args, state)
+
+
+class _Redacting(io.TextIOBase):
+    """A text stream that blanks the configured secrets in what is written to it."""
+
+    def __init__(self, stream: TextIO, secrets: list[str]) -> None:
+        self._stream = stream
+        self._secrets = secrets
+
+    def write(self, text: str) -> int:
+        self._stream.write(redact(text, self._secrets))
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
 
 
 # -- show -----------------------------------------------------------------------------------

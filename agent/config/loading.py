@@ -325,6 +325,7 @@ def load_controllers(
         for where, mine in own
     ]
     first_with: dict[str, Settings] = {}
+    first_at: dict[str, Settings] = {}
     for settings in controllers:
         guid = settings.sei.instance_guid
         if guid == PLACEHOLDER_GUID:  # not registered yet: the commands that send say so
@@ -337,6 +338,15 @@ def load_controllers(
             )
         if guid:
             first_with[guid] = settings
+        # one controller twice would send every build twice, under two instances
+        url = settings.jenkins_base.lower() if settings.jenkins.url else None
+        if url in first_at:
+            raise ConfigError(
+                f"{settings.name_of('jenkins.url')} is the URL of "
+                f"{first_at[url].name_of('jenkins.url')} too; list each controller once"
+            )
+        if url:
+            first_at[url] = settings
     return controllers
 
 

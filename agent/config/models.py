@@ -370,7 +370,9 @@ class AgentSettings(BaseModel):
     ci_jobs: Globs = Field(default_factory=list)
     library_repos: Globs = Field(default_factory=list)
     project_name: str | None = None
-    max_artifacts: int = Field(20, ge=0, description="archived files sent as artifacts per build")
+    max_artifacts: int = Field(
+        20, ge=0, le=100, description="archived files sent as artifacts per build (at most 100)"
+    )
     rules: list[Rule] = Field(default_factory=list)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"

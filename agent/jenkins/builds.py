@@ -1,17 +1,22 @@
 """Step 2 of the flow: read a job's builds, newest first, many per request.
 
 Each page carries every mapped field of up to `page_size` builds, so reading costs one request
-per page, never one per build. Paging stops as soon as the caller has what it needs.
+per page, never one per build. Paging stops as soon as the caller has what it needs. A page
+over the answer cap (huge parameter values, change sets) is asked again at half the size, down
+to one build, rather than losing the job.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
-from agent.jenkins.client import JenkinsClient, JenkinsNotFound
+from agent.jenkins.client import JenkinsClient, JenkinsNotFound, JenkinsTooLarge
 from agent.jenkins.endpoints import BUILD_FIELDS, BUILDS_CAP, api_json, build_path, builds_tree
 from agent.jenkins.types import Job, Window
+
+log = logging.getLogger(__name__)
 
 
 def read_builds(
@@ -24,7 +29,21 @@ def read_builds(
         end = start + size
         if start < BUILDS_CAP < end:
             end = BUILDS_CAP  # one page never straddles `builds` and `allBuilds`
-        answer = client.get_json(api_json(job.path), builds_tree(start, end), kind="builds")
+        try:
+            answer = client.get_json(api_json(job.path), builds_tree(start, end), kind="builds")
+        except JenkinsTooLarge as exc:
+            if end - start == 1:
+                raise JenkinsTooLarge(f"{exc}: build #{start + 1} from the newest alone") from None
+            page_size = size = (end - start) // 2
+            log.warning(
+                "%s: %d builds are over the answer cap in one listing (%s); reading %d a "
+                "request from now on, in this run (JENKINS_PAGE_SIZE)",
+                job.full_name,
+                end - start,
+                exc,
+                size,
+            )
+            continue
         key = "builds" if end <= BUILDS_CAP else "allBuilds"
         listed = answer.get(key)
         listed = listed if isinstance(listed, list) else []

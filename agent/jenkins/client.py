@@ -19,13 +19,16 @@ from agent.config import JenkinsSettings
 from agent.logs import Outage
 from agent.transport import (
     Answer,
+    Elsewhere,
     Http,
     Redirected,
     Retryable,
     TooLarge,
     TransportFailure,
+    Undecodable,
     Unreachable,
     http_date,
+    let_go,
     retry_after,
     retry_policy,
 )
@@ -33,10 +36,13 @@ from agent.transport import (
 log = logging.getLogger(__name__)
 # The most of one answer held in memory. No answer the agent asks for comes near it (a listing
 # page of 100 builds with big change sets is a few MB); a larger one, or one that inflates past
-# it from gzip, is refused as it arrives rather than filling the agent's memory.
-ANSWER_MAX_MIB = 64
-# What a GET gives its caller: JSON, JSON and the Date it was answered at, a file, the answer.
-Expect = Literal["json", "dated", "bytes", "answer"]
+# it from gzip, is refused as it arrives rather than filling the agent's memory; a listing page
+# over it is read again in smaller pages (agent/jenkins/builds.py). All answers being read at
+# once by one client hold at most agent/transport.py's HELD_MIB.
+ANSWER_MAX_MIB = 32
+# What a GET gives its caller: JSON, JSON and the Date it was answered at, a file (which may be
+# stored on another host), the answer.
+Expect = Literal["json", "dated", "file", "answer"]
 
 
 class JenkinsError(Exception):
@@ -49,6 +55,15 @@ class JenkinsNotFound(JenkinsError):
 
 class JenkinsTooLarge(JenkinsError):
     """An answer is larger than its reader holds in memory: it was not read to its end."""
+
+
+class JenkinsStorageError(JenkinsError):
+    """An artifact Jenkins redirected to another host (S3 and its kin) could not be read
+    there; the retries, each asking Jenkins for a fresh URL, are spent."""
+
+
+class _StorageRetryable(Retryable):
+    """A failure at the storage host worth another attempt (5xx, 429, no connection)."""
 
 
 class JenkinsUnavailable(JenkinsError):
@@ -142,8 +157,10 @@ class JenkinsClient:
 
     def get_bytes(self, path: str, *, kind: str, limit: int) -> bytes:
         """GET a file, such as an archived artifact; JenkinsTooLarge, without reading the rest,
-        once it passes `limit` bytes."""
-        return self._retrying(path, None, kind, "bytes", limit)  # type: ignore[no-any-return]
+        once it passes `limit` bytes. Jenkins may redirect it to the host that stores the
+        artifacts: it is read there without the credentials, and JenkinsStorageError says when
+        it cannot be."""
+        return self._retrying(path, None, kind, "file", limit)  # type: ignore[no-any-return]
 
     def get(self, path: str, *, kind: str) -> Answer:
         """GET `path` and give the answer whatever its status, after the retries of
@@ -165,6 +182,8 @@ class JenkinsClient:
             self._outage.answered()
             return answer
         except Retryable as exc:
+            if isinstance(exc, _StorageRetryable):
+                raise JenkinsStorageError(str(exc)) from None
             if exc.unreachable:
                 raise JenkinsUnavailable(str(exc), exc.proxy) from None
             raise JenkinsError(str(exc)) from None
@@ -183,7 +202,13 @@ class JenkinsClient:
             self._limiter.try_acquire("jenkins")
         where = f"{self.base}{path}"
         try:
-            response = self._http.request("GET", path, params=params, limit=limit)
+            response = self._http.request(
+                "GET", path, params=params, limit=limit, elsewhere=expect == "file"
+            )
+        except Elsewhere as exc:
+            if exc.retryable:
+                raise _StorageRetryable(f"{where} is stored at {exc}") from None
+            raise JenkinsStorageError(f"{where} is stored at {exc}") from None
         except Unreachable as exc:
             raise Retryable(
                 f"Jenkins at {self.base} cannot be reached ({exc}); "
@@ -196,15 +221,36 @@ class JenkinsClient:
         except Redirected as exc:
             raise JenkinsUnavailable(f"{exc}; check JENKINS_URL") from None
         except TooLarge as exc:
+            beside = " with the answers read beside it" if exc.together else ""
             raise JenkinsTooLarge(
-                f"Jenkins answered {where} with over {exc.limit >> 20} MiB; not read further"
+                f"Jenkins answered {where} with over {exc.limit >> 20} MiB{beside}; not read "
+                "further"
             ) from None
+        except Undecodable as exc:
+            raise JenkinsError(f"Jenkins answered {where} unreadably: {exc}") from None
         except httpx.InvalidURL as exc:  # a name or an id from an answer, too long for a URL
             raise JenkinsError(f"cannot ask Jenkins for {where[:200]}: {exc}") from None
         if response.redirects:
             with self._count_lock:
                 self.requests[kind] += response.redirects
+        try:
+            return self._judged(response, where, expect)
+        except BaseException as exc:
+            # A failure's traceback keeps the frames it passed, and with them this answer (up
+            # to the cap), until the cyclic collector runs: 30 MiB of junk JSON, tried three
+            # times, held 120 MiB a read. The answer is let go now.
+            let_go(exc)
+            del response
+            raise
+
+    def _judged(self, response: Answer, where: str, expect: Expect) -> Any:
+        """What the answer gives the caller, or the failure it is."""
         status = response.status
+        if response.elsewhere and not 200 <= status < 300:
+            failed = f"{where} is stored at {response.elsewhere}, which answered HTTP {status}"
+            if status == 429 or status >= 500:
+                raise _StorageRetryable(failed, retry_after(response.header("retry-after")))
+            raise JenkinsStorageError(failed)
         if status == 429 or status >= 500:
             raise Retryable(
                 f"Jenkins answered HTTP {status} on {where}",
@@ -226,7 +272,7 @@ class JenkinsClient:
             raise JenkinsNotFound(f"not found: {where}")
         if status >= 300:
             raise JenkinsError(f"Jenkins answered HTTP {status} on {where}")
-        if expect == "bytes":
+        if expect == "file":
             return response.body
         if "html" in (response.header("content-type") or ""):
             raise JenkinsUnavailable(

@@ -19,7 +19,12 @@ from collections import OrderedDict
 from typing import Any
 
 from agent.jenkins.causes import start_causes, upstream_of
-from agent.jenkins.client import JenkinsClient, JenkinsNotFound, JenkinsTooLarge
+from agent.jenkins.client import (
+    JenkinsClient,
+    JenkinsNotFound,
+    JenkinsStorageError,
+    JenkinsTooLarge,
+)
 from agent.jenkins.endpoints import (
     CAUSE_FIELDS,
     api_json,
@@ -116,8 +121,9 @@ class DetailReader:
             return build
 
     def _manifests(self, job: Job, build: dict[str, Any]) -> tuple[Any, ...]:
-        """The JSON of every manifest the build archived; one that is gone, too large or not
-        JSON is left out with a warning naming the build."""
+        """The JSON of every manifest the build archived; one that is gone, too large, not JSON
+        or unreadable at the storage Jenkins redirects it to (S3 and its kin, whose failures
+        a retry next run would not mend) is left out with a warning naming the build."""
         found = []
         number = build["number"]
         for relative in manifest_paths(build):
@@ -128,6 +134,8 @@ class DetailReader:
                 found.append(json.loads(raw))
             except JenkinsNotFound:
                 continue
+            except JenkinsStorageError as exc:
+                problem = f"cannot be read where Jenkins keeps it ({exc})"
             except JenkinsTooLarge:
                 problem = f"is too large (over {MANIFEST_MAX_MIB} MiB)"
             except RecursionError:

@@ -8,6 +8,7 @@ requests whatever the number of jobs.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -17,6 +18,8 @@ from urllib.parse import urlsplit
 from agent.jenkins.client import JenkinsClient, JenkinsError
 from agent.jenkins.endpoints import api_json, discovery_tree, job_path
 from agent.jenkins.types import Job
+
+log = logging.getLogger(__name__)
 
 
 def matches(full_name: str, include: list[str], exclude: list[str]) -> bool:
@@ -112,6 +115,10 @@ def _walk(
             continue
         name = item.get("name")
         if not isinstance(name, str) or not name:
+            continue
+        if name in (".", ".."):  # jenkins.model.Jenkins#checkGoodName refuses them; job/../
+            where = "/".join(parent) or "the root"  # would read the folder above as a job
+            log.warning("an item named %r in %s is skipped: no job can be named so", name, where)
             continue
         names = (*parent, name)
         cls = item.get("_class") if isinstance(item.get("_class"), str) else None

@@ -14,6 +14,14 @@ from urllib.parse import quote
 from agent.jenkins.names import MAVEN_MODULE_SET
 from agent.jenkins.reading import dicts
 
+# Archived at the root of a build's artifacts, these describe its artifacts for SEI.
+MANIFEST_NAMES = ("artifact-manifest.json", "sei-artifacts.json")
+# The archived files a listing carries per build: what the payload can send (AGENT_MAX_ARTIFACTS,
+# at most 100) and the manifests. A build archiving 8,000 files listed them all, in every page:
+# 50 such builds took 294 MB. Of parameters, as many as any job declares.
+ARTIFACTS_LISTED = 100 + len(MANIFEST_NAMES)
+PARAMETERS_LISTED = 200
+
 # Fields of one build that the payload is mapped from. Actions are matched by their fields, so
 # the same query serves controllers that omit `_class` (Jenkins 1.x).
 # Of a Pipeline's environment (EnvActionImpl) only the one variable the mapping reads is asked
@@ -22,13 +30,13 @@ BUILD_FIELDS = (
     "number,timestamp,duration,result,building,"
     "actions["
     "causes[shortDescription,userId,userName,upstreamProject,upstreamBuild,upstreamUrl],"
-    "parameters[name,value],"
+    f"parameters[name,value]{{0,{PARAMETERS_LISTED}}},"
     "lastBuiltRevision[SHA1,branch[SHA1,name]],remoteUrls,"
     "environment[SEI_SCM_COMMIT_IDS]"
     "],"
     "changeSet[kind,items[commitId,revision]],"
     "changeSets[kind,items[commitId,revision]],"
-    "artifacts[fileName,relativePath]"
+    f"artifacts[fileName,relativePath]{{0,{ARTIFACTS_LISTED}}}"
 )
 
 # What an upstream build contributes to a trigger chain: its own causes, nothing else.
@@ -178,11 +186,12 @@ def graph_steps(names: tuple[str, ...], number: int, paths: GraphViewPaths) -> s
     return f"{build_path(names, number)}{paths.steps}"
 
 
-# Archived at the root of a build's artifacts, these describe its artifacts for SEI.
-MANIFEST_NAMES = ("artifact-manifest.json", "sei-artifacts.json")
-
-
 def manifest_paths(build: dict[str, Any]) -> list[str]:
-    """Relative paths of the artifact manifests the build archived at its root."""
-    names = {str(a.get("relativePath")) for a in dicts(build.get("artifacts"))}
-    return [name for name in MANIFEST_NAMES if name in names]
+    """Relative paths of the artifact manifests the build archived at its root: those listed,
+    and when the listing was cut at ARTIFACTS_LISTED, the others too (Jenkins lists files by
+    path, hudson.model.Run#addArtifacts: a manifest may be past the cut; one that is not
+    there answers 404)."""
+    listed = dicts(build.get("artifacts"))
+    names = {str(a.get("relativePath")) for a in listed}
+    cut = len(listed) >= ARTIFACTS_LISTED
+    return [name for name in MANIFEST_NAMES if cut or name in names]

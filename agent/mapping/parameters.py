@@ -13,8 +13,9 @@ from agent.sei.payload import Param
 _SECRET_PARAM = re.compile(r"Password|Credentials|FileParameter", re.IGNORECASE)
 
 
-# Jenkins 1.x sends parameters without `_class`: then the name is all there is to go by.
-_SECRET_NAME = re.compile(r"password|passwd|secret|token|key|credential", re.IGNORECASE)
+# Jenkins 1.x sends parameters without `_class`: then the name is all there is to go by, and
+# any name that may hold a secret is held back (SSH_PASSPHRASE, DB_PASS, PWD, AUTH, API_KEY).
+_SECRET_NAME = re.compile(r"pass|pwd|auth|token|key|secret|credential", re.IGNORECASE)
 
 
 def parameters(actions: Any) -> list[Param]:

@@ -30,6 +30,8 @@ from agent.sei.client import SeiClient
 from agent.state import StateFile
 
 log = logging.getLogger(__name__)
+# The most the lookback floor follows a controller's clock ahead of this machine's (its Date).
+MAX_AHEAD_MS = 3_600_000
 
 
 def now_ms() -> int:
@@ -96,6 +98,7 @@ class Collector:
         self.ledger = Ledger(self.report, dry_run=dry_run, output=output)
         self.tracked = state.jobs(guid, settings.jenkins_base)
         self._said_url = False
+        self._said_skew = False
         self._skew_ms = 0  # the controller's clock minus the agent's, as discovery found it
 
     def sync(self, extra_globs: list[str] | None = None) -> Report:
@@ -119,7 +122,7 @@ class Collector:
         )
         self.details.naming = naming
         if inventory.clock_ms is not None:
-            self._skew_ms = inventory.clock_ms - self.clock()
+            self._skew_ms = self._bounded_skew(inventory.clock_ms - self.clock())
         self.context = replace(
             self.context, naming=naming, instance_url=self._instance_url(inventory.root_url)
         )
@@ -134,6 +137,22 @@ class Collector:
             )
         self.report.jobs = len(found)
         return found
+
+    def _bounded_skew(self, skew_ms: int) -> int:
+        """How far the controller's clock is ahead, as its Date header says, at most
+        MAX_AHEAD_MS: a proxy's Date two days ahead would lift a new job's lookback floor
+        over its recent builds. Behind is taken as it is (a lower floor only reads more)."""
+        if skew_ms <= MAX_AHEAD_MS:
+            return skew_ms
+        if not self._said_skew:
+            self._said_skew = True
+            log.warning(
+                "Jenkins (or a proxy in between) dates its answers %.1f h ahead of this "
+                "machine's clock; the lookback is taken at most %d h ahead of it",
+                skew_ms / 3_600_000,
+                MAX_AHEAD_MS // 3_600_000,
+            )
+        return MAX_AHEAD_MS
 
     def jenkins_now(self) -> int:
         """The controller's clock (ms), which its build times are on: the agent's, moved by
@@ -160,7 +179,11 @@ class Collector:
         save = not self.dry_run
         runner: BoundedRunner[Any] = BoundedRunner(
             self.settings.sei.concurrency,
-            snapshot=(lambda: self.state.snapshot(reuse=True)) if save else None,
+            snapshot=(
+                lambda: self.state.snapshot(reuse=True, controller=self.context.instance_guid)
+            )
+            if save
+            else None,
             write=self.state.write if save else None,
         )
         return running(runner)

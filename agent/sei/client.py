@@ -21,7 +21,7 @@ from typing import Any
 from tenacity import RetryCallState
 
 from agent.config import SeiSettings
-from agent.logs import Outage
+from agent.logs import Outage, redact
 from agent.transport import (
     Answer,
     Http,
@@ -29,6 +29,7 @@ from agent.transport import (
     Retryable,
     TooLarge,
     TransportFailure,
+    Undecodable,
     Unreachable,
     retry_after,
     retry_policy,
@@ -82,6 +83,7 @@ class SeiClient:
         endpoint = settings.endpoint()
         self.base = endpoint.base
         self._settings = settings
+        self._secrets = [endpoint.api_key.get_secret_value()]  # kept from what SEI echoes
         self._http = Http(
             self.base,
             settings,
@@ -164,6 +166,12 @@ class SeiClient:
             raise Retryable(f"SEI connection failed on {where}: {exc}") from None
         except Redirected as exc:
             raise SeiUnavailable(f"{exc}; check SEI_BASE_URL", unreachable=True) from None
+        except Undecodable as exc:
+            raise SeiUnavailable(
+                f"{where} answered unreadably ({exc}), not as SEI answers: the build is kept to "
+                "be sent again; check SEI_BASE_URL and any proxy in between",
+                unreachable=True,
+            ) from None
         except TooLarge:
             raise SeiUnavailable(
                 f"{where} answered with over {ANSWER_MAX_BYTES >> 10} KiB, not SEI's answer: the "
@@ -200,7 +208,9 @@ class SeiClient:
         if status in (408, 429) or status >= 500:
             wait = retry_after(response.header("retry-after"))
             raise Retryable(f"SEI answered HTTP {status} on {where}", wait)
-        return Refusal(status=status, message=_server_message(response))
+        # A 400 may echo the request's headers, the key among them: the message becomes a
+        # dead letter that `state show` prints, so it is redacted like a log line.
+        return Refusal(status=status, message=redact(_server_message(response), self._secrets))
 
 
 def _from_sei(response: Answer) -> bool:

@@ -1,7 +1,9 @@
 """`run`: the agent as a long-running service, the way it is deployed beside Jenkins.
 
-Each cycle is exactly what `sync` does, for every controller in turn (a satellite.yml may list
-several); one controller that cannot be read does not stop the others. The state file stays
+Each cycle is exactly what `sync` does, for one controller (a satellite.yml may list several):
+each controller has a lane of its own, its own cycles on its own thread with its own clients and
+worker budget, so a slow, failing or hostile controller never delays another's cycles or its
+health. The state file stays
 locked and the clients open for the life of the process, so a second agent on the same file
 exits at once. Cycles never overlap, and a late one runs once rather than in a burst. SIGTERM
 or SIGINT lets the builds in flight finish, saves the state and exits 143 or 130; /healthz,
@@ -10,6 +12,7 @@ or SIGINT lets the builds in flight finish, saves the state and exits 143 or 130
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -21,7 +24,7 @@ from typing import Any
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from agent import __version__
-from agent.config import SeiSettings, Settings
+from agent.config import RESULTS, SeiSettings, Settings
 from agent.jenkins.client import JenkinsClient, JenkinsError
 from agent.jenkins.details import DetailReader
 from agent.logs import redact, secrets_of
@@ -29,7 +32,7 @@ from agent.pipeline import Collector
 from agent.sei.client import Refusal, SeiClient, SeiRefused, SeiUnavailable
 from agent.service.health import KEPT_CYCLES, Cycle, evaluate_health, iso, summarize
 from agent.service.metrics import Metrics
-from agent.service.schedule import Schedule, start_scheduler, utcnow
+from agent.service.schedule import Schedule, lane_id, start_scheduler, utcnow
 from agent.service.web import StatusServer
 from agent.state import StateError, StateFile
 from agent.stopping import stop_on_signals
@@ -50,7 +53,8 @@ class MeteredSeiClient(SeiClient):
         self.last_accepted: datetime | None = None
 
     def send_build(self, payload: dict[str, Any]) -> Refusal | Answer:
-        result = str(payload.get("result") or "UNKNOWN")
+        said = payload.get("result")
+        result = said if said in RESULTS else "UNKNOWN"  # a closed set: one series per value
         try:
             outcome = super().send_build(payload)
         except (SeiUnavailable, SeiRefused):
@@ -137,7 +141,8 @@ class Service:
             extra={"fields": {"port": server.port, "schedule": self.schedule.description}},
         )
         try:
-            self._scheduler = start_scheduler(self.schedule, self.cycle, first=self.clock())
+            lanes = [functools.partial(self._lane, c) for c in self.controllers]
+            self._scheduler = start_scheduler(self.schedule, lanes, first=self.clock())
             try:
                 self.stop.wait()
                 log.info("stopping: the builds in flight finish, then the state is saved")
@@ -148,11 +153,14 @@ class Service:
             self.state.save()
 
     def cycle(self) -> None:
-        """One sync of every controller in turn; one controller's failure is its own, and
-        nothing raised here ends the service."""
+        """One sync of every controller in turn (tests; `serve` gives each its own lane)."""
         for controller in self.controllers:
-            if self.stop.is_set():
-                return
+            self._lane(controller)
+
+    def _lane(self, controller: Controller) -> None:
+        """One cycle of one controller's lane; its failure is its own, and nothing raised here
+        ends the service."""
+        if not self.stop.is_set():
             self._cycle(controller)
 
     def _cycle(self, controller: Controller) -> None:
@@ -273,20 +281,25 @@ class Service:
 
     def status(self) -> dict[str, Any]:
         healthy, health = self.health()
-        job = self._scheduler.get_job("sync") if self._scheduler else None
+        lanes = [
+            self._scheduler.get_job(lane_id(i)) if self._scheduler else None
+            for i in range(len(self.controllers))
+        ]
+        job = lanes[0]
         with self._lock:
             controllers: list[dict[str, Any]] = [
                 {
                     "controller": c.label,
                     "url": c.settings.jenkins.url,
                     "instance_guid": c.settings.sei.instance_guid,
+                    "next_cycle": iso(lane.next_run_time) if lane else None,
                     "cycle_running_since": iso(c.running_since),
                     "cycles": [cycle.to_json() for cycle in reversed(c.cycles)],
                     "state": dict(c.summary),
                     "jenkins_requests": dict(c.jenkins.requests),
                     "sei_requests": c.sei.requests,
                 }
-                for c in self.controllers
+                for c, lane in zip(self.controllers, lanes, strict=True)
             ]
         body: dict[str, Any] = {
             "version": __version__,

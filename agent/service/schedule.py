@@ -3,7 +3,7 @@ a late one run once rather than in a burst."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -60,20 +60,29 @@ class Schedule:
         return moment
 
 
+def lane_id(index: int) -> str:
+    """The scheduler job of the `index`th lane: `sync`, `sync-1`, ..."""
+    return "sync" if index == 0 else f"sync-{index}"
+
+
 def start_scheduler(
-    schedule: Schedule, cycle: Callable[[], None], first: datetime
+    schedule: Schedule, cycle: Callable[[], None] | Sequence[Callable[[], None]], first: datetime
 ) -> BackgroundScheduler:
-    """Run `cycle` at `first`, then on `schedule`: one at a time, and a late cycle only once."""
-    scheduler = BackgroundScheduler(executors={"default": ThreadPoolExecutor(1)})
-    scheduler.add_job(
-        cycle,
-        schedule.trigger,
-        id="sync",
-        name="sync cycle",
-        next_run_time=first,
-        max_instances=1,  # a cycle due while one runs is skipped, never run beside it
-        coalesce=True,  # cycles missed while the process could not run become one
-        misfire_grace_time=None,  # however late, that one runs
-    )
+    """Run each cycle at `first`, then on `schedule`, each in a lane of its own (a thread, the
+    job `sync` or `sync-<n>`): one cycle of a lane at a time, a late one only once, and a slow
+    lane never holding another's cycles."""
+    lanes = [cycle] if callable(cycle) else cycle
+    scheduler = BackgroundScheduler(executors={"default": ThreadPoolExecutor(len(lanes))})
+    for index, lane in enumerate(lanes):
+        scheduler.add_job(
+            lane,
+            schedule.trigger,
+            id=lane_id(index),
+            name="sync cycle",
+            next_run_time=first,
+            max_instances=1,  # a cycle due while one runs is skipped, never run beside it
+            coalesce=True,  # cycles missed while the process could not run become one
+            misfire_grace_time=None,  # however late, that one runs
+        )
     scheduler.start()
     return scheduler

@@ -2,6 +2,12 @@
 
 The file is written atomically (temporary file, fsync, rename) and locked for the lifetime of
 the process, so two agents can never interleave their writes.
+
+No one else can steer the writes: the file is used where its path resolves to, so two agents
+reaching it through a symlink take one lock; a folder that others may write to is refused (they
+could plant a symlink where the file or the lock goes); temporary files are made by `mkstemp`
+(O_EXCL: never through a planted symlink); files are 0600 and folders made here 0700 whatever
+the umask.
 """
 
 from __future__ import annotations
@@ -9,6 +15,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import stat
+import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +42,17 @@ class StateFile:
         service may hold it) or anything to write: `--dry-run`, `state show`, `check`."""
         self.path = path
         self.read_only = read_only
-        self._lock = FileLock(str(path) + ".lock", timeout=0)
+        self._real = path.resolve()  # the file itself: where it is locked and written
+        self._lock = FileLock(str(self._real) + ".lock", timeout=0, mode=0o600)
         self._controllers: dict[str, dict[str, Any]] = {}
         self._keys: dict[str, str] = {}  # job name -> its JSON string, for `snapshot`
+        # `run` serves each controller on a thread of its own, all saving this one file: each
+        # serialises only its own section (`snapshot(controller=)`), never another's while that
+        # one changes; the others' texts are as they last serialised them.
+        self._guard = threading.Lock()
+        self._sections: dict[str, str] = {}
+        self._newest: str | None = None  # the latest snapshot: what `write` puts on disk
+        self._writing = threading.Lock()
 
     def __enter__(self) -> StateFile:
         self.open()
@@ -49,9 +66,10 @@ class StateFile:
             self._controllers = self._load()
             return
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _make_folder(self._real.parent)
         except OSError as exc:
             raise StateError(f"cannot create the folder of state file {self.path}: {exc}") from None
+        _refuse_shared(self.path.parent, self._real.parent)
         try:
             self._lock.acquire()
         except Timeout:
@@ -65,9 +83,10 @@ class StateFile:
         except BaseException:
             self._lock.release()
             raise
+        self._sections = {}
         # A crash inside save() leaves its temporary file behind; holding the lock, no other
         # agent can be writing one now.
-        for leftover in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+        for leftover in self._real.parent.glob(f".{self._real.name}.*.tmp"):
             leftover.unlink(missing_ok=True)
 
     def probe(self) -> bool:
@@ -85,6 +104,7 @@ class StateFile:
             )
         if existing != folder:
             return True  # open() creates the folder, and nobody can hold a lock in it yet
+        _refuse_shared(folder, self._real.parent)
         try:
             self._lock.acquire()
         except Timeout:
@@ -118,9 +138,13 @@ class StateFile:
         return _parse(data, str(self.path), problem, advice)
 
     def jobs(self, controller: str, url: str | None = None) -> dict[str, JobState]:
-        section = self._controllers.setdefault(controller, {"url": url, "jobs": {}})
-        if url:
-            section["url"] = url
+        with self._guard:
+            section = self._controllers.get(controller)
+            if section is None:
+                section = self._controllers[controller] = {"url": url, "jobs": {}}
+                self._sections[controller] = self._section(section, reuse=False)  # empty yet
+            if url:
+                section["url"] = url
         jobs: dict[str, JobState] = section["jobs"]
         return jobs
 
@@ -130,7 +154,9 @@ class StateFile:
 
     def remove(self, controller: str) -> None:
         """Drop one controller's section (nothing is written until `save`)."""
-        self._controllers.pop(controller, None)
+        with self._guard:
+            self._controllers.pop(controller, None)
+            self._sections.pop(controller, None)
 
     def to_json(self) -> dict[str, Any]:
         """The whole state as it is written to the file, for `save` and for export."""
@@ -150,30 +176,40 @@ class StateFile:
 
         Raises StateError naming `source` when it is not a state export; this state is then kept.
         """
-        self._controllers = _parse(data, source, f"{source} is not a state export", "")
+        controllers = _parse(data, source, f"{source} is not a state export", "")
+        with self._guard:
+            self._controllers, self._sections = controllers, {}
 
     def save(self) -> None:
         """Write atomically: a crash leaves either the old file or the new one, never half."""
         self.write(self.snapshot())
 
-    def snapshot(self, *, reuse: bool = False) -> str:
+    def snapshot(self, *, reuse: bool = False, controller: str | None = None) -> str:
         """The file's text now (the same as `to_json` serialised); `write` may then put it on
         disk from another thread.
 
         With `reuse`, a job's text from the previous snapshot is used again unless the job was
         marked `changed()` since, so that frequent saves during a run cost what changed rather
-        than the whole file (14 ms for 5,000 jobs, every few builds).
+        than the whole file (14 ms for 5,000 jobs, every few builds). With `controller`, only
+        that section is serialised now: the caller's thread is the only one changing it.
         """
-        sections = ",".join(
-            f'{dumps(key)}:{{"url":{dumps(section.get("url"))},"jobs":{{'
-            + ",".join(
-                f"{self._key(name)}:{job.text(reuse=reuse)}"
-                for name, job in sorted(section["jobs"].items())
+        with self._guard:
+            for key, section in self._controllers.items():
+                if controller is None or key == controller or key not in self._sections:
+                    self._sections[key] = self._section(section, reuse)
+            sections = ",".join(
+                f"{dumps(key)}:{self._sections[key]}" for key in sorted(self._controllers)
             )
-            + "}}"
-            for key, section in sorted(self._controllers.items())
+            text = f'{{"version":{FORMAT_VERSION},"controllers":{{{sections}}}}}\n'
+            self._newest = text
+            return text
+
+    def _section(self, section: dict[str, Any], reuse: bool) -> str:
+        jobs = ",".join(
+            f"{self._key(name)}:{job.text(reuse=reuse)}"
+            for name, job in sorted(section["jobs"].items())
         )
-        return f'{{"version":{FORMAT_VERSION},"controllers":{{{sections}}}}}\n'
+        return f'{{"url":{dumps(section.get("url"))},"jobs":{{{jobs}}}}}'
 
     def _key(self, name: str) -> str:
         key = self._keys.get(name)
@@ -182,23 +218,61 @@ class StateFile:
         return key
 
     def write(self, text: str) -> None:
+        """Put the newest snapshot on disk: `text`, or a later one another thread took (an
+        older one written last would take back that thread's records)."""
         if self.read_only:
             raise StateError(f"state file {self.path} was opened to be read only")
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        with self._writing:
+            self._write(self._newest or text)
+
+    def _write(self, text: str) -> None:
+        real = self._real
+        tmp: Path | None = None
         try:
-            with open(tmp, "w", encoding="utf-8") as handle:
+            fd, name = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".tmp", dir=real.parent)
+            tmp = Path(name)
+            os.fchmod(fd, 0o600)
+            with open(fd, "w", encoding="utf-8") as handle:
                 handle.write(text)
                 handle.flush()
                 os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
-            dir_fd = os.open(self.path.parent, os.O_RDONLY)
+            os.replace(tmp, real)
+            dir_fd = os.open(real.parent, os.O_RDONLY)
             try:
                 os.fsync(dir_fd)
             finally:
                 os.close(dir_fd)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
             raise StateError(f"cannot write state file {self.path}: {exc}") from None
+
+
+def _make_folder(folder: Path) -> None:
+    """Create `folder` and its missing parents 0700, whatever the umask."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    for made in reversed(missing):
+        made.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(made, 0o700)
+
+
+def _refuse_shared(*folders: Path) -> None:
+    """StateError when anyone may write to a folder of the state file: they could plant a
+    symlink where it, its lock or its temporary file goes, and aim the agent's writes."""
+    for folder in folders:
+        try:
+            mode = folder.stat().st_mode
+        except OSError:
+            continue  # not there yet: made 0700 by open()
+        if mode & stat.S_IWOTH:
+            raise StateError(
+                f"{folder}, the folder of the state file, may be written by any user (mode "
+                f"{stat.S_IMODE(mode):o}): refused; give AGENT_STATE_FILE a folder of its own, "
+                f"or chmod o-w {folder}"
+            )
 
 
 def _parse(data: Any, where: str, problem: str, advice: str) -> dict[str, dict[str, Any]]:
