@@ -110,7 +110,7 @@ class StageNode(StepNode):
 class BuildDetails:
     """What a build's listing does not carry, read separately by agent/jenkins/details.py."""
 
-    stages: tuple[StageNode, ...] | None = None  # None: not a pipeline run, or no source
+    stages: tuple[StageNode, ...] | None = None  # None: not a pipeline run, or no source had it
     upstream: Mapping[tuple[str, int], list[dict[str, Any]]] = field(default_factory=dict)
     manifests: tuple[Any, ...] = ()  # each archived manifest's JSON, in MANIFEST_NAMES order
 

@@ -72,7 +72,7 @@ class Detection:
         version = self.versions.get(source)
         return f"{source.title} {version}" if version else source.title
 
-    def start(self, client: JenkinsClient, *, steps: bool) -> tuple[StageSource[Any], ...]:
+    def readers(self, client: JenkinsClient, *, steps: bool) -> tuple[StageSource[Any], ...]:
         """The detected sources, each told what the detection knows of it."""
         listed = self.how != "probe"
         return tuple(
@@ -132,7 +132,7 @@ class StageReader:
                 if self._sources is None:
                     detection = detect(self.client, self.stage_source)
                     log.info("stage source: %s", detection.describe())
-                    self._sources = detection.start(self.client, steps=self.steps)
+                    self._sources = detection.readers(self.client, steps=self.steps)
         return self._sources
 
     def _drop(self, source: StageSource[Any], why: str) -> None:
