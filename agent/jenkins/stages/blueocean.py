@@ -36,7 +36,7 @@ class BlueOcean(StageSource[BlueOceanAnswers]):
         self, client: JenkinsClient, *, steps: bool, version: str | None, listed: bool
     ) -> None:
         super().__init__(client, steps=steps, version=version, listed=listed)
-        self._ask = not listed  # the plugin list could not say: ask the organization once
+        self._ask = not self.listed  # the plugin list could not say: ask the organization once
         self._absent = False
         self._probing = threading.Lock()
 

@@ -69,7 +69,7 @@ class GraphView(StageSource[GraphViewAnswers]):
         self, client: JenkinsClient, *, steps: bool, version: str | None, listed: bool
     ) -> None:
         super().__init__(client, steps=steps, version=version, listed=listed)
-        self._paths = graph_view_paths(version)
+        self._paths = graph_view_paths(self.version)
         self._probing = threading.Lock()  # the runs behind the probing one wait for its answer
 
     def fetch(self, job: Job, number: int) -> GraphViewAnswers:
