@@ -20,7 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from servers import GUID, SEI_KEY, TOKEN, USER
 
-from agent.jenkins.types import BuildDetails, Job, StageData
+from agent.jenkins.stages.wfapi import Wfapi, WfapiAnswers
+from agent.jenkins.types import BuildDetails, Job
 from agent.mapping import MapContext, map_build
 
 
@@ -50,9 +51,8 @@ def main(jenkins_url: str, sei_url: str) -> int:
                     children[stage["id"]] = server.jenkins_request(
                         requests.Request("GET", url)
                     ).json()
-                details = BuildDetails(
-                    stages=StageData(source="wfapi", nodes=describe["stages"], children=children)
-                )
+                answers = WfapiAnswers(describe["stages"], describes=children)
+                details = BuildDetails(stages=Wfapi.normalize(answers))
             job = Job(names=tuple(full_name.split("/")), cls=entry["_class"])
             payload = map_build(build, job, ctx, details).to_json()
             response = session.post(f"{sei_url}/v1/custom-cicd", json=payload, headers=headers)

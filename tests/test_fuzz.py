@@ -39,7 +39,7 @@ import tracemalloc
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -69,8 +69,11 @@ import agent.state.file
 from agent.config import JenkinsSettings, SeiSettings
 from agent.jenkins.client import ANSWER_MAX_MIB, JenkinsClient, JenkinsError
 from agent.jenkins.endpoints import CAUSE_FIELDS, builds_tree, job_path
-from agent.jenkins.stages import StageReader
-from agent.jenkins.types import BuildDetails, Job, StageData
+from agent.jenkins.stages.base import StageSource
+from agent.jenkins.stages.blueocean import BlueOcean, BlueOceanAnswers
+from agent.jenkins.stages.chain import SOURCES
+from agent.jenkins.stages.wfapi import Wfapi, WfapiAnswers
+from agent.jenkins.types import BuildDetails, Job
 from agent.mapping import Unmappable, map_build, parse_manifests
 from agent.sei.client import ANSWER_MAX_BYTES, SeiClient, SeiUnavailable
 from agent.state import JobState, StateError, StateFile
@@ -1200,18 +1203,22 @@ JOBS = [
 ]
 
 
+# A stage source and a run's answers, as its `fetch` hands them to its `normalize`.
+StageSeed = tuple[type[StageSource[Any]], Any]
+
+
 @dataclass(frozen=True)
 class Seeds:
     """Real answers to mutate: builds as listed, stages as each source's reader hands them on,
     upstream builds' actions, manifests."""
 
     builds: list[dict[str, Any]]
-    stages: list[StageData]
+    stages: list[StageSeed]
     upstream: dict[tuple[str, int], list[dict[str, Any]]]
     manifests: list[Any]
 
 
-def recorded_seeds() -> tuple[list[dict[str, Any]], list[StageData]]:
+def recorded_seeds() -> tuple[list[dict[str, Any]], list[StageSeed]]:
     """The captures under tests/fixtures/jenkins (the ones tests/test_golden.py maps)."""
     builds = [
         load(name)
@@ -1224,25 +1231,23 @@ def recorded_seeds() -> tuple[list[dict[str, Any]], list[StageData]]:
             "hygieia/buildDetails_pipeline-duplicate_changeSets.json",
         )
     ]
-    stages = []
+    stages: list[StageSeed] = []
     for _, build, nodes in multibranch_runs():
         builds.append(build)
         if nodes:
-            stages.append(StageData(source="wfapi", nodes=nodes))
-    stages += [StageData(source="blueocean", nodes=load(name)) for name in BLUE_NODE_RECORDINGS]
+            stages.append((Wfapi, WfapiAnswers(nodes)))
+    stages += [(BlueOcean, BlueOceanAnswers(load(name))) for name in BLUE_NODE_RECORDINGS]
     node = {"id": "1", "displayName": "stage", "result": "SUCCESS", "state": "FINISHED"}
     stages += [
-        StageData(source="blueocean", nodes=[node], children={"1": load(name)})
+        (BlueOcean, BlueOceanAnswers([node], steps={"1": load(name)}))
         for name in BLUE_STEP_RECORDINGS
     ]
     stages += [
-        StageData(source="wfapi", nodes=run["stages"])
-        for name in WFAPI_RUN_RECORDINGS
-        for run in load(name)
+        (Wfapi, WfapiAnswers(run["stages"])) for name in WFAPI_RUN_RECORDINGS for run in load(name)
     ]
     describe = load("pipeline-stage-view/checkpoint_resumed_stage_description.json")
     stage = {k: v for k, v in describe.items() if k != "stageFlowNodes"}
-    stages.append(StageData(source="wfapi", nodes=[stage], children={describe["id"]: describe}))
+    stages.append((Wfapi, WfapiAnswers([stage], describes={describe["id"]: describe})))
     return builds, stages
 
 
@@ -1261,13 +1266,11 @@ def seeds(rig: tuple[MutatingJenkins, SeiStandIn]) -> Seeds:
                 job_path(tuple(name.split("/"))) + "api/json", builds_tree(0, 50), kind="builds"
             )["builds"]
         ]
-        stages = []
-        for source in ("graphview", "blueocean", "wfapi"):
-            reader = StageReader(client, steps=True, stage_source=source)
+        stages: list[StageSeed] = []
+        for source in SOURCES:
+            reader = source(client, steps=True, version=None, listed=True)
             for name, number in (("app", 1), ("svc", 1)):
-                data = reader.read(Job(names=(name,)), number)
-                assert data is not None and data.source == source
-                stages.append(data)
+                stages.append((source, reader.fetch(Job(names=(name,)), number)))
         lib = client.get_json("job/lib/1/api/json", CAUSE_FIELDS, kind="upstream")
     finally:
         client.close()
@@ -1285,24 +1288,19 @@ def as_delivered(value: Any) -> Any:
     return Answer(200, httpx.Headers(), serialize(value)).json()
 
 
-def mutated_stages(mutator: Mutator, data: StageData) -> StageData:
-    """Mutated stage answers, in the shapes the reader guarantees whatever was answered: a list
-    of nodes (of objects, but for graphview), a node id -> answer map (lists for Blue Ocean,
-    objects for wfapi), a list of steps."""
-    doc = as_delivered(
-        mutator.document(
-            {"nodes": data.nodes, "children": dict(data.children), "steps": data.steps}
-        )
-    )
+def mutated_stages(mutator: Mutator, seed: StageSeed) -> StageSeed:
+    """Mutated stage answers. Each field keeps the shape its source's `fetch` guarantees
+    whatever was answered (a list, or a node id -> answer map); what is in it is any junk the
+    mutations make."""
+    source, answers = seed
+    original = {f.name: getattr(answers, f.name) for f in fields(answers)}
+    doc = as_delivered(mutator.document(original))
     doc = doc if isinstance(doc, dict) else {}
-    nodes = doc.get("nodes") if isinstance(doc.get("nodes"), list) else []
-    children = doc.get("children") if isinstance(doc.get("children"), dict) else {}
-    steps = doc.get("steps") if isinstance(doc.get("steps"), list) else []
-    if data.source != "graphview":
-        nodes = [node for node in nodes if isinstance(node, dict)]
-    shape = list if data.source == "blueocean" else dict
-    kept = {str(k): v for k, v in children.items() if isinstance(v, shape)}
-    return StageData(source=data.source, nodes=nodes, children=kept, steps=steps)
+    kept = {
+        name: doc[name] if isinstance(doc.get(name), type(value)) else type(value)()
+        for name, value in original.items()
+    }
+    return source, replace(answers, **kept)
 
 
 def mapping_case(seeds: Seeds, seed: int, figures: Figures) -> None:
@@ -1311,15 +1309,15 @@ def mapping_case(seeds: Seeds, seed: int, figures: Figures) -> None:
     rng = random.Random(seed)
     mutator = Mutator(rng)
     build = rng.choice(seeds.builds)
-    stages = rng.choice([*seeds.stages, None])
+    stage_seed = rng.choice([*seeds.stages, None])
     manifest = rng.choice([*seeds.manifests, None])
     upstream = seeds.upstream
     parts = rng.sample(["build", "build", "stages", "manifest", "upstream"], rng.choice((1, 1, 2)))
     try:
         if "build" in parts:
             build = as_delivered(mutator.document(build))
-        if "stages" in parts and stages is not None:
-            stages = mutated_stages(mutator, stages)
+        if "stages" in parts and stage_seed is not None:
+            stage_seed = mutated_stages(mutator, stage_seed)
         if "manifest" in parts:
             manifest = as_delivered(mutator.document(manifest))
         if "upstream" in parts:
@@ -1332,10 +1330,11 @@ def mapping_case(seeds: Seeds, seed: int, figures: Figures) -> None:
     case = f"mapping seed {seed} ({', '.join(parts)}: {'; '.join(mutator.said)[:300]})"
     if not isinstance(build, dict):
         build = {"value": build}  # the listing keeps only objects
-    details = BuildDetails(
-        stages=stages, upstream=upstream, manifests=() if manifest is None else (manifest,)
-    )
-    try:
+    try:  # the stages' reading is as much under test as the mapping
+        stages = None if stage_seed is None else stage_seed[0].normalize(stage_seed[1])
+        details = BuildDetails(
+            stages=stages, upstream=upstream, manifests=() if manifest is None else (manifest,)
+        )
         parse_manifests(details.manifests)
         payload = map_build(build, rng.choice(JOBS), CTX, details).to_json()
     except Unmappable:

@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 
 from agent.jenkins.names import JobNaming
-from agent.jenkins.types import BuildDetails, Job, StageData
+from agent.jenkins.stages.blueocean import BlueOcean, BlueOceanAnswers
+from agent.jenkins.stages.wfapi import Wfapi, WfapiAnswers
+from agent.jenkins.types import BuildDetails, Job
 from agent.mapping import MapContext, map_build, map_job_run
 
 HERE = Path(__file__).parent
@@ -68,7 +70,7 @@ def test_recorded_multibranch_run_payload(
     request: pytest.FixtureRequest,
 ) -> None:
     job = Job(names=tuple(full_name.split("/")), containers=(MULTIBRANCH,))
-    details = BuildDetails(stages=StageData(source="wfapi", nodes=stages) if stages else None)
+    details = BuildDetails(stages=Wfapi.normalize(WfapiAnswers(stages)) if stages else None)
     payload = map_build(build, job, CTX, details).to_json()
     name = f"wfapi_{full_name.replace('/', '_')}_{build['number']}.json"
     check(name, payload, request.config.getoption("--regen-golden"))
@@ -87,7 +89,7 @@ BLUE_NODE_RECORDINGS = [
 
 @pytest.mark.parametrize("recording", BLUE_NODE_RECORDINGS)
 def test_recorded_blue_ocean_nodes_job_run(recording: str, request: pytest.FixtureRequest) -> None:
-    job_run = map_job_run(StageData(source="blueocean", nodes=load(recording))).model_dump(
+    job_run = map_job_run(BlueOcean.normalize(BlueOceanAnswers(load(recording)))).model_dump(
         mode="json", exclude_none=True
     )
     name = "blueocean_" + Path(recording).name.split(".")[0] + ".json"
@@ -105,7 +107,7 @@ BLUE_STEP_RECORDINGS = [
 @pytest.mark.parametrize("recording", BLUE_STEP_RECORDINGS)
 def test_recorded_blue_ocean_steps(recording: str, request: pytest.FixtureRequest) -> None:
     node = {"id": "1", "displayName": "stage", "result": "SUCCESS", "state": "FINISHED"}
-    data = StageData(source="blueocean", nodes=[node], children={"1": load(recording)})
+    data = BlueOcean.normalize(BlueOceanAnswers([node], steps={"1": load(recording)}))
     steps = map_job_run(data).model_dump(mode="json", exclude_none=True)["stages"][0]["steps"]
     name = "blueocean_steps_" + Path(recording).name.split(".")[0] + ".json"
     check(name, steps, request.config.getoption("--regen-golden"))
@@ -122,7 +124,7 @@ WFAPI_RUN_RECORDINGS = [
 @pytest.mark.parametrize("recording", WFAPI_RUN_RECORDINGS)
 def test_recorded_wfapi_runs_job_run(recording: str, request: pytest.FixtureRequest) -> None:
     runs = {
-        run["name"]: map_job_run(StageData(source="wfapi", nodes=run["stages"])).model_dump(
+        run["name"]: map_job_run(Wfapi.normalize(WfapiAnswers(run["stages"]))).model_dump(
             mode="json", exclude_none=True
         )
         for run in load(recording)
@@ -135,7 +137,7 @@ def test_recorded_wfapi_runs_job_run(recording: str, request: pytest.FixtureRequ
 def test_recorded_wfapi_stage_with_steps(request: pytest.FixtureRequest) -> None:
     describe = load("pipeline-stage-view/checkpoint_resumed_stage_description.json")
     stage = {k: v for k, v in describe.items() if k != "stageFlowNodes"}
-    data = StageData(source="wfapi", nodes=[stage], children={describe["id"]: describe})
+    data = Wfapi.normalize(WfapiAnswers([stage], describes={describe["id"]: describe}))
     job_run = map_job_run(data).model_dump(mode="json", exclude_none=True)
     check(
         "wfapi_checkpoint_resumed_stage.json", job_run, request.config.getoption("--regen-golden")

@@ -13,14 +13,14 @@ from sei_standin import SeiStandIn
 from agent.config import Settings
 from agent.jenkins.client import JenkinsClient, JenkinsNotFound
 from agent.jenkins.details import DetailReader
-from agent.jenkins.types import Job, StageData
+from agent.jenkins.stages.graphview import MAX_STEP_TEXT, GraphView, GraphViewAnswers
+from agent.jenkins.types import Job
 from agent.mapping import map_job_run
-from agent.mapping.stages import MAX_STEP_TEXT
 
 
 def job_run(nodes: list[Any], steps: list[Any] | None = None) -> list[dict[str, Any]]:
-    data = StageData(source="graphview", nodes=nodes, steps=steps or [])
-    return map_job_run(data).model_dump(mode="json", exclude_none=True)["stages"]
+    stages = GraphView.normalize(GraphViewAnswers(nodes, steps=steps or []))
+    return map_job_run(stages).model_dump(mode="json", exclude_none=True)["stages"]
 
 
 def node(node_id: Any, name: str, state: str = "success", **fields: Any) -> dict[str, Any]:
@@ -409,8 +409,9 @@ def test_builds_older_than_one_without_an_answer_are_not_asked(
         newer, older = (reader.read(job, {"number": n}).stages for n in (2, 1))
         client.close()
         trees = [path for _, path, _ in sim.requests if path.endswith("/stages/tree")]
+        wfapi_runs = sim.count(r"/app/2/wfapi/describe$"), sim.count(r"/app/1/wfapi/describe$")
     assert newer is not None and older is not None
-    assert (newer.source, older.source) == ("wfapi", "wfapi")
+    assert wfapi_runs == (1, 1)  # both from wfapi
     assert trees == ["/job/app/2/stages/tree"]  # #1 is older than #2: not asked
 
 
@@ -429,7 +430,8 @@ def test_a_gone_build_is_gone_not_older_than_the_plugin(
             reader.read(job, {"number": 2})
         details = reader.read(job, {"number": 1})
         client.close()
-    assert details.stages is not None and details.stages.source == "graphview"
+        read_from = sim.count(r"/app/1/stages/tree$"), sim.count(r"/app/1/wfapi/")
+    assert details.stages is not None and read_from == (1, 0)  # from pipeline-graph-view
 
 
 @pytest.mark.parametrize("paths", ["new", "overview", "old"])

@@ -11,7 +11,9 @@ import pytest
 
 from agent.jenkins.namemangler import mangle
 from agent.jenkins.names import JobNaming
-from agent.jenkins.types import BuildDetails, Job, StageData
+from agent.jenkins.stages.graphview import GraphView, GraphViewAnswers
+from agent.jenkins.stages.wfapi import Wfapi, WfapiAnswers
+from agent.jenkins.types import BuildDetails, Job
 from agent.mapping import (
     MapContext,
     Unmappable,
@@ -810,8 +812,8 @@ def test_stage_times_no_calendar_holds_are_no_start_time() -> None:
     wfapi = {"id": "3", "name": "b", "status": "SUCCESS", "startTimeMillis": 10**20}
     graph = {"id": "4", "name": "c", "state": "success", "startTimeMillis": 2**62}
     for data in (
-        StageData(source="wfapi", nodes=[wfapi]),
-        StageData(source="graphview", nodes=[graph]),
+        Wfapi.normalize(WfapiAnswers([wfapi])),
+        GraphView.normalize(GraphViewAnswers([graph])),
     ):
         [stage] = map_job_run(data).stages
         assert stage.id in ("3", "4") and stage.startTime is None

@@ -10,7 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sei_standin import _null_param, _null_stage_duration, _validate_cicd
 
-from agent.jenkins.types import BuildDetails, Job, StageData
+from agent.jenkins.stages.blueocean import BlueOcean, BlueOceanAnswers
+from agent.jenkins.stages.wfapi import Wfapi, WfapiAnswers
+from agent.jenkins.types import BuildDetails, Job, StageNode
 from agent.mapping import MapContext, Unmappable, map_build
 
 CTX = MapContext(
@@ -174,11 +176,12 @@ node = st.fixed_dictionaries(
         ),
     },
 )
-stages = st.none() | st.builds(
-    StageData,
-    source=st.sampled_from(["blueocean", "wfapi"]),
-    nodes=st.lists(node, max_size=3),
-    children=st.dictionaries(st.sampled_from(["1", "2", "3", "None"]), anything | node, max_size=3),
+# Each source's answers, through its reading: what the mapping is handed.
+children = st.dictionaries(st.sampled_from(["1", "2", "3", "None"]), anything | node, max_size=3)
+stages = (
+    st.none()
+    | st.builds(BlueOceanAnswers, st.lists(node, max_size=3), children).map(BlueOcean.normalize)
+    | st.builds(WfapiAnswers, st.lists(node, max_size=3), children).map(Wfapi.normalize)
 )
 job = st.builds(
     Job,
@@ -216,7 +219,7 @@ manifest = anything | st.fixed_dictionaries(
 )
 @given(build=build, job=job, stages=stages, manifest=manifest)
 def test_mapping_never_raises_and_never_makes_a_payload_sei_drops(
-    build: dict[str, Any], job: Job, stages: StageData | None, manifest: Any
+    build: dict[str, Any], job: Job, stages: tuple[StageNode, ...] | None, manifest: Any
 ) -> None:
     try:
         payload = map_build(build, job, CTX, BuildDetails(stages=stages, manifests=(manifest,)))

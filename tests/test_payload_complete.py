@@ -274,7 +274,7 @@ def test_runs_waiting_for_the_source_detection_then_read_stages_side_by_side(
         client.close()
     assert not meeting.both_reading.broken
     assert sorted(read) == [1, 2]
-    assert all(details.stages and len(details.stages.nodes) == 3 for details in read.values())
+    assert all(details.stages and len(details.stages) == 3 for details in read.values())
     assert sim.count(r"pluginManager") == 1
 
 

@@ -23,13 +23,10 @@ from agent.config.models import CREATE_INSTANCE
 from agent.jenkins.client import JenkinsClient, JenkinsError, JenkinsUnavailable
 from agent.jenkins.discover import NotTheRoot, discover_jobs, matches
 from agent.jenkins.endpoints import WHO_AM_I
-from agent.jenkins.stages import SOURCE_PLUGINS, SOURCES, Detection, detect
+from agent.jenkins.stages.chain import STAGE_PLUGINS, Detection, detect
 from agent.logs import redact, secrets_of
 from agent.sei.client import Refusal, SeiClient, SeiRefused, SeiUnavailable
 from agent.state import StateError, StateFile
-
-# The plugins that give stages, in the agent's order of preference (agent/jenkins/details.py).
-STAGE_PLUGINS = tuple(SOURCE_PLUGINS[source] for source in SOURCES)
 
 # The official Harness SEI plugin (jenkinsci/propelo-job-reporter-plugin): it reports every
 # build from inside Jenkins, under the GUID in its folder (JenkinsInstanceGuidService).

@@ -1,6 +1,6 @@
 """Step 2b of the flow: what a build's listing does not carry, read only when it is needed.
 
-- Stages and steps of pipeline runs (agent/jenkins/stages.py).
+- Stages and steps of pipeline runs (agent/jenkins/stages/).
 - The causes of upstream builds, recursively, cached so that a fan-out of downstream builds
   reads each upstream build once.
 - The archived artifact manifests (both, when a build archived both).
@@ -34,7 +34,7 @@ from agent.jenkins.endpoints import (
 )
 from agent.jenkins.names import JobNaming
 from agent.jenkins.reading import dicts
-from agent.jenkins.stages import StageReader, is_pipeline_run
+from agent.jenkins.stages.chain import StageReader, is_pipeline_run
 from agent.jenkins.types import BuildDetails, Job
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from agent.jenkins.endpoints import job_path
 from agent.jenkins.names import decode_name, is_module_set, is_multibranch
@@ -80,27 +80,37 @@ class Job:
 
 
 @dataclass(frozen=True)
-class StageData:
-    """A run's raw stage answers from the source its controller offers.
+class StepNode:
+    """A step of a pipeline run as every stage source hands it on, in Blue Ocean's words (the
+    ones SEI reads), whatever the source said it in.
 
-    Blue Ocean: `nodes` is `.../nodes/`, `children` maps a node id to its `steps/`.
-    wfapi: `nodes` is the run's `wfapi/describe` stages, `children` maps a node id to that
-    node's `wfapi/describe` (stage steps, or a parallel branch with its steps).
-    pipeline-graph-view: `nodes` is the stage tree's top-level `stages` (`tree` answer's `data`),
-    `steps` every step of the run (`allSteps` answer's `data`), each naming its stage by `stageId`.
+    `id` is the flow node's id as a key: a non-empty string of at most 50 characters
+    (agent/jenkins/stages/base.py, `node_id`). `result` is one of Blue Ocean's results and
+    `state` one of its states; `start_time` is in Blue Ocean's format (a source giving epoch
+    ms is converted), None when unknown; `duration_ms` is never negative.
     """
 
-    source: Literal["blueocean", "wfapi", "graphview"]
-    nodes: list[dict[str, Any]]
-    children: Mapping[str, Any] = field(default_factory=dict)
-    steps: list[dict[str, Any]] = field(default_factory=list)
+    id: str
+    name: str
+    description: str | None
+    result: str
+    state: str
+    start_time: str | None
+    duration_ms: int
+
+
+@dataclass(frozen=True)
+class StageNode(StepNode):
+    """A stage (or a parallel branch, which SEI takes as a stage) with its steps."""
+
+    steps: tuple[StepNode, ...] = ()
 
 
 @dataclass(frozen=True)
 class BuildDetails:
     """What a build's listing does not carry, read separately by agent/jenkins/details.py."""
 
-    stages: StageData | None = None
+    stages: tuple[StageNode, ...] | None = None  # None: not a pipeline run, or no source had it
     upstream: Mapping[tuple[str, int], list[dict[str, Any]]] = field(default_factory=dict)
     manifests: tuple[Any, ...] = ()  # each archived manifest's JSON, in MANIFEST_NAMES order
 

@@ -72,7 +72,7 @@ def map_build(
         project_name=project_name_for(rule.get("project_name") or ctx.project_name, job),
         ci=not cd,
         cd=cd,
-        job_run=map_job_run(details.stages) if details.stages else None,
+        job_run=None if details.stages is None else map_job_run(details.stages),
         artifacts=declared + archived or None,
         cfr_status=rule.get("cfr_status"),
         themes=rule.get("themes"),
