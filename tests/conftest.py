@@ -22,11 +22,10 @@ import pytest
 from jenkins_sim import JenkinsSim
 from sei_standin import SeiStandIn
 
+from agent.app import Controller
 from agent.cli import main
 from agent.config import Settings, load_settings
-from agent.jenkins.client import JenkinsClient
-from agent.pipeline import Collector, Report
-from agent.sei.client import SeiClient
+from agent.pipeline import Report
 from agent.state import StateFile
 
 GUID = "0b5c7a5e-2f5d-4a7e-9a41-6f4b0f3c1d2e"
@@ -285,20 +284,17 @@ class Agent:
         self.by_kind: dict[str, int] = {}
 
     def run(self, command: str = "sync", **kwargs: object) -> Report:
-        jenkins = JenkinsClient(self.settings.jenkins)
-        sei = SeiClient(self.settings.sei)
+        controller = Controller(self.settings)
         try:
             with CheckedStateFile(self.settings.agent.state_file) as state:
-                collector = Collector(self.settings, jenkins, sei, state)
                 if command == "sync":
-                    report = collector.sync(kwargs.get("globs"))  # type: ignore[arg-type]
+                    report = controller.sync(state, kwargs.get("globs"))  # type: ignore[arg-type]
                 else:
-                    report = collector.backfill(0, 2**62, None)
+                    report = controller.backfill(state, 0, 2**62)
         finally:
-            self.jenkins_requests = sum(jenkins.requests.values())
-            self.by_kind = dict(jenkins.requests)
-            jenkins.close()
-            sei.close()
+            self.jenkins_requests = sum(controller.jenkins.requests.values())
+            self.by_kind = dict(controller.jenkins.requests)
+            controller.close()
         return report
 
 

@@ -4,6 +4,7 @@ pyproject.toml, run by .ci/run and by the test below.
 
 - no module imports another by name at run time (importlib, __import__), which the import
   graph would not see;
+- no two modules import each other, directly or through others (type-checking imports too);
 - the CLI knows no path of either side;
 - every Jenkins request path is in the endpoint table, every SEI path in the SEI client.
 """
@@ -16,6 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import grimp
 from conftest import ROOT
 
 AGENT = ROOT / "agent"
@@ -42,6 +44,24 @@ def test_no_module_is_imported_by_name_at_run_time() -> None:
         names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
         modules = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         assert "__import__" not in names and "importlib" not in modules, path
+
+
+def test_no_import_circle_between_modules() -> None:
+    graph = grimp.build_graph("agent")  # imports for type checking are arrows too
+    circles = sorted(
+        (importer, imported)
+        for importer in graph.modules
+        for imported in graph.find_modules_directly_imported_by(importer)
+        if importer < imported and graph.chain_exists(imported, importer)
+    )
+    assert circles == []
+
+
+def test_nothing_but_the_wiring_module_builds_clients_or_runs() -> None:
+    built = re.compile(r"\b(JenkinsClient|SeiClient|DetailReader|Worker|Ledger|Run)\(")
+    for path in AGENT.rglob("*.py"):
+        if path.name != "app.py":
+            assert not built.search(path.read_text()), path
 
 
 def test_the_cli_knows_no_path_of_either_side() -> None:

@@ -21,9 +21,9 @@ from sei_standin import SeiStandIn
 from agent.config import ConfigError, SeiSettings, load_settings
 from agent.logs import TextFormatter
 from agent.mapping.parameters import parameters
+from agent.pipeline import Delivered, Outcome
 from agent.sei.client import Refusal, SeiClient
-from agent.service.loop import MeteredSeiClient
-from agent.service.metrics import Metrics
+from agent.service.metrics import Deliveries, Metrics
 
 # -- parameters without a class: the name is all there is to go by ---------------------------
 
@@ -188,17 +188,13 @@ def test_a_date_two_days_ahead_does_not_hide_a_new_jobs_recent_builds(
 # -- metric labels ---------------------------------------------------------------------------
 
 
-def test_the_result_label_is_one_of_a_closed_set(sei: SeiStandIn) -> None:
+def test_the_result_label_is_one_of_a_closed_set() -> None:
     metrics = Metrics({"ci": lambda: {}})  # type: ignore[dict-item]
-    client = MeteredSeiClient(
-        SeiSettings(base_url=sei.url, api_key=SEI_KEY, retries=0), metrics, "ci", threading.Event()
-    )
-    base = {"instance_guid": GUID, "job_full_name": "app", "start_time": now_ms(), "duration": 1}
+    deliveries = Deliveries(metrics, "ci")
     for number, result in enumerate(["SUCCESS", "weird-1", "weird-2", "FAILURE\n"], 1):
-        client.send_build({**base, "build_number": number, "result": result})
-    client.close()
+        deliveries(Delivered("app", number, result, Outcome.REFUSED))
     text = metrics.render().decode()
-    counted = [  # SEI refuses these bare payloads (400): each a dead letter, counted by result
+    counted = [  # refused by SEI: each a dead letter, counted by result
         line
         for line in text.splitlines()
         if line.startswith("jenkins_sei_agent_builds_") and not line.endswith(" 0.0")

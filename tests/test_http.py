@@ -31,11 +31,11 @@ from conftest import JENKINS_TOKEN, JENKINS_USER, SEI_KEY, Cli, accept_each
 from jenkins_sim import JenkinsSim
 from sei_standin import SeiStandIn
 
+from agent.app import Controller
 from agent.cli import check
 from agent.config import JenkinsSettings, SeiSettings, Settings
 from agent.jenkins.client import JenkinsClient, JenkinsUnavailable
 from agent.logs import setup_logging
-from agent.pipeline import Collector
 from agent.sei.client import SeiClient, SeiUnavailable
 from agent.state import StateFile
 from agent.transport import origin_of, same_origin
@@ -284,20 +284,19 @@ def test_idle_connections_closed_by_the_servers_between_cycles_cost_nothing(
     for name in ("a", "b"):
         jenkins.add_job(name)
         jenkins.add_build(name)
-    client, sei_client = JenkinsClient(settings.jenkins), SeiClient(settings.sei)
+    controller = Controller(settings)
     try:
         with StateFile(settings.agent.state_file) as state:
-            assert Collector(settings, client, sei_client, state).sync().exit_code == 0
+            assert controller.sync(state).exit_code == 0
             time.sleep(0.6)  # idle: the servers close every connection kept alive
             opened = (len(to_jenkins), len(to_sei))
             jenkins.add_build("a")
             jenkins.add_build("b")
             jenkins.reset_requests()
             with caplog.at_level(logging.INFO):
-                report = Collector(settings, client, sei_client, state).sync()
+                report = controller.sync(state)
     finally:
-        client.close()
-        sei_client.close()
+        controller.close()
     assert report.exit_code == 0 and report.sent == 2
     assert len(to_jenkins) > opened[0] and len(to_sei) > opened[1]  # the old ones were gone
     assert jenkins.count() == 3  # discovery and two listings: nothing retried
@@ -328,18 +327,17 @@ def test_connect_failure_mid_run_is_retried_and_the_run_continues(
 
     watcher = threading.Thread(target=outage, daemon=True)
     watcher.start()
-    client, sei_client = JenkinsClient(tuned_settings.jenkins), SeiClient(tuned_settings.sei)
+    controller = Controller(tuned_settings)
     try:
         with StateFile(tmp_path / "mid-run.json") as state:
-            report = Collector(tuned_settings, client, sei_client, state).sync()
+            report = controller.sync(state)
     finally:
-        client.close()
-        sei_client.close()
+        controller.close()
         forwarder.down()
     watcher.join(5)
     assert report.exit_code == 0, report.summary()
     assert sorted(p["job_full_name"] for p in sei.accepted) == ["a", "b", "c"]
-    assert client.requests["builds"] >= 4  # a's listing was asked again
+    assert controller.jenkins.requests["builds"] >= 4  # a's listing was asked again
 
 
 def test_jenkins_that_never_answers_is_unavailable_after_the_retries(

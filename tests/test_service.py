@@ -21,12 +21,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from sei_standin import SeiStandIn
 
 from agent import __version__
+from agent.app import Controller
 from agent.config import AgentSettings, ConfigError, SeiSettings, Settings, load_settings
-from agent.jenkins.client import JenkinsClient
-from agent.pipeline import Collector, Report
+from agent.pipeline import Delivered, Outcome, Report
 from agent.sei.client import SeiClient, SeiUnavailable
 from agent.service.health import Cycle, evaluate_health
-from agent.service.loop import Controller, MeteredSeiClient, Service
+from agent.service.loop import Lane, Service
 from agent.service.metrics import PREFIX, Metrics
 from agent.service.schedule import Schedule, start_scheduler
 from agent.state import StateFile
@@ -175,20 +175,7 @@ def test_stop_cuts_sei_retry_waits_short(sei: SeiStandIn) -> None:
     assert seen == ["503"]  # no try after the stop: the build waits for the next run
 
 
-class _StopAfterFirst(SeiClient):
-    """Asks the collector to stop once the first build is delivered, as SIGTERM would."""
-
-    def __init__(self, settings: SeiSettings, stop: threading.Event) -> None:
-        super().__init__(settings)
-        self.stop = stop
-
-    def send_build(self, payload: dict[str, Any]) -> Any:
-        outcome = super().send_build(payload)
-        self.stop.set()
-        return outcome
-
-
-def test_collector_stops_between_builds_and_the_next_run_sends_the_rest(
+def test_a_run_stops_between_builds_and_the_next_run_sends_the_rest(
     settings: Settings, jenkins: JenkinsSim, sei: SeiStandIn
 ) -> None:
     for name in ("a", "b"):
@@ -196,21 +183,20 @@ def test_collector_stops_between_builds_and_the_next_run_sends_the_rest(
         for _ in range(3):
             jenkins.add_build(name)
     stop = threading.Event()
+
+    def stop_after_first(event: Delivered | Report) -> None:  # as SIGTERM would
+        if isinstance(event, Delivered) and event.outcome is Outcome.SENT:
+            stop.set()
+
     one_at_a_time = settings.sei.model_copy(update={"concurrency": 1})  # one build in flight
     settings = settings.model_copy(update={"sei": one_at_a_time})
-    jenkins_client = JenkinsClient(settings.jenkins)
-    sei_client = _StopAfterFirst(settings.sei, stop)
-    try:
+    with Controller(settings, stop=stop) as controller:
         with StateFile(settings.agent.state_file) as state:
-            first = Collector(settings, jenkins_client, sei_client, state, stop=stop).sync()
+            first = controller.sync(state, observers=[stop_after_first])
         assert first.sent == 1 and len(sei.accepted) == 1
         stop.clear()
-        sei_client.stop = threading.Event()  # no more stops
         with StateFile(settings.agent.state_file) as state:
-            rest = Collector(settings, jenkins_client, sei_client, state, stop=stop).sync()
-    finally:
-        jenkins_client.close()
-        sei_client.close()
+            rest = controller.sync(state)
     assert rest.sent == 5
     delivered = sorted((p["job_full_name"], p["build_number"]) for p in sei.accepted)
     assert delivered == [(job, n) for job in ("a", "b") for n in (1, 2, 3)]
@@ -228,12 +214,12 @@ def test_a_failed_cycle_shows_on_healthz_without_the_credentials(
     data["sei"]["api_key"] = settings.sei.api_key
     broken = load_settings(overrides=data)
     stop = threading.Event()
-    jenkins = JenkinsClient(broken.jenkins)
-    metrics = Metrics({"ci": lambda: jenkins.requests})
-    sei = MeteredSeiClient(broken.sei, metrics, "ci", stop)
+    parts = Controller(broken, stop=stop)
+    metrics = Metrics({"ci": lambda: parts.jenkins.requests})
     with StateFile(tmp_path / "state.json") as state:
-        service = Service([Controller(broken, jenkins, sei)], EVERY_MINUTE, state, metrics, stop)
+        service = Service([Lane(parts, "ci", metrics)], EVERY_MINUTE, state, metrics, stop)
         service.cycle()
+    parts.close()
     healthy, body = service.health()
     assert not healthy and body["status"] == "failing"
     token = settings.jenkins.api_token.get_secret_value()  # type: ignore[union-attr]
@@ -250,14 +236,11 @@ def test_a_recreated_jobs_taken_numbers_show_on_metrics_and_status(
     jenkins.add_build("svc")
     jenkins.add_build("svc")
     stop = threading.Event()
-    client = JenkinsClient(settings.jenkins)
-    metrics = Metrics({"ci": lambda: client.requests})
-    sei_client = MeteredSeiClient(settings.sei, metrics, "ci", stop)
+    parts = Controller(settings, stop=stop)
+    metrics = Metrics({"ci": lambda: parts.jenkins.requests})
     try:
         with StateFile(settings.agent.state_file) as state:
-            service = Service(
-                [Controller(settings, client, sei_client)], EVERY_MINUTE, state, metrics, stop
-            )
+            service = Service([Lane(parts, "ci", metrics)], EVERY_MINUTE, state, metrics, stop)
             service.cycle()
             jenkins.delete_job("svc")
             jenkins.add_job("svc")
@@ -265,8 +248,7 @@ def test_a_recreated_jobs_taken_numbers_show_on_metrics_and_status(
                 jenkins.add_build("svc")
             service.cycle()
     finally:
-        client.close()
-        sei_client.close()
+        parts.close()
     assert sorted(p["build_number"] for p in sei.accepted) == [1, 2, 3]
     taken = metrics.registry.get_sample_value(
         PREFIX + "builds_number_taken_total", {"controller": "ci"}

@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from agent import app
 from agent.cli.controllers import label
 from agent.cli.tables import table
 from agent.config import ConfigError, Settings
@@ -25,7 +26,7 @@ from agent.jenkins.discover import NotTheRoot, discover_jobs, matches
 from agent.jenkins.endpoints import WHO_AM_I
 from agent.jenkins.stages.chain import STAGE_PLUGINS, Detection, detect
 from agent.logs import redact, secrets_of
-from agent.sei.client import Refusal, SeiClient, SeiRefused, SeiUnavailable
+from agent.sei.client import Refusal, SeiRefused, SeiUnavailable
 from agent.state import StateError, StateFile
 
 # The official Harness SEI plugin (jenkinsci/propelo-job-reporter-plugin): it reports every
@@ -180,7 +181,7 @@ def check_sei(settings: Settings) -> list[Check]:
     except ConfigError as exc:
         hint = f"set {base_name} (or SEI_ENVIRONMENT) and {key_name}"
         return [Check("SEI settings", FAIL, str(exc), hint, CONFIG)]
-    client = SeiClient(settings.sei.model_copy(update={"retries": 0}))
+    client = app.sei_client(settings, retries=0)
     where = client.where()
     try:
         outcome = client.check_key()
@@ -231,7 +232,7 @@ def check_controller(settings: Settings) -> list[Check]:
             )
         ]
     # retries=0: check answers at once; the pre-flight of a sync, not a sync
-    client = JenkinsClient(settings.jenkins.model_copy(update={"retries": 0}))
+    client = app.jenkins_client(settings, retries=0)
     try:
         identity = _who_am_i(settings, client)
         checks += identity

@@ -15,11 +15,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from agent import app
 from agent.cli.controllers import label
 from agent.cli.tables import table
 from agent.config import Settings
 from agent.config.models import PLACEHOLDER_GUID
-from agent.jenkins.client import JenkinsClient
 from agent.jenkins.discover import discover, matches
 from agent.jenkins.names import JobNaming
 from agent.jenkins.types import Job
@@ -69,7 +69,7 @@ def main(args: argparse.Namespace, controllers: list[Settings]) -> int:
 
 
 def _listing(settings: Settings, state: StateFile, globs: list[str] | None) -> dict[str, Any]:
-    client = JenkinsClient(settings.jenkins)
+    client = app.jenkins_client(settings)
     try:
         inventory = discover(client, settings.jenkins.folder_depth)
     finally:

@@ -18,15 +18,16 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from agent import __version__
+from agent.app import Controller
 from agent.cli import check, jobs, register
 from agent.cli import state as state_commands
 from agent.cli.controllers import for_each
 from agent.config import ConfigError, Settings, load_controllers
-from agent.jenkins.client import JenkinsClient, JenkinsError, JenkinsUnavailable
+from agent.jenkins.client import JenkinsError, JenkinsUnavailable
 from agent.jenkins.discover import NotTheRoot
 from agent.logs import setup_logging
-from agent.pipeline import Collector, Report
-from agent.sei.client import SeiClient, SeiRefused
+from agent.pipeline import Report
+from agent.sei.client import SeiRefused
 from agent.state import StateError, StateFile
 from agent.stopping import Stop, stop_on_signals
 
@@ -177,19 +178,10 @@ def _deliver(args: argparse.Namespace, controllers: list[Settings], stop: Stop) 
     with state_file as state, _output(args.output) as out:
 
         def collect(settings: Settings) -> Report:
-            jenkins = JenkinsClient(settings.jenkins, stop=stop)
-            sei = None if args.dry_run else SeiClient(settings.sei, stop=stop)
-            try:
-                collector = Collector(
-                    settings, jenkins, sei, state, output=out, dry_run=args.dry_run, stop=stop
-                )
+            with Controller(settings, stop=stop, dry_run=args.dry_run) as controller:
                 if args.command == "sync":
-                    return collector.sync(args.jobs)
-                return collector.backfill(since_ms, until_ms, args.jobs)
-            finally:
-                jenkins.close()
-                if sei:
-                    sei.close()
+                    return controller.sync(state, args.jobs, output=out)
+                return controller.backfill(state, since_ms, until_ms, args.jobs, output=out)
 
         return for_each(controllers, collect)
 

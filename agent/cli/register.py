@@ -25,9 +25,10 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.util import load_yaml_guess_indent
 
+from agent import app
 from agent.config import ConfigError, Settings
 from agent.config.models import PLACEHOLDER_GUID
-from agent.sei.client import INSTANCES, Refusal, SeiClient, SeiUnavailable
+from agent.sei.client import INSTANCES, Refusal, SeiUnavailable
 from agent.transport import Answer
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ def main(args: argparse.Namespace, controllers: list[Settings]) -> int:
     if args.write_config:  # every reason not to write is found before the instance is made
         edit = _ConfigEdit(settings)
         edit.check(name, integration_id, args.force)
-    client = SeiClient(settings.sei.model_copy(update={"retries": 0}))
+    client = app.sei_client(settings, retries=0)
     try:
         outcome = client.create_instance(name, url, integration_id)
     except SeiUnavailable as exc:

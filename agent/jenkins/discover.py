@@ -9,7 +9,7 @@ requests whatever the number of jobs.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
@@ -17,12 +17,13 @@ from urllib.parse import urlsplit
 
 from agent.jenkins.client import JenkinsClient, JenkinsError
 from agent.jenkins.endpoints import api_json, discovery_tree, job_path
+from agent.jenkins.names import JobNaming, Scheme
 from agent.jenkins.types import Job
 
 log = logging.getLogger(__name__)
 
 
-def matches(full_name: str, include: list[str], exclude: list[str]) -> bool:
+def matches(full_name: str, include: Sequence[str], exclude: Sequence[str]) -> bool:
     """Glob filter on full names; '*' also crosses '/' so 'team/*' covers nested folders."""
     if include and not any(fnmatchcase(full_name, g) for g in include):
         return False
@@ -41,6 +42,23 @@ class Inventory:
     jobs: list[Job] = field(default_factory=list)
     root_url: str | None = None
     clock_ms: int | None = None
+
+    def naming(self, scheme: Scheme) -> JobNaming:
+        """How jobs, upstream ones included, are named in SEI, from the containers seen."""
+        return JobNaming.of(scheme, ((j.names, j.path_containers) for j in self.jobs))
+
+    def instance_url(self, configured: str | None, reached_at: str) -> str:
+        """SEI_INSTANCE_URL, else the root URL Jenkins reports (the one users click; SEI builds
+        every link from it), else the address the agent reaches Jenkins at, which is what
+        Jenkins itself reports when no root URL is set."""
+        if configured:
+            return configured.rstrip("/") + "/"
+        if self.root_url and self.root_url != reached_at:
+            log.info(
+                "Jenkins reports its URL as %s: SEI links to it (SEI_INSTANCE_URL overrides)",
+                self.root_url,
+            )
+        return self.root_url or reached_at
 
 
 def discover(client: JenkinsClient, levels: int) -> Inventory:

@@ -13,21 +13,18 @@ from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import chain
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from agent.jenkins.builds import read_builds
 from agent.jenkins.types import Job, Window
 from agent.pipeline.ledger import JobRun
 from agent.pipeline.plan import identified
 from agent.pipeline.report import Report
+from agent.pipeline.run import Run
 from agent.pipeline.runner import BoundedRunner
 from agent.state import JobState
-
-if TYPE_CHECKING:
-    from agent.pipeline.collector import Collector
 
 log = logging.getLogger(__name__)
 
@@ -68,26 +65,24 @@ class Progress:
         self.bar.close()
 
 
-def backfill(
-    collector: Collector, since_ms: int, until_ms: int, extra_globs: list[str] | None
-) -> Report:
-    jobs = collector.jobs(extra_globs)
+def backfill(run: Run, since_ms: int, until_ms: int, extra_globs: list[str] | None) -> Report:
+    jobs = run.jobs(extra_globs)
     window = Window(since_ms=since_ms)
-    progress = Progress(len(jobs), collector.report)
+    progress = Progress(len(jobs), run.report)
     try:
         with (
             logging_redirect_tqdm(),  # log lines above the bar, never through it
-            collector.runner() as runner,
+            run.runner() as runner,
             ThreadPoolExecutor(1, thread_name_prefix="list") as lister,
         ):
-            for job, listing in _ahead(collector, lister, jobs, window):
-                if collector.worker.halted():
+            for job, listing in _ahead(run, lister, jobs, window):
+                if run.halted():
                     break
-                state = collector.tracked.setdefault(job.full_name, JobState())
-                collector.guarded(
+                state = run.state_of(job)
+                run.guarded(
                     _backfill_job,
                     job,
-                    collector,
+                    run,
                     runner,
                     state,
                     listing,
@@ -97,8 +92,8 @@ def backfill(
                 progress.job_done()
     finally:
         progress.close()
-    report = collector.finished()
-    if jobs and not progress.selected and not collector.worker.halted():
+    report = run.finished()
+    if jobs and not progress.selected and not run.halted():
         log.warning(
             "no build of the %d selected jobs started between --since and --until", len(jobs)
         )
@@ -106,28 +101,28 @@ def backfill(
 
 
 def _ahead(
-    collector: Collector, lister: ThreadPoolExecutor, jobs: list[Job], window: Window
+    run: Run, lister: ThreadPoolExecutor, jobs: list[Job], window: Window
 ) -> Iterator[tuple[Job, Future[Iterator[dict[str, Any]]]]]:
     """Each job with its listing, whose first page is read while the job before it is
     handled: the main thread would otherwise stop collecting answers during every read."""
     pending: deque[tuple[Job, Future[Iterator[dict[str, Any]]]]] = deque()
     for job in jobs:
-        pending.append((job, lister.submit(_start_listing, collector, job, window)))
+        pending.append((job, lister.submit(_start_listing, run, job, window)))
         if len(pending) > 1:
             yield pending.popleft()
     yield from pending
 
 
-def _start_listing(collector: Collector, job: Job, window: Window) -> Iterator[dict[str, Any]]:
+def _start_listing(run: Run, job: Job, window: Window) -> Iterator[dict[str, Any]]:
     """Make a listing's first request; its further pages are read as they are consumed."""
-    builds = read_builds(collector.jenkins, job, window, collector.settings.jenkins.page_size)
+    builds = run.read_builds(job, window)
     first = next(builds, None)
     return builds if first is None else chain([first], builds)
 
 
 def _backfill_job(
     job: Job,
-    collector: Collector,
+    run: Run,
     runner: BoundedRunner[Any],
     state: JobState,
     listing: Future[Iterator[dict[str, Any]]],
@@ -135,10 +130,10 @@ def _backfill_job(
     progress: Progress,
 ) -> None:
     since_ms, until_ms = dates
-    run = JobRun(job, state)
+    read = JobRun(job, state)
     for build in listing.result():
-        if collector.worker.halted():
-            collector.ledger.postponed(run)
+        if run.halted():
+            run.ledger.postponed(read)
             break
         progress.build()
         if not identified(build):
@@ -147,5 +142,5 @@ def _backfill_job(
             )
         elif since_ms <= build["timestamp"] <= until_ms:
             progress.selected += 1
-            collector.handle(runner, run, build, since_ms, keep_new=False)
-    collector.submitted_all(runner, run)
+            run.handle(runner, read, build, since_ms, keep_new=False)
+    run.submitted_all(runner, read)

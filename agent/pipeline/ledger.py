@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from agent.jenkins.types import Job
-from agent.pipeline.report import Outcome, Report, Result
+from agent.pipeline.report import Delivered, Observer, Outcome, Report, Result
 from agent.state import JobState
 
 log = logging.getLogger(__name__)
@@ -72,12 +72,21 @@ class JobRun:
 
 
 class Ledger:
-    """Applies results to the state and the report; `dry_run` records nothing as sent."""
+    """Applies results to the state and the report, and tells its observers; `dry_run` records
+    nothing as sent."""
 
-    def __init__(self, report: Report, *, dry_run: bool, output: TextIO | None = None) -> None:
+    def __init__(
+        self,
+        report: Report,
+        *,
+        dry_run: bool,
+        output: TextIO | None = None,
+        observers: Sequence[Observer] = (),
+    ) -> None:
         self.report = report
         self.dry_run = dry_run
         self.output = output
+        self.observers = tuple(observers)
         self.fatal: Exception | None = None  # the first error that ended the run
         self._unreadable: set[str] = set()
 
@@ -103,6 +112,7 @@ class Ledger:
         run.state.changed()
         run.taken.append(number)
         self.report.taken += 1
+        self._tell(Delivered(run.job.full_name, number, None, Outcome.TAKEN))
 
     def postponed(self, run: JobRun) -> None:
         """A build not started because the run is stopping: the job is read again next run."""
@@ -146,6 +156,16 @@ class Ledger:
                 self.job_unreadable(job, result.error)
             elif outcome is Outcome.FATAL and self.fatal is None:
                 self.fatal = result.error
+        said = build.get("result")
+        self._tell(
+            Delivered(
+                job.full_name,
+                number,
+                said if isinstance(said, str) else None,
+                outcome,
+                result.error,
+            )
+        )
         self.settle(run)
 
     def submitted_all(self, run: JobRun) -> None:
@@ -169,6 +189,18 @@ class Ledger:
     def settle(self, run: JobRun) -> None:
         if run.submitted_all and run.pending == 0 and not run.failed and run.finish:
             run.finish()
+
+    def finished(self) -> Report:
+        """The run is over (its runner drained and saved): observers get the report; what
+        ended the run is raised, else the report returned."""
+        self._tell(self.report)
+        if self.fatal is not None:
+            raise self.fatal
+        return self.report
+
+    def _tell(self, event: Delivered | Report) -> None:
+        for observer in self.observers:
+            observer(event)
 
     def job_unreadable(self, job: Job, exc: Exception) -> None:
         """Jenkins could not serve one job now: counted once, read again next run."""

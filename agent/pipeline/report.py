@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -21,6 +22,7 @@ class Outcome(Enum):
     GONE = "gone"  # rotated away while it was read
     SKIPPED = "skipped"  # the run was stopping before it started
     FATAL = "fatal"  # credentials refused: nothing more can succeed this run
+    TAKEN = "taken"  # a recreated job's build whose number SEI holds: never sent
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,17 @@ class Result:
     payload: dict[str, Any] | None = None
     status: int | None = None
     message: str = ""
+    error: Exception | None = None
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """What became of one build, as the ledger applied it: what observers (the metrics) see."""
+
+    job: str
+    number: int
+    result: str | None  # the build's Jenkins result, as Jenkins gave it
+    outcome: Outcome
     error: Exception | None = None
 
 
@@ -70,3 +83,7 @@ class Report:
             f"{self.running} still running, {self.failed_jobs} jobs unreadable"
             + (f", {self.taken} not sent (SEI holds their numbers)" if self.taken else "")
         )
+
+
+# An observer of a run: told each build's fate as it is applied, then the run's report.
+Observer = Callable[[Delivered | Report], None]

@@ -9,38 +9,32 @@ of jobs.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from agent.jenkins.builds import read_build, read_builds
 from agent.jenkins.types import Job, Window
 from agent.pipeline.ledger import JobRun
 from agent.pipeline.plan import Skip, identified, newest_of, plan_sync, recreated
 from agent.pipeline.report import Report
+from agent.pipeline.run import Run
 from agent.pipeline.runner import BoundedRunner
 from agent.state import JobState
-
-if TYPE_CHECKING:
-    from agent.pipeline.collector import Collector
 
 log = logging.getLogger(__name__)
 
 
-def sync(collector: Collector, extra_globs: list[str] | None = None) -> Report:
-    lookback_ms = int(collector.settings.agent.lookback.total_seconds() * 1000)
-    with collector.runner() as runner:
-        for job in collector.jobs(extra_globs):
-            if collector.worker.halted():
+def sync(run: Run, extra_globs: list[str] | None = None) -> Report:
+    with run.runner() as runner:
+        for job in run.jobs(extra_globs):
+            if run.halted():
                 break
-            state = collector.tracked.get(job.full_name)
-            if state is None:
-                state = collector.tracked[job.full_name] = JobState()
+            state = run.state_of(job)
             if state.floor_ms is None:
-                state.floor_ms = collector.jenkins_now() - lookback_ms
+                state.floor_ms = run.jenkins_now() - run.options.lookback_ms
                 state.changed()
-            collector.guarded(_sync_job, job, collector, runner, state)
-    report = collector.finished()
+            run.guarded(_sync_job, job, run, runner, state)
+    report = run.finished()
     if report.older:
-        seconds = int(collector.settings.agent.lookback.total_seconds())
+        seconds = run.options.lookback_ms // 1000
         since = f"{seconds // 86400}d" if seconds % 86400 == 0 else f"{seconds // 3600}h"
         if seconds % 3600:
             since = f"{seconds // 60}m"
@@ -55,29 +49,29 @@ def sync(collector: Collector, extra_globs: list[str] | None = None) -> Report:
     return report
 
 
-def _sync_job(job: Job, collector: Collector, runner: BoundedRunner[Any], state: JobState) -> None:
+def _sync_job(job: Job, run: Run, runner: BoundedRunner[Any], state: JobState) -> None:
     plan = plan_sync(job, state)
     if plan is None:
         return
     first = state.anchor is None and not state.sent.runs
     if isinstance(plan, Skip):
         if first and plan.anchor:
-            _left_to_backfill(collector, plan.anchor[0])
+            _left_to_backfill(run, plan.anchor[0])
         state.anchor = plan.anchor
         state.changed()
         return
     if recreated(state.anchor, newest_of(job)):
         log.info("%s was recreated (build numbers restarted); reading it afresh", job.full_name)
     floor = state.floor_ms or 0
-    listed = _read(collector, job, plan.window) if plan.window else []
-    listed += filter(None, (read_build(collector.jenkins, job, n) for n in plan.one_by_one))
+    listed = list(run.read_builds(job, plan.window)) if plan.window else []
+    listed += filter(None, (run.read_build(job, n) for n in plan.one_by_one))
     builds = {b["number"]: b for b in listed if identified(b)}
     anchor = state.anchor
     if anchor and anchor[0] in builds and builds[anchor[0]].get("timestamp") != anchor[1]:
         log.info(
             "%s was recreated (build #%d changed); reading it afresh", job.full_name, anchor[0]
         )
-        again = _read(collector, job, Window(since_ms=floor))
+        again = list(run.read_builds(job, Window(since_ms=floor)))
         listed += again
         builds.update((b["number"], b) for b in again if identified(b))
     # An entry without a number or start time may be a build not sent yet: the read is
@@ -90,7 +84,7 @@ def _sync_job(job: Job, collector: Collector, runner: BoundedRunner[Any], state:
             job.full_name,
             skipped,
         )
-    run = JobRun(job, state, failed=skipped > 0)
+    read = JobRun(job, state, failed=skipped > 0)
 
     def finish() -> None:
         state.open &= builds.keys()  # builds listed earlier and now gone were rotated away
@@ -99,23 +93,19 @@ def _sync_job(job: Job, collector: Collector, runner: BoundedRunner[Any], state:
             state.anchor = (newest_read, builds[newest_read]["timestamp"]) if newest_read else None
         state.changed()
 
-    run.finish = finish
+    read.finish = finish
     if first and plan.window and builds:
         inside = [n for n, b in builds.items() if b["timestamp"] >= floor]
         older = min(inside, default=max(builds) + 1) - 1
         if older > 0 and len(inside) < len(builds):  # the listing reached below the lookback
-            _left_to_backfill(collector, older)
+            _left_to_backfill(run, older)
     for number in sorted(builds):
-        collector.handle(runner, run, builds[number], floor)
-    collector.submitted_all(runner, run)
+        run.handle(runner, read, builds[number], floor)
+    run.submitted_all(runner, read)
 
 
-def _left_to_backfill(collector: Collector, builds: int) -> None:
+def _left_to_backfill(run: Run, builds: int) -> None:
     """A job seen for the first time has up to `builds` finished builds older than the
     lookback: counted, and said once at the end of the run."""
-    collector.report.older += builds
-    collector.report.older_jobs += 1
-
-
-def _read(collector: Collector, job: Job, window: Window) -> list[dict[str, Any]]:
-    return list(read_builds(collector.jenkins, job, window, collector.settings.jenkins.page_size))
+    run.report.older += builds
+    run.report.older_jobs += 1

@@ -24,73 +24,44 @@ from typing import Any
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from agent import __version__
-from agent.config import RESULTS, SeiSettings, Settings
-from agent.jenkins.client import JenkinsClient, JenkinsError
-from agent.jenkins.details import DetailReader
+from agent.app import Controller
+from agent.config import Settings
+from agent.jenkins.client import JenkinsError
 from agent.logs import redact, secrets_of
-from agent.pipeline import Collector
-from agent.sei.client import Refusal, SeiClient, SeiRefused, SeiUnavailable
+from agent.pipeline.sync import sync
+from agent.sei.client import SeiRefused
 from agent.service.health import KEPT_CYCLES, Cycle, evaluate_health, iso, summarize
-from agent.service.metrics import Metrics
+from agent.service.metrics import Deliveries, Metrics
 from agent.service.schedule import Schedule, lane_id, start_scheduler, utcnow
 from agent.service.web import StatusServer
 from agent.state import StateError, StateFile
 from agent.stopping import stop_on_signals
-from agent.transport import Answer
 
 log = logging.getLogger("agent.service")
 
 
-class MeteredSeiClient(SeiClient):
-    """Counts each build's fate by Jenkins result where it is decided: SEI's answer."""
+class Lane:
+    """One controller `run` serves: its parts (kept across cycles, so its stage source is
+    detected, and said, once), what its builds became (`deliveries`, the metrics' observer),
+    and what its cycles did."""
 
-    def __init__(
-        self, settings: SeiSettings, metrics: Metrics, controller: str, stop: threading.Event
-    ) -> None:
-        super().__init__(settings, stop=stop, on_request=metrics.sei_observer(controller))
-        self.metrics = metrics
-        self.controller = controller
-        self.last_accepted: datetime | None = None
-
-    def send_build(self, payload: dict[str, Any]) -> Refusal | Answer:
-        said = payload.get("result")
-        result = said if said in RESULTS else "UNKNOWN"  # a closed set: one series per value
-        try:
-            outcome = super().send_build(payload)
-        except (SeiUnavailable, SeiRefused):
-            self.metrics.builds_failed.labels(self.controller, result).inc()
-            raise
-        if isinstance(outcome, Refusal):
-            self.metrics.builds_dead_lettered.labels(self.controller, result).inc()
-        else:
-            self.last_accepted = utcnow()
-            self.metrics.builds_sent.labels(self.controller, result).inc()
-        return outcome
-
-
-class Controller:
-    """One controller `run` serves: its clients, its stage-source detection (kept across
-    cycles, so it is done and said once), and what its cycles did."""
-
-    def __init__(self, settings: Settings, jenkins: JenkinsClient, sei: MeteredSeiClient) -> None:
-        self.settings = settings
-        self.jenkins = jenkins
-        self.sei = sei
-        self.label = sei.controller
-        self.details = DetailReader(
-            jenkins,
-            steps=settings.jenkins.steps,
-            upstream_depth=settings.jenkins.upstream_depth,
-            stage_source=settings.jenkins.stage_source,
-        )
+    def __init__(self, parts: Controller, label: str, metrics: Metrics) -> None:
+        self.parts = parts
+        self.settings = parts.settings
+        self.jenkins = parts.jenkins
+        self.label = label
+        self.deliveries = Deliveries(metrics, label)
         self.cycles: deque[Cycle] = deque(maxlen=KEPT_CYCLES)
         self.running_since: datetime | None = None
         self.last_success: datetime | None = None
         self.summary: dict[str, int] = {}
 
+    @property
+    def sei_requests(self) -> int:
+        return self.parts.sei.requests if self.parts.sei is not None else 0
+
     def close(self) -> None:
-        self.jenkins.close()
-        self.sei.close()
+        self.parts.close()
 
 
 def label_of(settings: Settings) -> str:
@@ -103,7 +74,7 @@ class Service:
 
     def __init__(
         self,
-        controllers: list[Controller],
+        controllers: list[Lane],
         schedule: Schedule,
         state: StateFile,
         metrics: Metrics,
@@ -157,36 +128,29 @@ class Service:
         for controller in self.controllers:
             self._lane(controller)
 
-    def _lane(self, controller: Controller) -> None:
+    def _lane(self, controller: Lane) -> None:
         """One cycle of one controller's lane; its failure is its own, and nothing raised here
         ends the service."""
         if not self.stop.is_set():
             self._cycle(controller)
 
-    def _cycle(self, controller: Controller) -> None:
+    def _cycle(self, controller: Lane) -> None:
         started = self.clock()
         clock_start = time.monotonic()
         with self._lock:
             controller.running_since = started
         jenkins_before = sum(controller.jenkins.requests.values())
-        sei_before = controller.sei.requests
-        collector = Collector(
-            controller.settings,
-            controller.jenkins,
-            controller.sei,
-            self.state,
-            stop=self.stop,
-            details=controller.details,
-        )
+        sei_before = controller.sei_requests
+        run = controller.parts.start_run(self.state, observers=[controller.deliveries])
         error: str | None = None
         try:
-            collector.sync()
+            sync(run)
         except (JenkinsError, SeiRefused, StateError) as exc:
             error = str(exc)
         except Exception as exc:
             log.exception("%s: the cycle failed unexpectedly", controller.label)
             error = f"{type(exc).__name__}: {exc}"
-        report = collector.report
+        report = run.report
         if self.stop.is_set():
             outcome = "interrupted"
         elif error is not None or report.sei_down is not None:
@@ -198,9 +162,6 @@ class Service:
         ended = self.clock()
         duration = time.monotonic() - clock_start
         label = controller.label
-        if report.unmappable:  # the SEI client counts refusals by result; these never got there
-            self.metrics.builds_dead_lettered.labels(label, "UNKNOWN").inc(report.unmappable)
-        self.metrics.builds_taken.labels(label).inc(report.taken)
         self.metrics.cycles.labels(label, outcome).inc()
         self.metrics.cycle_seconds.labels(label).observe(duration)
         self.metrics.running_builds.labels(label).set(report.running)
@@ -209,7 +170,7 @@ class Service:
         with self._lock:
             controller.cycles.append(Cycle(started, ended, outcome, report, error))
             controller.running_since = None
-            controller.summary = summarize(collector.tracked)
+            controller.summary = summarize(run.tracked)
             if outcome == "ok":
                 controller.last_success = ended
         self._set_state_gauges(controller)
@@ -225,7 +186,7 @@ class Service:
             "number_taken": report.taken,
             "jobs_unreadable": report.failed_jobs,
             "jenkins_requests": sum(controller.jenkins.requests.values()) - jenkins_before,
-            "sei_requests": controller.sei.requests - sei_before,
+            "sei_requests": controller.sei_requests - sei_before,
         }
         level = logging.WARNING if outcome == "failed" else logging.INFO
         why = f": {error}" if outcome == "failed" else ""
@@ -241,13 +202,13 @@ class Service:
             extra={"fields": {**fields, "error": error} if error else fields},
         )
 
-    def _set_state_gauges(self, controller: Controller) -> None:
+    def _set_state_gauges(self, controller: Lane) -> None:
         self.metrics.jobs_tracked.labels(controller.label).set(controller.summary["jobs_tracked"])
         self.metrics.dead_letters.labels(controller.label).set(controller.summary["dead_letters"])
 
     # -- what the endpoints show -----------------------------------------------------------
 
-    def _health_of(self, controller: Controller) -> tuple[bool, dict[str, Any]]:
+    def _health_of(self, controller: Lane) -> tuple[bool, dict[str, Any]]:
         with self._lock:
             last = controller.cycles[-1] if controller.cycles else None
             last_success, running_since = controller.last_success, controller.running_since
@@ -258,7 +219,7 @@ class Service:
             last=last,
             last_success=last_success,
             running_since=running_since,
-            last_accepted=controller.sei.last_accepted,
+            last_accepted=controller.deliveries.last_accepted,
             stopping=self.stop.is_set(),
         )
 
@@ -297,7 +258,7 @@ class Service:
                     "cycles": [cycle.to_json() for cycle in reversed(c.cycles)],
                     "state": dict(c.summary),
                     "jenkins_requests": dict(c.jenkins.requests),
-                    "sei_requests": c.sei.requests,
+                    "sei_requests": c.sei_requests,
                 }
                 for c, lane in zip(self.controllers, lanes, strict=True)
             ]
@@ -338,12 +299,17 @@ def run(controllers: list[Settings]) -> int:
     shared = controllers[0].agent
     schedule = Schedule.from_settings(shared)
     with stop_on_signals() as stop, StateFile(shared.state_file) as state:
-        clients = [JenkinsClient(s.jenkins, stop=stop) for s in controllers]
-        metrics = Metrics({lb: c.request_counts for lb, c in zip(labels, clients, strict=True)})
-        served = [
-            Controller(s, jenkins, MeteredSeiClient(s.sei, metrics, label, stop))
-            for s, jenkins, label in zip(controllers, clients, labels, strict=True)
-        ]
+        parts: list[Controller] = []
+        metrics = Metrics(
+            {
+                lb: functools.partial(lambda i: parts[i].jenkins.request_counts(), i)
+                for i, lb in enumerate(labels)
+            }
+        )
+        for settings, label in zip(controllers, labels, strict=True):
+            hook = metrics.sei_observer(label)
+            parts.append(Controller(settings, stop=stop, on_sei_request=hook))
+        served = [Lane(p, label, metrics) for p, label in zip(parts, labels, strict=True)]
         try:
             Service(served, schedule, state, metrics, stop).serve()
         finally:

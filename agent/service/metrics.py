@@ -9,6 +9,7 @@ read from the client's own counter at scrape time rather than counted twice.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
 
 from prometheus_client import (
     GC_COLLECTOR,
@@ -27,6 +28,8 @@ from prometheus_client.registry import Collector
 
 from agent import __version__
 from agent.config import RESULTS
+from agent.pipeline import Delivered, Outcome, Report
+from agent.sei.client import SeiRefused
 
 PREFIX = "jenkins_sei_agent_"
 OUTCOMES = ("ok", "failed", "interrupted")
@@ -161,3 +164,31 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class Deliveries:
+    """The metrics' observer of one controller's runs: each build's fate, by Jenkins result (a
+    closed set of label values), as the ledger applies it; and when SEI last accepted one."""
+
+    def __init__(self, metrics: Metrics, controller: str) -> None:
+        self.metrics = metrics
+        self.controller = controller
+        self.last_accepted: datetime | None = None
+
+    def __call__(self, event: Delivered | Report) -> None:
+        if not isinstance(event, Delivered):
+            return
+        m, result = self.metrics, event.result if event.result in RESULTS else "UNKNOWN"
+        if event.outcome is Outcome.SENT:
+            self.last_accepted = datetime.now(UTC)
+            m.builds_sent.labels(self.controller, result).inc()
+        elif event.outcome is Outcome.REFUSED:
+            m.builds_dead_lettered.labels(self.controller, result).inc()
+        elif event.outcome is Outcome.UNMAPPABLE:  # never reached SEI: no result to trust
+            m.builds_dead_lettered.labels(self.controller, "UNKNOWN").inc()
+        elif event.outcome is Outcome.TAKEN:
+            m.builds_taken.labels(self.controller).inc()
+        elif event.outcome is Outcome.UNSENT or (
+            event.outcome is Outcome.FATAL and isinstance(event.error, SeiRefused)
+        ):
+            m.builds_failed.labels(self.controller, result).inc()
