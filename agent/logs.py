@@ -6,7 +6,6 @@ nothing in the agent formats a secret into a message on purpose.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import logging
@@ -21,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-from agent.config import Settings
+from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
 
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")  # all but the tab
 _URL_CREDENTIALS = re.compile(r"(https?://)[^/@\s:]+:[^/@\s]+@")
@@ -49,21 +48,6 @@ def redact(text: str, secrets: list[str]) -> str:
             for form in forms(secret):
                 clean = clean.replace(form, "***")
     return clean
-
-
-def secrets_of(settings: Settings) -> list[str]:
-    """The configured secrets, which nothing the agent writes or serves may contain: the token
-    and the key, and the Basic credentials the token travels in."""
-    secrets = [
-        s.get_secret_value()
-        for s in (settings.jenkins.api_token, settings.sei.api_key)
-        if s is not None
-    ]
-    token, user = settings.jenkins.api_token, settings.jenkins.user
-    if token is not None and user:
-        basic = f"{user}:{token.get_secret_value()}".encode()
-        secrets.append(base64.b64encode(basic).decode())
-    return secrets
 
 
 class RedactSecrets(logging.Filter):
@@ -186,33 +170,40 @@ class TextFormatter(logging.Formatter):
             record.message = message
 
 
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        event = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        event.update(_BUILD.get() or {})
-        event.update(getattr(record, "fields", {}))
-        if record.exc_info:
-            event["exception"] = self.formatException(record.exc_info)
-        return json.dumps(event, ensure_ascii=False)
+class JsonFormatter(_JsonFormatter):
+    """One JSON object a line (python-json-logger): time, level, logger, message, the build a
+    worker is delivering, a record's `fields`, and its traceback as `exception`, also when
+    the redaction filter has already formatted it into `exc_text`."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "{message}", style="{", rename_fields={"exc_info": "exception"}, json_ensure_ascii=False
+        )
+
+    def add_fields(
+        self, log_record: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
+    ) -> None:
+        log_record["time"] = datetime.fromtimestamp(record.created, UTC).isoformat(
+            timespec="milliseconds"
+        )
+        log_record["level"] = record.levelname.lower()
+        log_record["logger"] = record.name
+        super().add_fields(log_record, record, message_dict)
+        log_record.update(_BUILD.get() or {})
+        log_record.update(log_record.pop("fields", None) or {})
 
 
-def setup_logging(settings: Settings, *others: Settings) -> None:
-    """Log as `settings` say, hiding the secrets of every controller served."""
+def setup_logging(level: str, form: str, secrets: list[str]) -> None:
+    """Log at `level` in `form` (text or json), hiding `secrets` (every controller's)."""
     handler = logging.StreamHandler(sys.stderr)
-    if settings.agent.log_format == "json":
+    if form == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(TextFormatter("%(asctime)s %(levelname)-7s %(message)s"))
-    secrets = [s for c in (settings, *others) for s in secrets_of(c)]
     handler.addFilter(RedactSecrets(secrets))
     redact_uncaught(secrets)
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(settings.agent.log_level)
+    root.setLevel(level)
     for name in _QUIET_LIBRARIES:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

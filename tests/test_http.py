@@ -528,7 +528,7 @@ def test_the_http_library_does_not_log_every_request(settings: Settings) -> None
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     try:
-        setup_logging(settings)
+        setup_logging(settings.agent.log_level, settings.agent.log_format, settings.secrets())
         assert not logging.getLogger("httpx").isEnabledFor(logging.INFO)
         assert not logging.getLogger("httpcore").isEnabledFor(logging.INFO)
     finally:

@@ -232,14 +232,14 @@ def test_every_form_of_a_secret_is_blanked_tracebacks_included(
     import logging
     from urllib.parse import quote
 
-    from agent.logs import RedactSecrets, redact, secrets_of
+    from agent.logs import RedactSecrets, redact
 
     key, token = 'k3y"with spaces/and%', "tok-en-1234"
     settings = Settings(
         jenkins=JenkinsSettings(url="https://ci.acme.test/", user="bot", api_token=token),
         sei=SeiSettings(api_key=key),
     )
-    secrets = secrets_of(settings)
+    secrets = settings.secrets()
     basic = base64.b64encode(b"bot:tok-en-1234").decode()
     text = f"{key!r} {json.dumps(key)} {quote(key, safe='')} Basic {basic} {token}"
     assert redact(text, secrets).count("***") == 5
@@ -258,3 +258,33 @@ def test_every_form_of_a_secret_is_blanked_tracebacks_included(
         logger.removeHandler(handler)
     err = capsys.readouterr().err
     assert "Traceback" in err and "refused '***'" in err and "spaces" not in err
+
+
+def test_json_logs_keep_a_traceback_redacted(capsys: pytest.CaptureFixture[str]) -> None:
+    """The redaction filter formats a traceback into `exc_text`; JSON logs dropped it (the
+    image's default format), so every unexpected failure lost its traceback."""
+    import logging
+
+    from agent.logs import build_context, setup_logging
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        setup_logging("INFO", "json", ["s3cr3t-key"])
+        with build_context("team/app", 7):
+            try:
+                raise RuntimeError("refused s3cr3t-key")
+            except RuntimeError:
+                logging.getLogger("agent.test").exception("it failed", extra={"fields": {"n": 1}})
+    finally:
+        root.handlers[:], root.level = handlers, level
+    [line] = capsys.readouterr().err.splitlines()
+    event = json.loads(line)
+    assert (event["level"], event["logger"], event["message"]) == (
+        "error",
+        "agent.test",
+        "it failed",
+    )
+    assert (event["job"], event["build"], event["n"]) == ("team/app", 7, 1)
+    assert "Traceback" in event["exception"] and "RuntimeError: refused ***" in event["exception"]
+    assert "s3cr3t" not in line

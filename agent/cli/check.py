@@ -25,7 +25,7 @@ from agent.jenkins.client import JenkinsClient, JenkinsError, JenkinsUnavailable
 from agent.jenkins.discover import NotTheRoot, discover_jobs, matches
 from agent.jenkins.endpoints import WHO_AM_I
 from agent.jenkins.stages.chain import STAGE_PLUGINS, Detection, detect
-from agent.logs import redact, secrets_of
+from agent.logs import redact
 from agent.sei.client import Refusal, SeiRefused, SeiUnavailable
 from agent.state import StateError, StateFile
 
@@ -77,7 +77,7 @@ def main(args: argparse.Namespace, controllers: list[Settings]) -> int:
         )
     ]
     sections += [(f"controller {label(s)}", check_controller(s)) for s in controllers]
-    return _report(sections, [secret for s in controllers for secret in secrets_of(s)])
+    return _report(sections, [secret for s in controllers for secret in s.secrets()])
 
 
 def invalid_settings(error: ConfigError) -> int:

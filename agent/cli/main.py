@@ -209,7 +209,8 @@ def _load(args: argparse.Namespace) -> list[Settings]:
             root.handle(record)
         raise
     root.removeHandler(held)
-    setup_logging(*controllers)
+    agent = controllers[0].agent
+    setup_logging(agent.log_level, agent.log_format, [s for c in controllers for s in c.secrets()])
     for record in held.buffer:
         if logging.getLogger(record.name).isEnabledFor(record.levelno):
             root.handle(record)

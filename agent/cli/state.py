@@ -22,7 +22,7 @@ from typing import Any, TextIO
 
 from agent.cli.tables import table
 from agent.config import ConfigError, Settings
-from agent.logs import redact, secrets_of
+from agent.logs import redact
 from agent.state import JobState, StateFile
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ def main(args: argparse.Namespace, controllers: list[Settings]) -> int:
     read_only = args.state_command in ("show", "export")  # beside a running service, too
     # A dead letter written before refusals were redacted may hold a key SEI echoed back:
     # what these commands print is redacted like a log line.
-    secrets = [secret for c in controllers for secret in secrets_of(c)]
+    secrets = [secret for c in controllers for secret in c.secrets()]
     with (
         StateFile(controllers[0].agent.state_file, read_only=read_only) as state,
         contextlib.redirect_stdout(_Redacting(sys.stdout, secrets)),

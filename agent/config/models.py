@@ -9,6 +9,7 @@ a rule that can never match.
 
 from __future__ import annotations
 
+import base64
 import re
 import ssl
 import uuid
@@ -440,6 +441,20 @@ class Settings(BaseSettings):
         if self._integration is not None and setting in INTEGRATION_KEYS:
             return self._integration.where(setting)
         return env_name(tuple(setting.split(".")))
+
+    def secrets(self) -> list[str]:
+        """The configured secrets, which nothing the agent writes or serves may contain: the
+        token and the key, and the Basic credentials the token travels in."""
+        found = [
+            s.get_secret_value()
+            for s in (self.jenkins.api_token, self.sei.api_key)
+            if s is not None
+        ]
+        token, user = self.jenkins.api_token, self.jenkins.user
+        if token is not None and user:
+            basic = f"{user}:{token.get_secret_value()}".encode()
+            found.append(base64.b64encode(basic).decode())
+        return found
 
     def require(self, *names: str) -> None:
         """Fail with a message naming every required setting that is missing."""

@@ -27,7 +27,7 @@ from agent import __version__
 from agent.app import Controller
 from agent.config import Settings
 from agent.jenkins.client import JenkinsError
-from agent.logs import redact, secrets_of
+from agent.logs import redact
 from agent.pipeline.sync import sync
 from agent.sei.client import SeiRefused
 from agent.service.health import KEPT_CYCLES, Cycle, evaluate_health, iso, summarize
@@ -158,7 +158,7 @@ class Service:
         else:
             outcome = "ok"
         if error is not None:  # /healthz and /status show it, and they pass no log filter
-            error = redact(error, secrets_of(controller.settings))
+            error = redact(error, controller.settings.secrets())
         ended = self.clock()
         duration = time.monotonic() - clock_start
         label = controller.label
