@@ -48,7 +48,7 @@ def stop_on_signals() -> Iterator[Stop]:
     restore."""
     stop = Stop()
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
         if stop.is_set():
             log.warning("%s again: already stopping, waiting for what is in flight", name)

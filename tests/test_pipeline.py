@@ -106,7 +106,7 @@ def test_runner_never_has_more_at_risk_than_workers_and_applies_on_the_callers_t
         for n in range(40):
             gate.release()
             runner.submit(lambda n=n: task(n), then)
-            at_risk = runner.in_flight + runner._unsaved + runner._writing_count
+            at_risk = len(runner._inflight) + runner._unsaved + runner._writing_count
             peak["risk"] = max(peak["risk"], at_risk)
     assert sorted(applied) == list(range(40))
     assert peak["risk"] <= 4
@@ -130,7 +130,7 @@ def test_one_failing_result_loses_no_other() -> None:
             submitted.append(n)
     assert 3 in submitted and len(submitted) < 8  # the run stopped submitting
     assert sorted(applied) == [n for n in submitted if n != 3]  # every other result applied
-    assert runner.in_flight == 0
+    assert len(runner._inflight) == 0
 
 
 # -- ledger ----------------------------------------------------------------------------------

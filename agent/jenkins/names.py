@@ -28,8 +28,6 @@ from typing import Literal
 from agent.jenkins.namemangler import mangle
 
 Scheme = Literal["plugin", "plugin-legacy", "jenkins"]
-Names = tuple[str, ...]
-Containers = tuple[str | None, ...]
 
 MAVEN_MODULE_SET = "hudson.maven.MavenModuleSet"
 MULTIBRANCH = "org.jenkinsci.plugins.workflow.multibranch.WorkflowMultiBranchProject"

@@ -44,10 +44,6 @@ class BoundedRunner(Generic[R]):
         self._writing: Future[None] | None = None
         self._writing_count = 0  # the results that save records
 
-    @property
-    def in_flight(self) -> int:
-        return len(self._inflight)
-
     def submit(self, task: Callable[[], R], then: Callable[[R], None]) -> None:
         """Start `task` once there is room; results that came back meanwhile are applied."""
         self._make_room()
