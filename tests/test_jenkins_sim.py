@@ -11,8 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-
-from tests.jenkins_sim import JenkinsSim, parse_tree, tree_filter
+from jenkins_sim import JenkinsSim, parse_tree, tree_filter
 
 AUTH = ("admin", "jenkins-token")
 # Building an SSL context costs ~0.1 s per httpx.Client; share one to keep the suite fast.

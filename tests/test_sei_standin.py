@@ -9,11 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-
-try:  # tests/ on sys.path (pytest's default for a tests dir without __init__.py)
-    from sei_standin import SeiStandIn
-except ImportError:  # tests is a package
-    from tests.sei_standin import SeiStandIn
+from sei_standin import SeiStandIn
 
 KEY = "test-key-123"
 GUID = "666ba79b-3f3d-4236-ac04-4686ce526705"
