@@ -214,10 +214,10 @@ def test_an_unexpected_error_fails_one_build_which_is_sent_next_run(
         jenkins.add_build("app")
     real = worker.map_build
 
-    def buggy(build: dict[str, Any], *args: Any) -> Any:
+    def buggy(build: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
         if build["number"] == 2:
             raise ValueError("a bug, not the build's fault")
-        return real(build, *args)
+        return real(build, *args, **kwargs)
 
     monkeypatch.setattr(worker, "map_build", buggy)
     report = Agent(settings).run()

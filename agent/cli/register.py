@@ -12,7 +12,6 @@ import difflib
 import io
 import itertools
 import logging
-import os
 import re
 import stat
 import uuid
@@ -29,6 +28,7 @@ from agent import app
 from agent.config import ConfigError, Settings
 from agent.config.models import PLACEHOLDER_GUID
 from agent.sei.client import INSTANCES, Refusal, SeiUnavailable
+from agent.state.file import write_atomically
 from agent.transport import Answer
 
 log = logging.getLogger(__name__)
@@ -189,17 +189,10 @@ class _ConfigEdit:
     def write(self, guid: str, name: str, integration_id: str) -> None:
         """Write atomically, keeping the file's permissions (it holds keys)."""
         text = self._render(guid, name, integration_id)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
             mode = stat.S_IMODE(self.path.stat().st_mode)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
+            write_atomically(self.path.resolve(), text, mode)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             raise ConfigError(f"cannot write config file {self.path}: {exc.strerror}") from None
 
     def _dump(self) -> list[str]:

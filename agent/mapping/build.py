@@ -20,16 +20,23 @@ from agent.mapping.parameters import parameters
 from agent.mapping.rules import RuleMatch, is_cd, project_name_for
 from agent.mapping.scm import commit_ids, declared_commits, git_checkouts, pick_checkout, repo_url
 from agent.mapping.stages import map_job_run
-from agent.sei.payload import CicdPayload
+from agent.sei.payload import Artifact, CicdPayload
 
 
 def map_build(
-    build: dict[str, Any], job: Job, ctx: MapContext, details: BuildDetails | None = None
+    build: dict[str, Any],
+    job: Job,
+    ctx: MapContext,
+    details: BuildDetails | None = None,
+    *,
+    manifests: tuple[list[Artifact], list[str]] | None = None,
 ) -> CicdPayload:
     """One finished Jenkins build as the payload SEI stores.
 
     `build` is the listing's JSON (`BUILD_FIELDS` in agent/jenkins/endpoints.py), `details` what
-    was read beside it. Raises Unmappable when the build lacks what every payload needs.
+    was read beside it, `manifests` its manifests already parsed (`parse_manifests`), so that a
+    caller who reports their problems parses them once. Raises Unmappable when the build lacks
+    what every payload needs.
     """
     number, timestamp, result = build.get("number"), build.get("timestamp"), build.get("result")
     if not is_int(number) or not is_int(timestamp):
@@ -46,7 +53,7 @@ def map_build(
     duration = build.get("duration")
     rule = RuleMatch(ctx.rules, job.full_name, result)
     full_name = ctx.naming.full_name(job.names, job.path_containers)
-    declared, _ = parse_manifests(details.manifests)
+    declared, _ = manifests or parse_manifests(details.manifests)
     cd = is_cd(job, ctx.cd_jobs, ctx.ci_jobs, declared)
     archived = archived_artifacts(build, job, ctx.instance_url, ctx.max_artifacts)
     return CicdPayload(

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, TypeGuard
+from typing import Any
 
+from agent.jenkins.reading import is_int
 from agent.jenkins.types import Job, Window
 from agent.state import JobState
 
@@ -103,7 +104,7 @@ def disposition(
     job was first seen. Backfill's dates are the user's, and bind every build.
     """
     number, started = build.get("number"), build.get("timestamp")
-    if not _is_int(number) or not _is_int(started):
+    if not is_int(number) or not is_int(started):
         return Disposition.IGNORE
     after_anchor = keep_new and state.anchor is not None and number > state.anchor[0]
     if started < floor_ms and not after_anchor and not (keep_new and number in state.open):
@@ -123,8 +124,4 @@ def identified(build: dict[str, Any]) -> bool:
     """A build is known by its number (from 1) and start time; one lacking either cannot be
     tracked, and one numbered 0 would be taken for another build."""
     number = build.get("number")
-    return _is_int(number) and number > 0 and _is_int(build.get("timestamp"))
-
-
-def _is_int(value: Any) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)
+    return is_int(number) and number > 0 and is_int(build.get("timestamp"))

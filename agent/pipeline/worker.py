@@ -91,10 +91,11 @@ class Worker:
             return Result(Outcome.FATAL, error=exc)
         except JenkinsError as exc:
             return Result(Outcome.UNREADABLE, error=exc)
-        for problem in parse_manifests(details.manifests)[1]:
+        manifests = parse_manifests(details.manifests)
+        for problem in manifests[1]:
             log.warning("%s #%d: artifact manifest %s; skipped", job.full_name, number, problem)
         try:
-            payload = map_build(build, job, self.context(), details).to_json()
+            payload = map_build(build, job, self.context(), details, manifests=manifests).to_json()
         except (Unmappable, ValidationError) as exc:
             return Result(Outcome.UNMAPPABLE, message=f"cannot be mapped: {exc}")
         if after is not None and not after.wait(self.halted):

@@ -226,26 +226,35 @@ class StateFile:
             self._write(self._newest or text)
 
     def _write(self, text: str) -> None:
-        real = self._real
-        tmp: Path | None = None
         try:
-            fd, name = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".tmp", dir=real.parent)
-            tmp = Path(name)
-            os.fchmod(fd, 0o600)
-            with open(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, real)
-            dir_fd = os.open(real.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            write_atomically(self._real, text, 0o600)
         except OSError as exc:
-            if tmp is not None:
-                tmp.unlink(missing_ok=True)
             raise StateError(f"cannot write state file {self.path}: {exc}") from None
+
+
+def write_atomically(path: Path, text: str, mode: int) -> None:
+    """`text` in `path`, whole or not at all, whatever happens when: written to a temporary
+    file that mkstemp made in the same folder (O_EXCL, a name no one can guess), with `mode`,
+    synced, renamed over `path`, and the folder synced. OSError when it could not be."""
+    tmp: Path | None = None
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        tmp = Path(name)
+        os.fchmod(fd, mode)
+        with open(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        tmp = None
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    finally:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
 
 
 def _make_folder(folder: Path) -> None:

@@ -174,4 +174,5 @@ def dumps(value: Any) -> str:
 
 
 def _is_int(value: Any) -> bool:
+    """As agent/jenkins/reading.py's: the state imports nothing of the agent (import-linter)."""
     return isinstance(value, int) and not isinstance(value, bool)

@@ -9,13 +9,13 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent.config import RESULTS
 from agent.jenkins.client import JenkinsClient, JenkinsNotFound
 from agent.jenkins.endpoints import BLUE_ORGANIZATION, blue_nodes, blue_run, blue_steps
 from agent.jenkins.reading import dicts, opt_text
 from agent.jenkins.stages.base import Absent, StageSource, as_stage, millis, with_ids
 from agent.jenkins.types import Job, StageNode, StepNode
 
-_RESULTS = {"SUCCESS", "FAILURE", "UNSTABLE", "ABORTED", "NOT_BUILT"}
 _STATES = {"FINISHED", "SKIPPED", "NOT_BUILT", "RUNNING", "QUEUED", "PAUSED"}
 
 
@@ -91,7 +91,7 @@ def _node(key: str, node: dict[str, Any]) -> StepNode:
         id=key,
         name=str(node.get("displayName") or key),
         description=opt_text(node.get("displayDescription")),
-        result=result if isinstance(result, str) and result in _RESULTS else "NOT_BUILT",
+        result=result if isinstance(result, str) and result in RESULTS else "NOT_BUILT",
         state=state if isinstance(state, str) and state in _STATES else "NOT_BUILT",
         start_time=start if isinstance(start, str) else None,
         duration_ms=millis(node.get("durationInMillis")),
