@@ -17,15 +17,17 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from prometheus_client.parser import text_string_to_metric_families
 
 T = TypeVar("T")
 
 
-def wait_until(check: Callable[[], T], timeout: float, what: str) -> T:
-    """Poll `check` until it returns something truthy; fail naming `what` after `timeout` s."""
+def wait_until(check: Callable[[], T | Literal[False] | None], timeout: float, what: str) -> T:
+    """Poll `check` until it returns something truthy; fail naming `what` after `timeout` s.
+
+    Checks are often `cond and value`, so False and None (never returned) leave the type."""
     deadline = time.monotonic() + timeout
     while True:
         value = check()

@@ -16,6 +16,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from subprocess import Popen  # by name: the method Cli.subprocess hides the module there
 from typing import Any
 
 import pytest
@@ -191,10 +192,10 @@ class Cli:
         )
         return Result(done.returncode, done.stdout, done.stderr)
 
-    def start(self, *args: str) -> subprocess.Popen[str]:
+    def start(self, *args: str) -> Popen[str]:
         """`python -m agent` started and left running, its stderr piped: for a test that
         signals or freezes it mid-run."""
-        return subprocess.Popen(
+        return Popen(
             [sys.executable, "-m", "agent", *args],
             env=self.env,
             cwd=self.cwd,
@@ -206,7 +207,8 @@ class Cli:
 
     @property
     def state(self) -> dict[str, Any]:
-        return json.loads(Path(self.env["AGENT_STATE_FILE"]).read_text())
+        state: dict[str, Any] = json.loads(Path(self.env["AGENT_STATE_FILE"]).read_text())
+        return state
 
 
 def base_env(tmp_path: Path) -> dict[str, str]:

@@ -19,7 +19,7 @@ import re
 import socket
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
@@ -200,7 +200,7 @@ class Front(ThreadingHTTPServer):
             return
         ok = 202 if h.command == "POST" else 200
         json_type = {"Content-Type": "application/json"}
-        status, headers, data = {
+        answers: dict[str, Callable[[], tuple[int, dict[str, str], bytes]]] = {
             "html": lambda: (200, {"Content-Type": "text/html"}, LOGIN_PAGE),
             "redirect-same": lambda: (302, {"Location": self.url + MOVED + h.path}, b""),
             "redirect-port": lambda: (302, {"Location": self._backend_url(h.path)}, b""),
@@ -216,7 +216,10 @@ class Front(ThreadingHTTPServer):
             "junk": lambda: (ok, json_type, JUNK),
             "storage": lambda: self._stored(h, body),
             "pass": lambda: self._forward(h, body),
-        }.get(mode, lambda: (int(mode), {"Content-Type": "text/html"}, b"<html>no</html>"))()
+        }
+        status, headers, data = answers.get(
+            mode, lambda: (int(mode), {"Content-Type": "text/html"}, b"<html>no</html>")
+        )()
         reply(h, status, headers, data)
 
     def _stored(self, h: _FrontHandler, body: bytes) -> tuple[int, dict[str, str], bytes]:
@@ -234,6 +237,7 @@ class Front(ThreadingHTTPServer):
     def _forward(self, h: _FrontHandler, body: bytes) -> tuple[int, dict[str, str], bytes]:
         if self.backend is None:
             return 200, {"Content-Type": "text/html"}, LOGIN_PAGE
+        assert self.backend.hostname is not None, "the backend URL names no host"
         conn = http.client.HTTPConnection(self.backend.hostname, self.backend.port, timeout=10)
         skip = {"host", "connection", "content-length", "accept-encoding"}
         headers = {k: v for k, v in h.headers.items() if k.lower() not in skip}

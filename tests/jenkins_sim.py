@@ -1246,7 +1246,7 @@ class JenkinsSim:
                     "branch": {},
                 }
             )
-        job = {
+        job: dict[str, Any] = {
             "_class": _JOB_CLASSES[item.kind],
             "actions": [
                 {},
@@ -1317,7 +1317,7 @@ class JenkinsSim:
                 ("blueocean", "1.27.11", "Blue Ocean"),
             ]
         names += self.extra_plugins
-        plugins = [
+        plugins: list[dict[str, Any]] = [
             {
                 "active": True,
                 "backupVersion": None,
@@ -1521,7 +1521,9 @@ class JenkinsSim:
             k: {"_class": _BO_LINK, "href": f"{href}{k}/" if k != "self" else href}
             for k in ("self", "nodes", "steps", "log", "artifacts", "changeSet")
         }
-        causes = next((a["causes"] for a in build["actions"] if "causes" in a), [])
+        causes: list[dict[str, Any]] = next(
+            (a["causes"] for a in build["actions"] if "causes" in a), []
+        )
         end = None if build["building"] else build["timestamp"] + build["duration"]
         return {
             "_class": "io.jenkins.blueocean.rest.impl.pipeline.PipelineRunImpl",

@@ -62,6 +62,8 @@ _SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "x-api-key"
 
 Payload = dict[str, Any]
 Reply = tuple[int, Any, dict[str, str]]
+# A kept run's key: (instance_guid, job_full_name, build_number); build_number is optional.
+RunKey = tuple[str, str, int | None]
 
 
 class _BadBody(Exception):
@@ -339,10 +341,10 @@ class SeiStandIn:
         self.requests: list[dict[str, Any]] = []
         self.accepted: list[Payload] = []
         self.dropped: list[tuple[Payload, str]] = []
-        self.runs: dict[tuple[str, str, int], Payload] = {}
-        self.stages: dict[tuple[str, str, int], list[dict[str, Any]] | str] = {}
+        self.runs: dict[RunKey, Payload] = {}
+        self.stages: dict[RunKey, list[dict[str, Any]] | str] = {}
         self.jobs: dict[tuple[str, str], Payload] = {}
-        self.triggers: dict[tuple[str, str, int], dict[tuple[str, str], str | None]] = {}
+        self.triggers: dict[RunKey, dict[tuple[str, str], str | None]] = {}
         self.instance_urls: dict[str, str] = {}
         self.instances: list[Payload] = []
         self.artifact_pushes: list[Payload] = []
@@ -527,7 +529,7 @@ class SeiStandIn:
     def _read_body(self, h: _Handler) -> bytes:
         """Read the whole body (Content-Length or chunked) so keep-alive stays in step."""
         if "chunked" in h.headers.get("Transfer-Encoding", "").lower():
-            chunks = []
+            chunks: list[bytes] = []
             while True:
                 line = h.rfile.readline(65537)
                 try:
@@ -580,6 +582,7 @@ class SeiStandIn:
             time.sleep(self.latency)
         path = h.path.split("?", 1)[0]
         route = self._route(path)
+        bad_body: str | None
         try:
             raw = self._read_body(h)
         except _BadBody as exc:
