@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import vcr
 from make_cassettes import CASSETTES, DEVLAKE, render
@@ -25,9 +26,10 @@ replay = vcr.VCR(
 )
 
 
-def recorded_rows() -> list[dict]:
+def recorded_rows() -> list[dict[str, Any]]:
     path = DEVLAKE / "_raw_jenkins_api_builds_multibranch.csv.extracted.json"
-    return json.loads(path.read_text())
+    rows: list[dict[str, Any]] = json.loads(path.read_text())
+    return rows
 
 
 def test_cassettes_are_what_the_generator_makes() -> None:

@@ -20,7 +20,9 @@ from agent.mapping import map_job_run
 
 def job_run(nodes: list[Any], steps: list[Any] | None = None) -> list[dict[str, Any]]:
     stages = GraphView.normalize(GraphViewAnswers(nodes, steps=steps or []))
-    return map_job_run(stages).model_dump(mode="json", exclude_none=True)["stages"]
+    dumped = map_job_run(stages).model_dump(mode="json", exclude_none=True)
+    mapped: list[dict[str, Any]] = dumped["stages"]
+    return mapped
 
 
 def node(node_id: Any, name: str, state: str = "success", **fields: Any) -> dict[str, Any]:

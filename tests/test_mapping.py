@@ -493,7 +493,7 @@ def test_a_job_twice_in_one_chain_is_sent_where_it_is_the_direct_parent() -> Non
     row per (run, id, type), deepest first: sent whole, promote #1 would show build #12 as its
     parent. The deeper `build` is dropped; the root user is still found through it."""
     rebuild = {"_class": "com.sonyericsson.rebuild.RebuildCause"}
-    upstream = {
+    upstream: dict[tuple[str, int], list[dict[str, Any]]] = {
         ("build", 13): [
             {"causes": [{**rebuild, "upstreamProject": "build", "upstreamBuild": 12}]},
             {"causes": [{"userId": "bob"}]},
@@ -533,7 +533,7 @@ def test_an_unseen_upstream_with_an_encoded_name_is_a_branch_job() -> None:
         assert map_build(finished([cause]), Job(names=("x",)), ctx).trigger_chain[0].id == name
     # a container discovery saw keeps its class: a plain folder stays a folder
     seen = JobNaming.of("plugin", [(("DCAPI", "other"), (None, FOLDER))])
-    plain = {"upstreamProject": "DCAPI/100%25", "upstreamBuild": 1}
+    plain: dict[str, Any] = {"upstreamProject": "DCAPI/100%25", "upstreamBuild": 1}
     assert seen.upstream(plain["upstreamProject"]) == "DCAPI/jobs/100%25"
 
 
@@ -822,7 +822,7 @@ def test_stage_times_no_calendar_holds_are_no_start_time() -> None:
 def test_manifest_numbers_no_json_holds_are_dropped_like_nulls() -> None:
     """Found by fuzzing: NaN in a manifest's metadata (Python's JSON parser takes it) raised
     ValueError out of the mapping."""
-    entry = {"type": "t", "location": "l", "name": "n", "qualifier": "q"}
+    entry: dict[str, Any] = {"type": "t", "location": "l", "name": "n", "qualifier": "q"}
     entry["metadata"] = {"ok": 1, "nan": float("nan"), "inf": float("-inf")}
     [artifact], problems = parse_manifests(({"artifacts": [entry]},))
     assert artifact.metadata == {"ok": "1"} and problems == []
