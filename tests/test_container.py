@@ -81,7 +81,7 @@ def test_the_image_command_runs_from_the_wheel(
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True)
     python = venv / "bin" / "python"
-    install = ["install", "--no-deps", "--no-index", "--find-links", wheels, wheel]
+    install = ["install", "--no-deps", "--no-index", "--find-links", str(wheels), str(wheel)]
     subprocess.run([*pip, "--python", python, *install], check=True)
     site = subprocess.run(
         [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],

@@ -189,7 +189,7 @@ def test_a_date_two_days_ahead_does_not_hide_a_new_jobs_recent_builds(
 
 
 def test_the_result_label_is_one_of_a_closed_set() -> None:
-    metrics = Metrics({"ci": lambda: {}})  # type: ignore[dict-item]
+    metrics = Metrics({"ci": lambda: {}})
     deliveries = Deliveries(metrics, "ci")
     for number, result in enumerate(["SUCCESS", "weird-1", "weird-2", "FAILURE\n"], 1):
         deliveries(Delivered("app", number, result, Outcome.REFUSED))

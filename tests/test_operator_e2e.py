@@ -10,7 +10,9 @@ import stat
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -32,7 +34,7 @@ def no_secrets(result: Result) -> None:
     assert "Traceback" not in result.stderr
 
 
-def custom_cicd_posts(sei: SeiStandIn) -> list[dict]:
+def custom_cicd_posts(sei: SeiStandIn) -> list[dict[str, Any]]:
     return [r for r in sei.requests if r["route"] == "/v1/custom-cicd"]
 
 
@@ -96,9 +98,14 @@ def test_check_names_the_stage_source(
     """`check` reports the source the agent would use, from the same detection."""
     from conftest import base_env
 
-    flags = {"wfapi": False, "blueocean": False, "graphview": False, **plugins}
-    refused = flags.pop("refused", False)
-    with JenkinsSim(user=JENKINS_USER, token=JENKINS_TOKEN, **flags) as sim:
+    refused = plugins.get("refused", False)
+    with JenkinsSim(
+        user=JENKINS_USER,
+        token=JENKINS_TOKEN,
+        wfapi=plugins.get("wfapi", False),
+        blueocean=plugins.get("blueocean", False),
+        graphview=plugins.get("graphview", False),
+    ) as sim:
         if refused:
             sim.inject_fault(r"pluginManager", status=403, times=10)
         env = {**base_env(tmp_path), "JENKINS_URL": sim.url, "SEI_BASE_URL": sei.url, **env}
@@ -227,7 +234,7 @@ class _Indented(yaml.SafeDumper):
         return super().increase_indent(flow, False)
 
 
-def write_satellite(path: Path, sei: SeiStandIn, *controllers: dict) -> Path:
+def write_satellite(path: Path, sei: SeiStandIn, *controllers: dict[str, Any]) -> Path:
     integrations = [{"id": "1", "application": "github", "url": "https://github.com"}]
     integrations += [{"application": "jenkins", **c} for c in controllers]
     body = {
@@ -239,7 +246,7 @@ def write_satellite(path: Path, sei: SeiStandIn, *controllers: dict) -> Path:
 
 
 @pytest.fixture
-def second() -> JenkinsSim:
+def second() -> Iterator[JenkinsSim]:
     sim = JenkinsSim(user="reader", token="token-b-5678", clock_ms=now_ms() - 3_600_000)
     sim.start()
     yield sim
@@ -247,9 +254,12 @@ def second() -> JenkinsSim:
 
 
 @pytest.fixture
-def satellite(tmp_path: Path, cli: Cli, jenkins: JenkinsSim, second: JenkinsSim, sei: SeiStandIn):
+def satellite(
+    tmp_path: Path, cli: Cli, jenkins: JenkinsSim, second: JenkinsSim, sei: SeiStandIn
+) -> Path:
     """A satellite.yml with two Jenkins integrations; the environment's per-controller settings
     stay set to show that they do not leak into them."""
+    assert sei.known_guids is not None  # the fixture's stand-in drops unknown GUIDs
     sei.known_guids.add(GUID_B)
     del cli.env["SEI_API_KEY"]  # from satellite.api_key
     a = {

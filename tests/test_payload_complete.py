@@ -104,8 +104,10 @@ PARALLEL_RUN = [
 ]
 
 
-def controller(sei: SeiStandIn, **flags: bool) -> JenkinsSim:
-    return JenkinsSim(user=JENKINS_USER, token=JENKINS_TOKEN, clock_ms=now_ms(), **flags)
+def controller(sei: SeiStandIn, *, wfapi: bool = True, blueocean: bool = True) -> JenkinsSim:
+    return JenkinsSim(
+        user=JENKINS_USER, token=JENKINS_TOKEN, clock_ms=now_ms(), wfapi=wfapi, blueocean=blueocean
+    )
 
 
 def with_url(settings: Settings, url: str, **jenkins: Any) -> Settings:
