@@ -286,6 +286,7 @@ def reach_kill_point(
     Jenkins; clock: up to 0.3 s after its first request; write: its temporary state file exists.
     """
     sei_base, jenkins_base = len(sei.requests), len(jenkins.requests)
+    check: Callable[[], bool]
     if trigger == "sei":
         target = sei_base + 1 + int(fraction * min(6, max(pending, 1)))
         check = lambda: len(sei.requests) >= target  # noqa: E731

@@ -3,6 +3,7 @@ then what they guarantee together against the simulator (clock skew, a failing b
 
 from __future__ import annotations
 
+import functools
 import threading
 from datetime import timedelta
 from typing import Any
@@ -105,7 +106,7 @@ def test_runner_never_has_more_at_risk_than_workers_and_applies_on_the_callers_t
     with running(runner):
         for n in range(40):
             gate.release()
-            runner.submit(lambda n=n: task(n), then)
+            runner.submit(functools.partial(task, n), then)
             at_risk = len(runner._inflight) + runner._unsaved + runner._writing_count
             peak["risk"] = max(peak["risk"], at_risk)
     assert sorted(applied) == list(range(40))
@@ -122,11 +123,14 @@ def test_one_failing_result_loses_no_other() -> None:
             raise RuntimeError("disk full")
         applied.append(value)
 
+    def task(value: int) -> int:
+        return value
+
     runner: BoundedRunner[int] = BoundedRunner(4)
     submitted: list[int] = []
     with pytest.raises(RuntimeError, match="disk full"), running(runner):
         for n in range(8):
-            runner.submit(lambda n=n: n, then)  # raises once 3's result is applied
+            runner.submit(functools.partial(task, n), then)  # raises once 3's result is applied
             submitted.append(n)
     assert 3 in submitted and len(submitted) < 8  # the run stopped submitting
     assert sorted(applied) == [n for n in submitted if n != 3]  # every other result applied
@@ -207,12 +211,12 @@ def test_the_lookback_counts_on_the_controllers_clock(settings: Settings, sei: S
 def test_an_unexpected_error_fails_one_build_which_is_sent_next_run(
     settings: Settings, jenkins: JenkinsSim, sei: SeiStandIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from agent.mapping import map_build as real  # the function the worker calls
     from agent.pipeline import worker
 
     jenkins.add_job("app")
     for _ in range(3):
         jenkins.add_build("app")
-    real = worker.map_build
 
     def buggy(build: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
         if build["number"] == 2:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -145,17 +146,18 @@ def test_exception_messages_carry_no_secret(jenkins: JenkinsSim, sei: SeiStandIn
         client.close()
     payload = {"job_full_name": "x", "password": PASSWORD}
     common = {"base_url": sei.url, "instance_guid": GUID, "retries": 1, "retry_wait": 0}
-    for key, prepare, expected in [
+    cases: list[tuple[str, Callable[[], None], type[Exception]]] = [
         (wrong_key, lambda: None, SeiRefused),
         (SEI_KEY, lambda: sei.fail_always(503), SeiUnavailable),
         (SEI_KEY, lambda: sei.reset_next(2), SeiUnavailable),
-    ]:
+    ]
+    for key, prepare, expected in cases:
         prepare()
-        client = SeiClient(SeiSettings(api_key=key, **common))
-        with pytest.raises(expected) as caught:
-            client.send_build(payload)
-        errors.append(caught.value)
-        client.close()
+        sei_client = SeiClient(SeiSettings(api_key=key, **common))
+        with pytest.raises(expected) as raised:
+            sei_client.send_build(payload)
+        errors.append(raised.value)
+        sei_client.close()
         sei.fail_always(None)
     secrets = [*SECRETS, wrong_key, wrong_token, encoded(JENKINS_USER, wrong_token)]
     for error in errors:
