@@ -14,6 +14,7 @@ import gzip
 import json
 import logging
 import socket
+import socketserver
 import ssl
 import threading
 import time
@@ -252,7 +253,9 @@ class Forwarder:
         self._start()
 
 
-def count_connections(monkeypatch: pytest.MonkeyPatch, server_class: type) -> list[int]:
+def count_connections(
+    monkeypatch: pytest.MonkeyPatch, server_class: type[socketserver.BaseServer]
+) -> list[int]:
     """Every connection the servers of `server_class` accept, from now on."""
     accepted: list[int] = []
     original = server_class.process_request
@@ -454,7 +457,7 @@ def test_proxy_that_wants_credentials(
     servers.append(server)
     base = {"base_url": server.url + "/sei/api", "api_key": SEI_KEY, "ca_bundle": bundle}
     good = SeiClient(SeiSettings(**base, proxy=proxy.url("scout:pr0xy-pass")))
-    assert good.check_key().status == 202  # type: ignore[union-attr]
+    assert good.check_key().status == 202
     good.close()
     assert proxy.seen == [(f"CONNECT 127.0.0.1:{server.port} HTTP/1.1", proxy.expected)]
     assert all("Proxy-Authorization" not in headers for _, _, headers in server.seen)

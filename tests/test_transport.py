@@ -248,10 +248,12 @@ def test_a_stop_cuts_an_exchange_in_flight_to_the_stop_grace(
     hostile.behave = hostile.trickle(HEAD, b"x" * 100, 0.05)
     stop = threading.Event()
     client: JenkinsClient | SeiClient
+    call: Callable[[], object]
+    failure: type[Exception]
     if side == "Jenkins":
         settings = JenkinsSettings(url=hostile.url, deadline=60, retry_wait=0)
-        client = JenkinsClient(settings, stop=stop)
-        call, failure = lambda: client.get_json("api/json", kind="x"), JenkinsError
+        jenkins = client = JenkinsClient(settings, stop=stop)
+        call, failure = lambda: jenkins.get_json("api/json", kind="x"), JenkinsError
     else:
         settings_sei = SeiSettings(base_url=hostile.url, api_key="k", deadline=60, retry_wait=0)
         client = SeiClient(settings_sei, stop=stop)
@@ -363,9 +365,11 @@ def test_a_stop_during_a_retry_wait_ends_the_request_at_once(hostile: Hostile, s
     hostile.behave = lambda conn, stopping: conn.sendall(UNAVAILABLE)
     stop = threading.Event()
     client: JenkinsClient | SeiClient
+    call: Callable[[], object]
+    failure: type[Exception]
     if side == "Jenkins":
-        client = JenkinsClient(JenkinsSettings(url=hostile.url, retry_wait=30), stop=stop)
-        call, failure = lambda: client.get_json("api/json", kind="x"), JenkinsError
+        jenkins = client = JenkinsClient(JenkinsSettings(url=hostile.url, retry_wait=30), stop=stop)
+        call, failure = lambda: jenkins.get_json("api/json", kind="x"), JenkinsError
     else:
         client = SeiClient(SeiSettings(base_url=hostile.url, api_key="k", retry_wait=30), stop=stop)
         call, failure = client.check_key, SeiUnavailable
