@@ -121,7 +121,7 @@ def test_push_artifacts_needs_the_integration_id(monkeypatch: pytest.MonkeyPatch
 
 
 def test_tls_and_proxy_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from agent.transport import proxy_for
+    from agent.http.proxy import proxy_for
 
     monkeypatch.setenv("JENKINS_CA_BUNDLE", str(tmp_path / "missing.pem"))
     with pytest.raises(ConfigError, match="JENKINS_CA_BUNDLE"):

@@ -67,6 +67,8 @@ from test_operator_e2e import GUID_B, write_satellite
 
 import agent.state.file
 from agent.config import JenkinsSettings, SeiSettings
+from agent.http.answer import Answer
+from agent.http.body import HELD_MIB
 from agent.jenkins.client import ANSWER_MAX_MIB, JenkinsClient, JenkinsError
 from agent.jenkins.endpoints import CAUSE_FIELDS, builds_tree, job_path
 from agent.jenkins.stages.base import StageSource
@@ -77,7 +79,6 @@ from agent.jenkins.types import BuildDetails, Job
 from agent.mapping import Unmappable, map_build, parse_manifests
 from agent.sei.client import ANSWER_MAX_BYTES, SeiClient, SeiUnavailable
 from agent.state import JobState, StateError, StateFile
-from agent.transport import HELD_MIB, Answer
 
 FUZZ_RUNS = int(os.environ.get("FUZZ_RUNS") or 0)  # the big run's size (see above)
 AGENT_CASES = FUZZ_RUNS or 16

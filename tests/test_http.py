@@ -35,11 +35,11 @@ from sei_standin import SeiStandIn
 from agent.app import Controller
 from agent.cli import check
 from agent.config import JenkinsSettings, SeiSettings, Settings
+from agent.http.origin import origin_of, same_origin
 from agent.jenkins.client import JenkinsClient, JenkinsUnavailable
 from agent.logs import setup_logging
 from agent.sei.client import SeiClient, SeiUnavailable
 from agent.state import StateFile
-from agent.transport import origin_of, same_origin
 
 BASIC = "Basic " + base64.b64encode(f"{JENKINS_USER}:{JENKINS_TOKEN}".encode()).decode()
 

@@ -16,19 +16,15 @@ from conftest import accept_each
 from hostile import Front, gzip_bomb
 from tenacity import RetryCallState
 
-from agent import transport
 from agent.config import JenkinsSettings, SeiSettings, TransportSettings
+from agent.http import deadline
+from agent.http.answer import Answer
+from agent.http.client import Http
+from agent.http.errors import TransportFailure
+from agent.http.retry import http_date, retry_after, retry_policy
 from agent.jenkins import client as jenkins_client
 from agent.jenkins.client import JenkinsClient, JenkinsError, JenkinsTooLarge, JenkinsUnavailable
 from agent.sei.client import SeiClient, SeiUnavailable
-from agent.transport import (
-    Answer,
-    Http,
-    TransportFailure,
-    http_date,
-    retry_after,
-    retry_policy,
-)
 
 CHUNKED = (
     b"HTTP/1.1 200 OK\r\n"
@@ -244,7 +240,7 @@ def test_a_stop_cuts_an_exchange_in_flight_to_the_stop_grace(
     """A trickled answer may take the whole deadline (120 s by default, more than the 60 s a
     container gets to stop); once a stop is asked for, it gets STOP_GRACE seconds more (0.5 s
     here), fails saying why, and is not attempted again."""
-    monkeypatch.setattr(transport, "STOP_GRACE", 0.5)
+    monkeypatch.setattr(deadline, "STOP_GRACE", 0.5)
     hostile.behave = hostile.trickle(HEAD, b"x" * 100, 0.05)
     stop = threading.Event()
     client: JenkinsClient | SeiClient

@@ -27,9 +27,9 @@ from ruamel.yaml.util import load_yaml_guess_indent
 from agent import app
 from agent.config import ConfigError, Settings
 from agent.config.models import PLACEHOLDER_GUID
+from agent.http.answer import Answer
 from agent.sei.client import INSTANCES, Refusal, SeiUnavailable
 from agent.state.file import write_atomically
-from agent.transport import Answer
 
 log = logging.getLogger(__name__)
 

@@ -16,29 +16,27 @@ from pyrate_limiter import Duration, Limiter, Rate
 from tenacity import RetryCallState
 
 from agent.config import JenkinsSettings
-from agent.logs import Outage
-from agent.transport import (
-    Answer,
+from agent.http.answer import Answer
+from agent.http.body import let_go
+from agent.http.client import Http
+from agent.http.errors import (
     Elsewhere,
-    Http,
     Redirected,
     Retryable,
     TooLarge,
     TransportFailure,
     Undecodable,
     Unreachable,
-    http_date,
-    let_go,
-    retry_after,
-    retry_policy,
 )
+from agent.http.retry import http_date, retry_after, retry_policy
+from agent.logs import Outage
 
 log = logging.getLogger(__name__)
 # The most of one answer held in memory. No answer the agent asks for comes near it (a listing
 # page of 100 builds with big change sets is a few MB); a larger one, or one that inflates past
 # it from gzip, is refused as it arrives rather than filling the agent's memory; a listing page
 # over it is read again in smaller pages (agent/jenkins/builds.py). All answers being read at
-# once by one client hold at most agent/transport.py's HELD_MIB.
+# once by one client hold at most agent/http/body.py's HELD_MIB.
 ANSWER_MAX_MIB = 32
 # What a GET gives its caller: JSON, JSON and the Date it was answered at, a file (which may be
 # stored on another host), the answer.

@@ -21,19 +21,18 @@ from typing import Any
 from tenacity import RetryCallState
 
 from agent.config import SeiSettings
-from agent.logs import Outage, redact
-from agent.transport import (
-    Answer,
-    Http,
+from agent.http.answer import Answer
+from agent.http.client import Http
+from agent.http.errors import (
     Redirected,
     Retryable,
     TooLarge,
     TransportFailure,
     Undecodable,
     Unreachable,
-    retry_after,
-    retry_policy,
 )
+from agent.http.retry import retry_after, retry_policy
+from agent.logs import Outage, redact
 
 log = logging.getLogger(__name__)
 

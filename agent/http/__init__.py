@@ -1,0 +1,3 @@
+"""HTTP for both sides: one httpx client per side (client.py) within a whole-request deadline
+(deadline.py), same-origin redirects (origin.py), TLS and proxies (proxy.py), byte caps
+(body.py); the retry policy (retry.py) and the failures (errors.py)."""
