@@ -27,12 +27,19 @@ from agent.app import Controller
 from agent.cli import main
 from agent.config import Settings, load_settings
 from agent.pipeline import Report
+from agent.sei.payload import CicdPayload
 from agent.state import StateFile
 
 GUID = "0b5c7a5e-2f5d-4a7e-9a41-6f4b0f3c1d2e"
 JENKINS_USER, JENKINS_TOKEN = "admin", "jenkins-token-9f8e7d"
 SEI_KEY = "sei-key-1a2b3c4d5e"
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def bare_payload(**fields: Any) -> CicdPayload:
+    """A payload of only these fields, not validated: what the tests that send one check is how
+    the client fares (SEI refusing it, a server failing), not a build."""
+    return CicdPayload.model_construct(**fields)
 
 
 def now_ms() -> int:

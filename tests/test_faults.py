@@ -10,7 +10,6 @@ and a clear message instead of a traceback. Retry waits are recorded, not slept.
 from __future__ import annotations
 
 import email.utils
-import functools
 import io
 import json
 import logging
@@ -31,7 +30,6 @@ from agent.jenkins.endpoints import job_path
 from agent.logs import JsonFormatter
 from agent.sei import client as sei_client
 from agent.state import StateFile
-from agent.transport import retry_policy
 
 STAGES = [
     {"id": "3", "name": "build", "duration": 40, "steps": [{"id": "4", "duration": 30}]},
@@ -60,8 +58,7 @@ def jobs_with_builds(jenkins: JenkinsSim, names: list[str], builds: int) -> None
 def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """The waits SeiClient computes between retries, recorded instead of slept."""
     recorded: list[float] = []
-    policy = functools.partial(retry_policy, sleep=recorded.append)
-    monkeypatch.setattr(sei_client, "retry_policy", policy)  # the name SeiClient calls
+    monkeypatch.setattr(sei_client.SeiClient, "retry_sleep", recorded.append)
     return recorded
 
 

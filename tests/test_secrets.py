@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import vcr
-from conftest import GUID, JENKINS_TOKEN, JENKINS_USER, SEI_KEY, Cli, base_env, now_ms
+from conftest import GUID, JENKINS_TOKEN, JENKINS_USER, SEI_KEY, Cli, bare_payload, base_env, now_ms
 from jenkins_sim import JenkinsSim
 from sei_standin import SeiStandIn
 from test_cassettes import replay
@@ -144,7 +144,7 @@ def test_exception_messages_carry_no_secret(jenkins: JenkinsSim, sei: SeiStandIn
             client.get_json(api_json(path), kind="test")
         errors.append(caught.value)
         client.close()
-    payload = {"job_full_name": "x", "password": PASSWORD}
+    payload = bare_payload(job_full_name="x", password=PASSWORD)
     common = {"base_url": sei.url, "instance_guid": GUID, "retries": 1, "retry_wait": 0}
     cases: list[tuple[str, Callable[[], None], type[Exception]]] = [
         (wrong_key, lambda: None, SeiRefused),

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from agent_process import wait_until
 from apscheduler.triggers.interval import IntervalTrigger
-from conftest import SEI_KEY
+from conftest import SEI_KEY, bare_payload
 from jenkins_sim import JenkinsSim
 from prometheus_client.parser import text_string_to_metric_families
 from sei_standin import SeiStandIn
@@ -170,7 +170,7 @@ def test_stop_cuts_sei_retry_waits_short(sei: SeiStandIn) -> None:
     client = SeiClient(settings, stop=stop, on_request=observe)
     started = time.monotonic()
     with pytest.raises(SeiUnavailable):
-        client.send_build({"result": "SUCCESS"})
+        client.send_build(bare_payload(result="SUCCESS"))
     assert time.monotonic() - started < 5  # not the 30 s wait
     assert seen == ["503"]  # no try after the stop: the build waits for the next run
 

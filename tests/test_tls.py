@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import trustme
+from conftest import bare_payload
 
 from agent.config import SeiSettings
 from agent.sei.client import SeiClient, SeiUnavailable
@@ -53,7 +54,7 @@ def https(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 def post(settings: SeiSettings) -> object:
     client = SeiClient(settings)
     try:
-        return client.send_build({"instance_guid": GUID})
+        return client.send_build(bare_payload(instance_guid=GUID))
     finally:
         client.close()
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
-from conftest import accept_each
+from conftest import accept_each, bare_payload
 from hostile import Front, gzip_bomb
 from tenacity import RetryCallState
 
@@ -444,7 +444,7 @@ def test_an_sei_answer_inflating_past_its_cap_is_not_seis_and_keeps_the_build(
     client = SeiClient(SeiSettings(base_url=front.url, api_key="k3y", retries=0))
     try:
         with front.hostile("gzip-bomb"), pytest.raises(SeiUnavailable) as failure:
-            client.send_build({"job_full_name": "app"})
+            client.send_build(bare_payload(job_full_name="app"))
     finally:
         client.close()
     assert failure.value.unreachable  # the run stops: every build stays pending

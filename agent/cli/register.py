@@ -27,8 +27,7 @@ from ruamel.yaml.util import load_yaml_guess_indent
 from agent import app
 from agent.config import ConfigError, Settings
 from agent.config.models import PLACEHOLDER_GUID
-from agent.http.answer import Answer
-from agent.sei.client import INSTANCES, Refusal, SeiUnavailable
+from agent.sei.client import INSTANCES, Accepted, Refusal, SeiUnavailable
 from agent.state.file import write_atomically
 
 log = logging.getLogger(__name__)
@@ -123,9 +122,9 @@ def _choose(controllers: list[Settings], integration_id: str | None) -> Settings
     )
 
 
-def _instance_id(response: Answer) -> str | None:
+def _instance_id(accepted: Accepted) -> str | None:
     try:
-        return str(uuid.UUID(str(response.json()["id"])))
+        return str(uuid.UUID(str(accepted.said["id"])))
     except (ValueError, KeyError, TypeError):
         return None
 

@@ -9,27 +9,19 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from typing import Any, Literal
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, Literal, NoReturn
 
 import httpx
 from pyrate_limiter import Duration, Limiter, Rate
-from tenacity import RetryCallState
 
 from agent.config import JenkinsSettings
 from agent.http.answer import Answer
 from agent.http.body import let_go
 from agent.http.client import Http
-from agent.http.errors import (
-    Elsewhere,
-    Redirected,
-    Retryable,
-    TooLarge,
-    TransportFailure,
-    Undecodable,
-    Unreachable,
-)
-from agent.http.retry import http_date, retry_after, retry_policy
-from agent.logs import Outage
+from agent.http.errors import Elsewhere, Retryable, TooLarge, Undecodable, Unreachable
+from agent.http.retry import http_date, retry_after
+from agent.http.side import Action, SideClient, Status, StatusTable
 
 log = logging.getLogger(__name__)
 # The most of one answer held in memory. No answer the agent asks for comes near it (a listing
@@ -81,19 +73,52 @@ class JenkinsRefused(JenkinsUnavailable):
     """
 
 
-class JenkinsClient:
+_RETRY = Status(Action.RETRY, "Jenkins answered HTTP {status} on {where}")
+_REFUSED = Status(
+    Action.REFUSED,
+    "Jenkins refused the credentials (HTTP {status} on {where}); check JENKINS_USER and "
+    "JENKINS_API_TOKEN and that the user may read jobs",
+)
+STATUSES = StatusTable(
+    {
+        "2xx": Status(Action.OK),
+        429: _RETRY,
+        "5xx": _RETRY,
+        401: _REFUSED,
+        403: _REFUSED,
+        407: Status(
+            Action.FATAL,
+            "the proxy refused us (HTTP 407 on {where}); check the credentials in "
+            "JENKINS_PROXY or HTTP_PROXY",
+        ),
+        404: Status(Action.GONE, "not found: {where}"),
+    },
+    otherwise=Status(Action.FAILED, "Jenkins answered HTTP {status} on {where}"),
+)
+
+
+class JenkinsClient(SideClient):
     """Thread-safe: one pool of `concurrency` connections, an optional requests-per-second cap."""
+
+    side = "Jenkins"
+    url_setting = "JENKINS_URL"
+    statuses = STATUSES
+    errors: ClassVar[Mapping[Action, Callable[[str], Exception]]] = {
+        Action.FATAL: JenkinsUnavailable,
+        Action.REFUSED: JenkinsRefused,
+        Action.GONE: JenkinsNotFound,
+        Action.FAILED: JenkinsError,
+    }
 
     def __init__(self, settings: JenkinsSettings, *, stop: threading.Event | None = None) -> None:
         """`stop` ends retry waits: the read then fails with its last error."""
         endpoint = settings.endpoint()
-        self.base = endpoint.base
         auth = None
         if endpoint.auth is not None:
             user, token = endpoint.auth
             auth = httpx.BasicAuth(user, token.get_secret_value())
-        self._http = Http(
-            self.base,
+        http = Http(
+            endpoint.base,
             settings,
             side="Jenkins",
             auth=auth,
@@ -102,31 +127,18 @@ class JenkinsClient:
             connections=settings.concurrency,
             stop=stop,
         )
+        super().__init__(http, settings, log, stop)
         self._limiter = (
             Limiter(Rate(settings.rate_limit, Duration.SECOND)) if settings.rate_limit else None
         )
-        self._outage = Outage("Jenkins", log)
-        self._retry = retry_policy(
-            retries=settings.retries,
-            first_wait=settings.retry_wait,
-            max_wait=settings.retry_max_wait,
-            retryable=Retryable,
-            log_retry=self._log_retry,
-            stop=stop,
-        )
-        self._count_lock = threading.Lock()
-        self.requests: Counter[str] = Counter()
 
-    def _log_retry(self, state: RetryCallState) -> None:
-        error = state.outcome.exception() if state.outcome else None
-        self._outage.retrying(error, state.next_action.sleep if state.next_action else 0)
+    @property
+    def requests(self) -> Counter[str]:
+        """Requests made so far, by kind (discover, builds, stages, ...), retries included."""
+        return self.counts
 
     def request_counts(self) -> Counter[str]:
-        """Requests made so far, by kind (discover, builds, stages, ...), retries included."""
-        return self.requests
-
-    def close(self) -> None:
-        self._http.close()
+        return self.counts
 
     def get_json(self, path: str, tree: str | None = None, *, kind: str, shape: type = dict) -> Any:
         """GET `path` (relative to the base) as JSON of the given `shape` (dict or list).
@@ -134,7 +146,7 @@ class JenkinsClient:
         `kind` labels the request in the counters. An answer of another shape is an error, so
         that nothing downstream has to guess what an unexpected answer meant.
         """
-        answer = self._retrying(path, {"tree": tree} if tree else None, kind, "json")
+        answer = self._read(path, {"tree": tree} if tree else None, kind, "json")
         return self._shaped(path, answer, shape)
 
     def get_json_dated(
@@ -142,7 +154,7 @@ class JenkinsClient:
     ) -> tuple[dict[str, Any], int | None]:
         """A JSON object as get_json gives it, and the controller's clock when it answered:
         its Date header, in ms since the epoch (None without one)."""
-        answer, date = self._retrying(path, {"tree": tree} if tree else None, kind, "dated")
+        answer, date = self._read(path, {"tree": tree} if tree else None, kind, "dated")
         return self._shaped(path, answer, dict), date
 
     def _shaped(self, path: str, answer: Any, shape: type) -> Any:
@@ -158,14 +170,14 @@ class JenkinsClient:
         once it passes `limit` bytes. Jenkins may redirect it to the host that stores the
         artifacts: it is read there without the credentials, and JenkinsStorageError says when
         it cannot be."""
-        return self._retrying(path, None, kind, "file", limit)  # type: ignore[no-any-return]
+        return self._read(path, None, kind, "file", limit)  # type: ignore[no-any-return]
 
     def get(self, path: str, *, kind: str) -> Answer:
         """GET `path` and give the answer whatever its status, after the retries of
         connection failures, 429 and 5xx (for `check`, which reads headers and statuses)."""
-        return self._retrying(path, None, kind, "answer")  # type: ignore[no-any-return]
+        return self._read(path, None, kind, "answer")  # type: ignore[no-any-return]
 
-    def _retrying(
+    def _read(
         self,
         path: str,
         params: dict[str, str] | None,
@@ -175,49 +187,34 @@ class JenkinsClient:
     ) -> Any:
         """One read with its retries; at most `limit` bytes of answer (default ANSWER_MAX_MIB)."""
         limit = ANSWER_MAX_MIB << 20 if limit is None else limit
-        try:
-            answer = self._retry(self._get_once, path, params, kind, expect, limit)
-            self._outage.answered()
-            return answer
-        except Retryable as exc:
-            if isinstance(exc, _StorageRetryable):
-                raise JenkinsStorageError(str(exc)) from None
-            if exc.unreachable:
-                raise JenkinsUnavailable(str(exc), exc.proxy) from None
-            raise JenkinsError(str(exc)) from None
+        return self._retrying(self._get_once, path, params, kind, expect, limit)
+
+    def _exhausted(self, exc: Retryable) -> NoReturn:
+        if isinstance(exc, _StorageRetryable):
+            raise JenkinsStorageError(str(exc)) from None
+        if exc.unreachable:
+            raise JenkinsUnavailable(str(exc), exc.proxy) from None
+        raise JenkinsError(str(exc)) from None
+
+    def _unreachable(self, exc: Unreachable, where: str) -> str:
+        return (
+            f"Jenkins at {self.base} cannot be reached ({exc}); check {exc.proxy or 'JENKINS_URL'}"
+        )
 
     def _get_once(
-        self,
-        path: str,
-        params: dict[str, str] | None,
-        kind: str,
-        expect: Expect,
-        limit: int,
+        self, path: str, params: dict[str, str] | None, kind: str, expect: Expect, limit: int
     ) -> Any:
-        with self._count_lock:
-            self.requests[kind] += 1
         if self._limiter is not None:
             self._limiter.try_acquire("jenkins")
         where = f"{self.base}{path}"
         try:
-            response = self._http.request(
-                "GET", path, params=params, limit=limit, elsewhere=expect == "file"
+            response = self._request(
+                "GET", path, kind=kind, params=params, limit=limit, elsewhere=expect == "file"
             )
         except Elsewhere as exc:
             if exc.retryable:
                 raise _StorageRetryable(f"{where} is stored at {exc}") from None
             raise JenkinsStorageError(f"{where} is stored at {exc}") from None
-        except Unreachable as exc:
-            raise Retryable(
-                f"Jenkins at {self.base} cannot be reached ({exc}); "
-                f"check {exc.proxy or 'JENKINS_URL'}",
-                unreachable=True,
-                proxy=exc.proxy,
-            ) from None
-        except TransportFailure as exc:
-            raise Retryable(f"Jenkins connection failed on {where}: {exc}") from None
-        except Redirected as exc:
-            raise JenkinsUnavailable(f"{exc}; check JENKINS_URL") from None
         except TooLarge as exc:
             beside = " with the answers read beside it" if exc.together else ""
             raise JenkinsTooLarge(
@@ -228,9 +225,6 @@ class JenkinsClient:
             raise JenkinsError(f"Jenkins answered {where} unreadably: {exc}") from None
         except httpx.InvalidURL as exc:  # a name or an id from an answer, too long for a URL
             raise JenkinsError(f"cannot ask Jenkins for {where[:200]}: {exc}") from None
-        if response.redirects:
-            with self._count_lock:
-                self.requests[kind] += response.redirects
         try:
             return self._judged(response, where, expect)
         except BaseException as exc:
@@ -246,30 +240,14 @@ class JenkinsClient:
         status = response.status
         if response.elsewhere and not 200 <= status < 300:
             failed = f"{where} is stored at {response.elsewhere}, which answered HTTP {status}"
-            if status == 429 or status >= 500:
+            if self.statuses[status].action is Action.RETRY:
                 raise _StorageRetryable(failed, retry_after(response.header("retry-after")))
             raise JenkinsStorageError(failed)
-        if status == 429 or status >= 500:
-            raise Retryable(
-                f"Jenkins answered HTTP {status} on {where}",
-                retry_after(response.header("retry-after")),
-            )
         if expect == "answer":
+            if self.statuses[status].action is Action.RETRY:
+                self._judge(response, where)
             return response
-        if status in (401, 403):
-            raise JenkinsRefused(
-                f"Jenkins refused the credentials (HTTP {status} on {where}); "
-                "check JENKINS_USER and JENKINS_API_TOKEN and that the user may read jobs"
-            )
-        if status == 407:
-            raise JenkinsUnavailable(
-                f"the proxy refused us (HTTP 407 on {where}); check the credentials in "
-                "JENKINS_PROXY or HTTP_PROXY"
-            )
-        if status == 404:
-            raise JenkinsNotFound(f"not found: {where}")
-        if status >= 300:
-            raise JenkinsError(f"Jenkins answered HTTP {status} on {where}")
+        self._judge(response, where)
         if expect == "file":
             return response.body
         if "html" in (response.header("content-type") or ""):

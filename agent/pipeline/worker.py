@@ -95,7 +95,8 @@ class Worker:
         for problem in manifests[1]:
             log.warning("%s #%d: artifact manifest %s; skipped", job.full_name, number, problem)
         try:
-            payload = map_build(build, job, self.context(), details, manifests=manifests).to_json()
+            mapped = map_build(build, job, self.context(), details, manifests=manifests)
+            payload = mapped.to_json()
         except (Unmappable, ValidationError) as exc:
             return Result(Outcome.UNMAPPABLE, message=f"cannot be mapped: {exc}")
         if after is not None and not after.wait(self.halted):
@@ -103,7 +104,7 @@ class Worker:
         if self.sei is None:
             return Result(Outcome.SENT, payload)
         try:
-            answer = self.sei.send_build(payload)
+            answer = self.sei.send_build(mapped)
             push = push_artifacts_body(payload, self.push_to) if self.push_to else None
             if push and not isinstance(answer, Refusal):
                 answer = self.sei.push_artifacts(push)

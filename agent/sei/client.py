@@ -14,33 +14,24 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
-
-from tenacity import RetryCallState
+from functools import partial
+from typing import Any, ClassVar, NoReturn
 
 from agent.config import SeiSettings
 from agent.http.answer import Answer
 from agent.http.client import Http
-from agent.http.errors import (
-    Redirected,
-    Retryable,
-    TooLarge,
-    TransportFailure,
-    Undecodable,
-    Unreachable,
-)
-from agent.http.retry import retry_after, retry_policy
-from agent.logs import Outage, redact
+from agent.http.errors import Retryable, TooLarge, Undecodable
+from agent.http.side import Action, SideClient, Status, StatusTable
+from agent.logs import redact
+from agent.sei.payload import CicdPayload
 
 log = logging.getLogger(__name__)
 
 CUSTOM_CICD = "/v1/custom-cicd"
 PUSH_ARTIFACTS = "/v1/cicd/push_artifacts"
 INSTANCES = "/v1/cicd/instances"
-# Answers that say the base URL does not lead to SEI's API rather than that one build is wrong.
-_WRONG_ENDPOINT = {404, 405, 410}
 # SEI answers a POST in a few hundred bytes; more than this (or a body that inflates past it) is
 # not SEI's answer, and is not read further.
 ANSWER_MAX_BYTES = 1 << 20
@@ -61,6 +52,14 @@ class SeiUnavailable(Exception):
 
 
 @dataclass(frozen=True)
+class Accepted:
+    """SEI took the body (2xx): its status, and its JSON (None for the documented empty 202)."""
+
+    status: int
+    said: Any = None
+
+
+@dataclass(frozen=True)
 class Refusal:
     """SEI refused this one payload (4xx): kept as a dead letter with the server's words."""
 
@@ -68,8 +67,52 @@ class Refusal:
     message: str
 
 
-class SeiClient:
+# Answers that say the base URL does not lead to SEI's API rather than that one build is wrong.
+_WRONG_ENDPOINT = Status(
+    Action.FATAL,
+    "{where} answered HTTP {status}: that is not SEI's ingestion API; nothing was delivered; "
+    "check SEI_BASE_URL",
+)
+_REFUSED = Status(
+    Action.REFUSED,
+    "SEI refused the API key (HTTP {status} on {where}); check SEI_API_KEY and SEI_BASE_URL / "
+    "SEI_ENVIRONMENT",
+)
+_RETRY = Status(Action.RETRY, "SEI answered HTTP {status} on {where}")
+STATUSES = StatusTable(
+    {
+        "2xx": Status(Action.OK),
+        "3xx": _WRONG_ENDPOINT,
+        404: _WRONG_ENDPOINT,
+        405: _WRONG_ENDPOINT,
+        410: _WRONG_ENDPOINT,
+        401: _REFUSED,
+        403: _REFUSED,
+        407: Status(
+            Action.FATAL,
+            "the proxy refused us (HTTP 407 on {where}); check the credentials in SEI_PROXY or "
+            "HTTPS_PROXY",
+        ),
+        408: _RETRY,
+        429: _RETRY,
+        "5xx": _RETRY,
+    },
+    # A 400 may echo the request's headers, the key among them: the message becomes a dead
+    # letter that `state show` prints, so it is redacted like a log line.
+    otherwise=Status(Action.REJECTED),
+)
+
+
+class SeiClient(SideClient):
     """Thread-safe: `concurrency` deliveries may share one client."""
+
+    side = "SEI"
+    url_setting = "SEI_BASE_URL"
+    statuses = STATUSES
+    errors: ClassVar[Mapping[Action, Callable[[str], Exception]]] = {
+        Action.FATAL: partial(SeiUnavailable, unreachable=True),
+        Action.REFUSED: SeiRefused,
+    }
 
     def __init__(
         self,
@@ -80,11 +123,9 @@ class SeiClient:
     ) -> None:
         """`stop` cuts retry waits short; `on_request(status, seconds)` sees every request."""
         endpoint = settings.endpoint()
-        self.base = endpoint.base
-        self._settings = settings
         self._secrets = [endpoint.api_key.get_secret_value()]  # kept from what SEI echoes
-        self._http = Http(
-            self.base,
+        http = Http(
+            endpoint.base,
             settings,
             side="SEI",
             headers={
@@ -97,39 +138,27 @@ class SeiClient:
             stop=stop,
             on_request=on_request,
         )
-        self._count_lock = threading.Lock()
-        self.requests = 0
-        self._outage = Outage("SEI", log)
-        self._retry = retry_policy(
-            retries=settings.retries,
-            first_wait=settings.retry_wait,
-            max_wait=settings.retry_max_wait,
-            retryable=Retryable,
-            log_retry=self._log_retry,
-            stop=stop,
-        )
+        super().__init__(http, settings, log, stop)
 
-    def _log_retry(self, state: RetryCallState) -> None:
-        error = state.outcome.exception() if state.outcome else None
-        self._outage.retrying(error, state.next_action.sleep if state.next_action else 0)
+    @property
+    def requests(self) -> int:
+        """POSTs made so far, retries included."""
+        return self.counts.total()
 
-    def close(self) -> None:
-        self._http.close()
+    def send_build(self, payload: CicdPayload) -> Refusal | Accepted:
+        """POST one build to /v1/custom-cicd."""
+        return self._post(CUSTOM_CICD, payload.to_json())
 
-    def send_build(self, payload: dict[str, Any]) -> Refusal | Answer:
-        """POST one build to /v1/custom-cicd; an Answer means SEI accepted it."""
-        return self._post(CUSTOM_CICD, payload)
-
-    def push_artifacts(self, body: dict[str, Any]) -> Refusal | Answer:
+    def push_artifacts(self, body: dict[str, Any]) -> Refusal | Accepted:
         """POST a build's artifacts to /v1/cicd/push_artifacts."""
         return self._post(PUSH_ARTIFACTS, body)
 
-    def check_key(self) -> Refusal | Answer:
+    def check_key(self) -> Refusal | Accepted:
         """POST `{}` to /v1/custom-cicd: SEI answers 400 naming a missing field when the key is
         accepted (and stores nothing), 401/403 when it is not."""
         return self._post(CUSTOM_CICD, {})
 
-    def create_instance(self, name: str, url: str, integration_id: str) -> Refusal | Answer:
+    def create_instance(self, name: str, url: str, integration_id: str) -> Refusal | Accepted:
         """POST /v1/cicd/instances; SEI answers the new instance's id."""
         body = {"integration_id": integration_id, "name": name, "url": url, "type": "jenkins"}
         return self._post(INSTANCES, body)
@@ -137,34 +166,19 @@ class SeiClient:
     def where(self, path: str = CUSTOM_CICD) -> str:
         return f"{self.base}{path}"
 
-    def _post(self, path: str, body: dict[str, Any]) -> Refusal | Answer:
-        """Deliver `body`; an Answer means 2xx, a Refusal a 4xx for this body alone."""
+    def _post(self, path: str, body: dict[str, Any]) -> Refusal | Accepted:
+        """Deliver `body`: Accepted on 2xx, a Refusal on a 4xx for this body alone."""
         data = json.dumps(body, separators=(",", ":")).encode()
-        try:
-            answer: Refusal | Answer = self._retry(self._post_once, path, data)
-            self._outage.answered()
-            return answer
-        except Retryable as exc:
-            attempts = self._settings.retries + 1
-            raise SeiUnavailable(
-                f"{exc} (after {attempts} attempts)", exc.unreachable, exc.proxy
-            ) from None
+        return self._retrying(self._post_once, path, data)
 
-    def _post_once(self, path: str, data: bytes) -> Refusal | Answer:
-        with self._count_lock:
-            self.requests += 1
+    def _exhausted(self, exc: Retryable) -> NoReturn:
+        message = f"{exc} (after {self._attempts} attempts)"
+        raise SeiUnavailable(message, exc.unreachable, exc.proxy) from None
+
+    def _post_once(self, path: str, data: bytes) -> Refusal | Accepted:
         where = f"{self.base}{path}"
         try:
-            response = self._http.request("POST", path, body=data, limit=ANSWER_MAX_BYTES)
-        except Unreachable as exc:
-            blame = f"; check {exc.proxy}" if exc.proxy else ""
-            raise Retryable(
-                f"SEI cannot be reached at {where}: {exc}{blame}", unreachable=True, proxy=exc.proxy
-            ) from None
-        except TransportFailure as exc:
-            raise Retryable(f"SEI connection failed on {where}: {exc}") from None
-        except Redirected as exc:
-            raise SeiUnavailable(f"{exc}; check SEI_BASE_URL", unreachable=True) from None
+            response = self._request("POST", path, kind="post", body=data, limit=ANSWER_MAX_BYTES)
         except Undecodable as exc:
             raise SeiUnavailable(
                 f"{where} answered unreadably ({exc}), not as SEI answers: the build is kept to "
@@ -177,54 +191,29 @@ class SeiClient:
                 "build is kept to be sent again; check SEI_BASE_URL and any proxy in between",
                 unreachable=True,
             ) from None
-        status = response.status
-        if 200 <= status < 300:
-            if not _from_sei(response):
-                raise SeiUnavailable(
-                    f"{where} answered HTTP {status} with {_kind(response)}, not SEI's JSON: "
-                    "nothing was delivered; check SEI_BASE_URL (SEI's API base, such as "
-                    "https://app.harness.io/gratis/sei/api) and any proxy in between",
-                    unreachable=True,
-                )
-            return response
-        if 300 <= status < 400 or status in _WRONG_ENDPOINT:
-            raise SeiUnavailable(
-                f"{where} answered HTTP {status}: that is not SEI's ingestion API; nothing was "
-                "delivered; check SEI_BASE_URL",
-                unreachable=True,
-            )
-        if status in (401, 403):
-            raise SeiRefused(
-                f"SEI refused the API key (HTTP {status} on {where}); check SEI_API_KEY and "
-                "SEI_BASE_URL / SEI_ENVIRONMENT"
-            )
-        if status == 407:
-            raise SeiUnavailable(
-                f"the proxy refused us (HTTP 407 on {where}); check the credentials in SEI_PROXY "
-                "or HTTPS_PROXY",
-                unreachable=True,
-            )
-        if status in (408, 429) or status >= 500:
-            wait = retry_after(response.header("retry-after"))
-            raise Retryable(f"SEI answered HTTP {status} on {where}", wait)
-        # A 400 may echo the request's headers, the key among them: the message becomes a
-        # dead letter that `state show` prints, so it is redacted like a log line.
-        return Refusal(status=status, message=redact(_server_message(response), self._secrets))
+        if self._judge(response, where).action is Action.REJECTED:
+            message = redact(_server_message(response), self._secrets)
+            return Refusal(status=response.status, message=message)
+        if response.status == 202 and not response.body.strip():
+            return Accepted(202)  # the documented empty 202
+        return Accepted(response.status, _sei_json(response, where))
 
 
-def _from_sei(response: Answer) -> bool:
-    """SEI's own answer: its JSON, or the documented empty 202. A page or text from something
-    between us and SEI (a login portal, a proxy, a web server at the wrong base URL) is not."""
-    if response.status == 202 and not response.body.strip():
-        return True
+def _sei_json(response: Answer, where: str) -> Any:
+    """SEI's JSON; a page or text from something between us and SEI (a login portal, a proxy, a
+    web server at the wrong base URL) is SeiUnavailable: nothing was delivered."""
     media = (response.header("content-type") or "").split(";")[0].strip().lower()
-    if media != "application/json" and not media.endswith("+json"):
-        return False
     try:
-        response.json()
+        if media == "application/json" or media.endswith("+json"):
+            return response.json()
     except ValueError:
-        return False
-    return True
+        pass
+    raise SeiUnavailable(
+        f"{where} answered HTTP {response.status} with {_kind(response)}, not SEI's JSON: "
+        "nothing was delivered; check SEI_BASE_URL (SEI's API base, such as "
+        "https://app.harness.io/gratis/sei/api) and any proxy in between",
+        unreachable=True,
+    )
 
 
 def _kind(response: Answer) -> str:
