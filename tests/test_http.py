@@ -36,7 +36,7 @@ from agent.app import Controller
 from agent.cli import check
 from agent.config import JenkinsSettings, SeiSettings, Settings
 from agent.http.origin import origin_of, same_origin
-from agent.jenkins.client import JenkinsClient, JenkinsUnavailable
+from agent.jenkins.client import JenkinsClient, JenkinsError, JenkinsUnavailable
 from agent.logs import setup_logging
 from agent.sei.client import SeiClient, SeiUnavailable
 from agent.state import StateFile
@@ -538,3 +538,36 @@ def test_the_http_library_does_not_log_every_request(settings: Settings) -> None
         root.handlers[:], root.level = handlers, level
         for name in ("httpx", "httpcore"):
             logging.getLogger(name).setLevel(logging.NOTSET)
+
+
+def _limited(jenkins: JenkinsSim, stop: threading.Event, timeout: float = 30) -> JenkinsClient:
+    settings = JenkinsSettings(
+        url=jenkins.url, user=JENKINS_USER, api_token=JENKINS_TOKEN, rate_limit=1, timeout=timeout
+    )
+    return JenkinsClient(settings, stop=stop)
+
+
+def test_a_stop_ends_the_wait_for_jenkins_rate_limit(jenkins: JenkinsSim) -> None:
+    """JENKINS_RATE_LIMIT=1: the second read waits about a second for its permit; a stop asked
+    for during the wait ends it, and nothing more is asked of Jenkins."""
+    stop = threading.Event()
+    client = _limited(jenkins, stop)
+    client.get_json("api/json", kind="discover")
+    threading.Timer(0.1, stop.set).start()
+    started = time.monotonic()
+    with pytest.raises(JenkinsError, match="stopped while waiting for JENKINS_RATE_LIMIT"):
+        client.get_json("api/json", kind="discover")
+    assert time.monotonic() - started < 0.6  # not the second the permit takes
+    client.close()
+    assert jenkins.count(r"^/api/json") == 1
+
+
+def test_the_wait_for_jenkins_rate_limit_is_bounded(jenkins: JenkinsSim) -> None:
+    """A permit that takes longer than a read may (JENKINS_TIMEOUT) fails the read, saying why,
+    rather than holding the worker."""
+    client = _limited(jenkins, threading.Event(), timeout=0.2)
+    client.get_json("api/json", kind="discover")
+    with pytest.raises(JenkinsError, match=r"no request within JENKINS_RATE_LIMIT after 0\.2 s"):
+        client.get_json("api/json", kind="discover")
+    client.close()
+    assert jenkins.count(r"^/api/json") == 1

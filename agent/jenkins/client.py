@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Literal, NoReturn
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 # over it is read again in smaller pages (agent/jenkins/builds.py). All answers being read at
 # once by one client hold at most agent/http/body.py's HELD_MIB.
 ANSWER_MAX_MIB = 32
+PACE_STEP = 0.1  # how often a wait for JENKINS_RATE_LIMIT looks at the stop
 # What a GET gives its caller: JSON, JSON and the Date it was answered at, a file (which may be
 # stored on another host), the answer.
 Expect = Literal["json", "dated", "file", "answer"]
@@ -111,7 +113,7 @@ class JenkinsClient(SideClient):
     }
 
     def __init__(self, settings: JenkinsSettings, *, stop: threading.Event | None = None) -> None:
-        """`stop` ends retry waits: the read then fails with its last error."""
+        """`stop` ends retry waits and a wait for JENKINS_RATE_LIMIT: the read then fails."""
         endpoint = settings.endpoint()
         auth = None
         if endpoint.auth is not None:
@@ -128,6 +130,8 @@ class JenkinsClient(SideClient):
             stop=stop,
         )
         super().__init__(http, settings, log, stop)
+        self._stop = stop or threading.Event()
+        self._pace_max = settings.timeout  # a wait for a permit longer than a read is an error
         self._limiter = (
             Limiter(Rate(settings.rate_limit, Duration.SECOND)) if settings.rate_limit else None
         )
@@ -201,11 +205,24 @@ class JenkinsClient(SideClient):
             f"Jenkins at {self.base} cannot be reached ({exc}); check {exc.proxy or 'JENKINS_URL'}"
         )
 
+    def _pace(self) -> None:
+        """Wait for JENKINS_RATE_LIMIT's permit: at most a read timeout, and never past a stop."""
+        assert self._limiter is not None
+        until = time.monotonic() + self._pace_max
+        while not self._limiter.try_acquire("jenkins", blocking=True, timeout=PACE_STEP):
+            if self._stop.is_set():
+                raise JenkinsError("stopped while waiting for JENKINS_RATE_LIMIT's next request")
+            if time.monotonic() >= until:
+                raise JenkinsError(
+                    f"no request within JENKINS_RATE_LIMIT after {self._pace_max:g} s "
+                    "(JENKINS_TIMEOUT): more workers wait than the limit lets through"
+                )
+
     def _get_once(
         self, path: str, params: dict[str, str] | None, kind: str, expect: Expect, limit: int
     ) -> Any:
         if self._limiter is not None:
-            self._limiter.try_acquire("jenkins")
+            self._pace()
         where = f"{self.base}{path}"
         try:
             response = self._request(
