@@ -264,6 +264,36 @@ def test_a_stop_cuts_an_exchange_in_flight_to_the_stop_grace(
     assert hostile.connections == 1  # no attempt after the stop
 
 
+def test_the_deadline_still_wraps_what_httpx_and_httpcore_build(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The deadline wraps httpcore's pools inside httpx's transports (agent/http/deadline.py):
+    a release of either that moves them fails here, saying so, not as a silent loss of the
+    deadline. The environment's proxies are transports of their own, wrapped too."""
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3129")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    client = httpx.Client(trust_env=True)
+    try:
+        deadline.check_internals(client)
+    except RuntimeError as changed:
+        pytest.fail(str(changed))
+    assert deadline.bound(client) == 3  # the direct pool and one per proxy
+    assert deadline.bound(client) == 3  # wrapped once, whatever calls it again
+    client.close()
+
+
+def test_internals_that_moved_are_named_not_ignored() -> None:
+    renamed = httpx.HTTPTransport()
+    pool = renamed._pool
+    del renamed._pool  # as if httpx had renamed it
+    for transport in (renamed, httpx.MockTransport(lambda _: httpx.Response(200))):
+        with pytest.raises(RuntimeError, match="changed the internals the request deadline wraps"):
+            deadline.bound(httpx.Client(transport=transport))
+    pool.close()
+
+
 def test_the_deadline_is_a_failure_worth_retrying(hostile: Hostile) -> None:
     hostile.behave = silent
     client = JenkinsClient(JenkinsSettings(url=hostile.url, deadline=0.3, retries=1, retry_wait=0))

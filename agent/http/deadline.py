@@ -6,7 +6,7 @@ stop would wait on it for ever; every socket wait is cut to what is left of the 
 This is the one module that reaches into httpx and httpcore: httpx makes httpcore's pools itself
 (one per transport: the direct one, and one per proxy it reads from the environment) and passes
 them no network backend, so each pool's own backend is wrapped before any connection exists.
-`check_internals` says plainly when those attributes change; tests/test_deadline.py calls it.
+`check_internals` says plainly when those attributes change (tests/test_transport.py).
 """
 
 from __future__ import annotations
@@ -162,10 +162,12 @@ def check_internals(client: httpx.Client) -> None:
             )
 
 
-def bound(client: httpx.Client) -> None:
+def bound(client: httpx.Client) -> int:
     """Every connection `client` makes, through any of its transports, waits within the
-    deadline of the exchange it serves."""
+    deadline of the exchange it serves; how many pools that is."""
     check_internals(client)
-    for pool in _pools(client):
+    pools = _pools(client)
+    for pool in pools:
         if not isinstance(pool._network_backend, _DeadlineBackend):
             pool._network_backend = _DeadlineBackend(pool._network_backend)
+    return len(pools)
