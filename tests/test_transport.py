@@ -13,14 +13,14 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 from conftest import accept_each, bare_payload
-from hostile import Front, gzip_bomb
+from hostile import Front, gzip_bomb, gzip_of_gzip
 from tenacity import RetryCallState
 
 from agent.config import JenkinsSettings, SeiSettings, TransportSettings
 from agent.http import deadline
 from agent.http.answer import Answer
 from agent.http.client import Http
-from agent.http.errors import TransportFailure
+from agent.http.errors import TooLarge, TransportFailure
 from agent.http.retry import http_date, retry_after, retry_policy
 from agent.jenkins import client as jenkins_client
 from agent.jenkins.client import JenkinsClient, JenkinsError, JenkinsTooLarge, JenkinsUnavailable
@@ -136,6 +136,26 @@ def test_the_response_hook_sees_every_answer(raw_server: Server) -> None:
     ask(raw_server, [CLOSING, CHUNKED], ("GET", "missing"), ("GET", "api/json"), seen=seen)
     assert [status for status, _ in seen] == ["404", "200"]
     assert all(0 <= seconds < 5 for _, seconds in seen)
+
+
+def test_a_followed_redirects_body_is_dropped_unread_and_never_inflated(
+    raw_server: Server,
+) -> None:
+    """httpx reads a redirect's body whole before following it; the agent lets it read 64 KiB
+    raw at most, never inflated: a redirect carrying a gzip bomb costs nothing, one carrying
+    more is refused, and the body of neither is the answer."""
+    bomb = gzip_of_gzip(1)  # 1 MiB of JSON whitespace twice gzipped: a few hundred bytes
+    moved = (
+        b"HTTP/1.1 302 Found\r\nLocation: /next\r\nContent-Encoding: gzip, gzip\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(bomb) + bomb
+    )
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+    [answer] = ask(raw_server, [moved, ok], ("GET", "first"))
+    assert (answer.status, answer.body, answer.redirects) == (200, b"{}", 1)
+    large = b"x" * (65 << 10)
+    too_large = b"HTTP/1.1 302 Found\r\nLocation: /next\r\nContent-Length: %d\r\n\r\n" % len(large)
+    with pytest.raises(TooLarge):
+        ask(raw_server, [too_large + large, ok], ("GET", "first"))
 
 
 def test_no_answer_is_observed_as_an_error() -> None:
