@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from agent.http.side import Action
-from agent.jenkins.client import STATUSES as JENKINS
-from agent.sei.client import STATUSES as SEI
+from agent.jenkins.statuses import STATUSES as JENKINS
+from agent.sei.statuses import STATUSES as SEI
 
 
 @pytest.mark.parametrize(

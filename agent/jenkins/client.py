@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Literal, NoReturn
 
 import httpx
-from pyrate_limiter import Duration, Limiter, Rate
 
 from agent.config import JenkinsSettings
 from agent.http.answer import Answer
@@ -22,7 +20,9 @@ from agent.http.body import let_go
 from agent.http.client import Http
 from agent.http.errors import Elsewhere, Retryable, TooLarge, Undecodable, Unreachable
 from agent.http.retry import http_date, retry_after
-from agent.http.side import Action, SideClient, Status, StatusTable
+from agent.http.side import Action, SideClient
+from agent.jenkins.pace import Pace
+from agent.jenkins.statuses import STATUSES
 
 log = logging.getLogger(__name__)
 # The most of one answer held in memory. No answer the agent asks for comes near it (a listing
@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 # over it is read again in smaller pages (agent/jenkins/builds.py). All answers being read at
 # once by one client hold at most agent/http/body.py's HELD_MIB.
 ANSWER_MAX_MIB = 32
-PACE_STEP = 0.1  # how often a wait for JENKINS_RATE_LIMIT looks at the stop
 # What a GET gives its caller: JSON, JSON and the Date it was answered at, a file (which may be
 # stored on another host), the answer.
 Expect = Literal["json", "dated", "file", "answer"]
@@ -75,30 +74,6 @@ class JenkinsRefused(JenkinsUnavailable):
     """
 
 
-_RETRY = Status(Action.RETRY, "Jenkins answered HTTP {status} on {where}")
-_REFUSED = Status(
-    Action.REFUSED,
-    "Jenkins refused the credentials (HTTP {status} on {where}); check JENKINS_USER and "
-    "JENKINS_API_TOKEN and that the user may read jobs",
-)
-STATUSES = StatusTable(
-    {
-        "2xx": Status(Action.OK),
-        429: _RETRY,
-        "5xx": _RETRY,
-        401: _REFUSED,
-        403: _REFUSED,
-        407: Status(
-            Action.FATAL,
-            "the proxy refused us (HTTP 407 on {where}); check the credentials in "
-            "JENKINS_PROXY or HTTP_PROXY",
-        ),
-        404: Status(Action.GONE, "not found: {where}"),
-    },
-    otherwise=Status(Action.FAILED, "Jenkins answered HTTP {status} on {where}"),
-)
-
-
 class JenkinsClient(SideClient):
     """Thread-safe: one pool of `concurrency` connections, an optional requests-per-second cap."""
 
@@ -130,10 +105,8 @@ class JenkinsClient(SideClient):
             stop=stop,
         )
         super().__init__(http, settings, log, stop)
-        self._stop = stop or threading.Event()
-        self._pace_max = settings.timeout  # a wait for a permit longer than a read is an error
-        self._limiter = (
-            Limiter(Rate(settings.rate_limit, Duration.SECOND)) if settings.rate_limit else None
+        self._pace = (
+            Pace(settings.rate_limit, settings.timeout, stop) if settings.rate_limit else None
         )
 
     @property
@@ -205,24 +178,11 @@ class JenkinsClient(SideClient):
             f"Jenkins at {self.base} cannot be reached ({exc}); check {exc.proxy or 'JENKINS_URL'}"
         )
 
-    def _pace(self) -> None:
-        """Wait for JENKINS_RATE_LIMIT's permit: at most a read timeout, and never past a stop."""
-        assert self._limiter is not None
-        until = time.monotonic() + self._pace_max
-        while not self._limiter.try_acquire("jenkins", blocking=True, timeout=PACE_STEP):
-            if self._stop.is_set():
-                raise JenkinsError("stopped while waiting for JENKINS_RATE_LIMIT's next request")
-            if time.monotonic() >= until:
-                raise JenkinsError(
-                    f"no request within JENKINS_RATE_LIMIT after {self._pace_max:g} s "
-                    "(JENKINS_TIMEOUT): more workers wait than the limit lets through"
-                )
-
     def _get_once(
         self, path: str, params: dict[str, str] | None, kind: str, expect: Expect, limit: int
     ) -> Any:
-        if self._limiter is not None:
-            self._pace()
+        if self._pace is not None and (no_permit := self._pace.wait()):
+            raise JenkinsError(no_permit)
         where = f"{self.base}{path}"
         try:
             response = self._request(
