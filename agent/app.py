@@ -100,13 +100,16 @@ class Controller:
         output: TextIO | None = None,
         observers: Sequence[Observer] = (),
         clock: Callable[[], int] = now_ms,
+        context: MapContext | None = None,
     ) -> Run:
-        """One run of this controller over `state`: a dry run (no SEI client) saves nothing."""
+        """One run of this controller over `state`: a dry run (no SEI client) saves nothing.
+        `context`: the map context of an earlier run's discovery, for a run that discovers
+        nothing itself (the watch's)."""
         settings = self.settings
         settings.require("sei.instance_guid", "sei.instance_name")
         guid, name = settings.sei.instance_guid or "", settings.sei.instance_name or ""
         agent = settings.agent
-        context = MapContext(
+        context = context or MapContext(
             instance_guid=guid,
             instance_name=name,
             instance_url=settings.sei.instance_url or settings.jenkins_base,

@@ -476,6 +476,7 @@ class JenkinsSim:
         # a path the controller moved from: requests below it are redirected (301) to the same
         # path below the context path, on the same origin, as after a reverse-proxy change
         self.moved_from = ""
+        self.computer_denied = False  # /computer answers 403
         self.user = user
         self._token = token
         self.latency = latency
@@ -1104,6 +1105,10 @@ class JenkinsSim:
             return self._who_am_i()
         if segs == ["pluginManager", "api", "json"]:
             return self._plugins()
+        if segs == ["computer", "api", "json"]:
+            if self.computer_denied:  # a token whose strategy hides the agents
+                return self._html(403, _error_page(403, "lacks Overall/Read", path))
+            return self._computers()
         if segs[:1] == ["blue"]:
             if not self.blueocean:
                 raise _NotFound
@@ -1283,6 +1288,31 @@ class JenkinsSim:
                 downstreamProjects=[], upstreamProjects=[], scm={"_class": "hudson.scm.NullSCM"}
             )
         return job
+
+    def _computers(self) -> dict[str, Any]:
+        """What the executors run now: each build in progress, a Pipeline run on a flyweight
+        executor of the built-in node, any other build on one of its numbered executors (two
+        of them idle), as `computer/api/json` answers."""
+        flyweight: list[dict[str, Any]] = []
+        numbered: list[dict[str, Any]] = []
+        for item in self._walk(self._root):
+            for build in item.builds.values():
+                if build.get("building"):
+                    running = {"_class": build["_class"], "number": build["number"]}
+                    running["url"] = build["url"]
+                    target = flyweight if item.kind == "pipeline" else numbered
+                    target.append({"currentExecutable": running})
+        numbered += [{"currentExecutable": None}] * 2
+        return {
+            "_class": "hudson.model.ComputerSet",
+            "computer": [
+                {
+                    "_class": "hudson.model.Hudson$MasterComputer",
+                    "executors": numbered,
+                    "oneOffExecutors": flyweight,
+                }
+            ],
+        }
 
     def _who_am_i(self) -> dict[str, Any]:
         anonymous = self.user is None or self._token is None

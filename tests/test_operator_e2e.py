@@ -119,6 +119,23 @@ def test_check_names_the_stage_source(
         assert "hint: listing plugins needs Overall/SystemRead" in result.stdout
 
 
+def test_check_says_whether_the_watch_can_read_the_executors(
+    cli: Cli, jenkins: JenkinsSim, sei: SeiStandIn
+) -> None:
+    jenkins.add_job("app", "pipeline")
+    jenkins.add_build("app", building=True)
+    result = cli("check")
+    assert result.code == 0, result.stdout
+    [line] = [line for line in result.stdout.splitlines() if line.strip().startswith("watch")]
+    assert "ok" in line and "every 10s in `run`; 1 builds running now" in line
+    jenkins.computer_denied = True
+    result = cli("check")
+    assert result.code == 0, result.stdout  # a warning: the cycles need no executors
+    [line] = [line for line in result.stdout.splitlines() if line.strip().startswith("watch")]
+    assert "warn" in line and "off:" in line
+    assert "the token needs Overall/Read" in result.stdout
+
+
 def test_check_wrong_jenkins_token_fails_with_a_hint(cli: Cli, sei: SeiStandIn) -> None:
     cli.env["JENKINS_API_TOKEN"] = "token-b-5678"
     result = cli("check")

@@ -274,3 +274,75 @@ def test_a_signal_the_kernel_hands_another_thread_still_ends_the_wait_for_a_stop
         guard.cancel()
     assert time.monotonic() - started < 1
     assert stop.signal == "SIGTERM"
+
+
+def test_the_watch_delivers_a_build_moments_after_it_ends_and_the_cycle_not_again(
+    settings: Settings, jenkins: JenkinsSim, sei: SeiStandIn, caplog: pytest.LogCaptureFixture
+) -> None:
+    jenkins.add_job("app", "pipeline")
+    jenkins.add_build("app")
+    jenkins.add_job("tools/lint")  # freestyle, on a numbered executor
+    stop = threading.Event()
+    parts = Controller(settings, stop=stop)
+    metrics = Metrics({"ci": lambda: parts.jenkins.requests})
+    lane = Lane(parts, "ci", metrics)
+    try:
+        with StateFile(settings.agent.state_file) as state:
+            service = Service([lane], EVERY_MINUTE, state, metrics, stop)
+            service.cycle()  # discovers the jobs; #1 sent
+            jenkins.add_build("app", building=True)
+            jenkins.add_build("tools/lint", building=True)
+            jenkins.reset_requests()
+            service.look(lane)  # sees #2 and lint #1 running
+            service.look(lane)  # idle: nothing ended
+            assert [path for _, path, _ in jenkins.requests] == ["/computer/api/json"] * 2
+            jenkins.finish_build("app", 2, result="FAILURE")
+            jenkins.finish_build("tools/lint", 1)
+            jenkins.reset_requests()
+            service.look(lane)
+            assert sorted((p["job_full_name"], p["build_number"]) for p in sei.accepted) == [
+                ("app", 1),
+                ("app", 2),
+                ("tools/jobs/lint", 1),
+            ]
+            # one look, and each ended build read by itself: no listing, no discovery
+            assert jenkins.count(r"^/computer/api/json$") == 1
+            assert jenkins.count(r"^/api/json") == 0
+            assert jenkins.count(r"^/job/app/2/api/json$") == 1
+            service.cycle()  # finds both settled: nothing sent twice
+            service.look(lane)
+    finally:
+        parts.close()
+    assert len(sei.accepted) == 3
+    assert lane.watch.delivered == 2
+    watched = {"controller": "ci"}
+    assert metrics.registry.get_sample_value(PREFIX + "watch_builds_delivered_total", watched) == 2
+    delay = metrics.registry.get_sample_value(PREFIX + "delivery_delay_seconds_count", watched)
+    assert delay == 3
+    assert service.status()["controllers"][0]["watch"]["builds_delivered"] == 2
+
+
+def test_a_token_that_may_not_read_the_executors_turns_the_watch_off_once(
+    settings: Settings, jenkins: JenkinsSim, sei: SeiStandIn, caplog: pytest.LogCaptureFixture
+) -> None:
+    jenkins.add_job("app", "pipeline")
+    jenkins.add_build("app")
+    jenkins.computer_denied = True
+    stop = threading.Event()
+    parts = Controller(settings, stop=stop)
+    metrics = Metrics({"ci": lambda: parts.jenkins.requests})
+    lane = Lane(parts, "ci", metrics)
+    try:
+        with StateFile(settings.agent.state_file) as state, caplog.at_level("WARNING"):
+            service = Service([lane], EVERY_MINUTE, state, metrics, stop)
+            service.cycle()
+            jenkins.reset_requests()
+            for _ in range(3):
+                service.look(lane)
+    finally:
+        parts.close()
+    assert jenkins.count(r"^/computer/") == 1  # asked once, then off
+    [warning] = [r.getMessage() for r in caplog.records if "watch is off" in r.getMessage()]
+    assert "Overall/Read" in warning
+    assert service.status()["controllers"][0]["watch"]["on"] is False
+    assert service.health()[0]  # the cycles go on, healthy

@@ -21,9 +21,10 @@ from agent.cli.controllers import label
 from agent.cli.tables import table
 from agent.config import ConfigError, Settings
 from agent.config.models import CREATE_INSTANCE
-from agent.jenkins.client import JenkinsClient, JenkinsError, JenkinsUnavailable
+from agent.jenkins.client import JenkinsClient, JenkinsError, JenkinsRefused, JenkinsUnavailable
 from agent.jenkins.discover import NotTheRoot, discover_jobs, matches
 from agent.jenkins.endpoints import WHO_AM_I
+from agent.jenkins.executors import PERMISSION, running_builds
 from agent.jenkins.stages.chain import STAGE_PLUGINS, Detection, detect
 from agent.logs import redact
 from agent.sei.client import Refusal, SeiRefused, SeiUnavailable
@@ -247,6 +248,7 @@ def check_controller(settings: Settings) -> list[Check]:
             _stage_source(settings, detection),
             _official_plugin(settings, client, detection),
             _jobs(settings, client),
+            _watch(settings, client),
         ]
     finally:
         client.close()
@@ -395,6 +397,21 @@ def _jobs(settings: Settings, client: JenkinsClient) -> Check:
     if not selected:
         return Check("jobs", WARN, detail, "JENKINS_INCLUDE/JENKINS_EXCLUDE leave no job")
     return Check("jobs", OK, detail)
+
+
+def _watch(settings: Settings, client: JenkinsClient) -> Check:
+    """Whether `run`'s watch can read what the executors run (one request, as a look costs)."""
+    every = settings.agent.watch_interval
+    if not every:
+        return Check("watch", OK, f"off ({settings.name_of('agent.watch_interval')}=0)")
+    try:
+        seen = running_builds(client)
+    except JenkinsRefused as exc:
+        hint = f"the token needs {PERMISSION}; without it builds are found at each cycle"
+        return Check("watch", WARN, f"off: {_first_line(exc)}", hint)
+    except JenkinsError as exc:
+        return Check("watch", WARN, f"unknown: {_first_line(exc)}")
+    return Check("watch", OK, f"every {every}s in `run`; {len(seen)} builds running now")
 
 
 def _proxy_hint(setting: str) -> str:

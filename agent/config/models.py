@@ -357,6 +357,9 @@ class AgentSettings(BaseModel):
     state_file: Path = Path("./state/agent-state.json")
     lookback: timedelta = timedelta(hours=24)
     interval: int = Field(300, gt=0, description="seconds between cycles in `run`")
+    watch_interval: int = Field(
+        10, ge=0, description="seconds between two looks at what runs, in `run`; 0: off"
+    )
     cron: str | None = None
     http_port: int = Field(9464, ge=0, le=65535)
     http_host: str = Field(

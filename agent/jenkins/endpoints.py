@@ -119,6 +119,14 @@ def wfapi_node(names: tuple[str, ...], number: int, node_id: str) -> str:
 # Who the credentials make us, for `check` (its `X-Jenkins` header gives the version too).
 WHO_AM_I = "whoAmI/api/json"
 
+# What every executor runs now: one request, answered from memory, its size growing with the
+# executors, not the jobs. Pipeline runs sit on the built-in node's flyweight executors.
+EXECUTORS = "computer/api/json"
+EXECUTOR_FIELDS = (
+    "computer[executors[currentExecutable[url,number]],"
+    "oneOffExecutors[currentExecutable[url,number]]]"
+)
+
 
 # Blue Ocean: answers only when the plugin is installed; the organization is always "jenkins".
 BLUE_ORGANIZATION = "blue/rest/organizations/jenkins/"

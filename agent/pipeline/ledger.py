@@ -156,7 +156,7 @@ class Ledger:
                 self.job_unreadable(job, result.error)
             elif outcome is Outcome.FATAL and self.fatal is None:
                 self.fatal = result.error
-        said = build.get("result")
+        said, duration = build.get("result"), build.get("duration")
         self._tell(
             Delivered(
                 job.full_name,
@@ -164,6 +164,7 @@ class Ledger:
                 said if isinstance(said, str) else None,
                 outcome,
                 result.error,
+                timestamp + duration if isinstance(duration, int) else None,
             )
         )
         self.settle(run)

@@ -45,6 +45,7 @@ class Delivered:
     result: str | None  # the build's Jenkins result, as Jenkins gave it
     outcome: Outcome
     error: Exception | None = None
+    ended_ms: int | None = None  # when the build ended (start + duration), if Jenkins said
 
 
 @dataclass

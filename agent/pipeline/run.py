@@ -84,6 +84,7 @@ class Run:
         self.clock = clock
         self._said_skew = False
         self._skew_ms = 0  # the controller's clock minus the agent's, as discovery found it
+        self.selected: list[Job] = []  # the jobs of the last discovery, as selected
 
     # -- what both drivers share -----------------------------------------------------------
 
@@ -107,6 +108,7 @@ class Run:
                 len(included),
             )
         self.report.jobs = len(found)
+        self.selected = found
         return found
 
     def state_of(self, job: Job) -> JobState:

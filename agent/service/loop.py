@@ -28,11 +28,14 @@ from agent.app import Controller
 from agent.config import Settings
 from agent.jenkins.client import JenkinsError
 from agent.logs import redact
+from agent.mapping import MapContext
+from agent.pipeline import Run
 from agent.pipeline.sync import sync
 from agent.sei.client import SeiRefused
 from agent.service.health import KEPT_CYCLES, Cycle, evaluate_health, iso, summarize
 from agent.service.metrics import Deliveries, Metrics
 from agent.service.schedule import Schedule, lane_id, start_scheduler, utcnow
+from agent.service.watch import Watch
 from agent.service.web import StatusServer
 from agent.state import StateError, StateFile
 from agent.stopping import stop_on_signals
@@ -51,6 +54,8 @@ class Lane:
         self.jenkins = parts.jenkins
         self.label = label
         self.deliveries = Deliveries(metrics, label)
+        self.busy = threading.Lock()  # a cycle or a look of the watch, never both at once
+        self.watch = Watch(label, self.busy)
         self.cycles: deque[Cycle] = deque(maxlen=KEPT_CYCLES)
         self.running_since: datetime | None = None
         self.last_success: datetime | None = None
@@ -113,7 +118,11 @@ class Service:
         )
         try:
             lanes = [functools.partial(self._lane, c) for c in self.controllers]
-            self._scheduler = start_scheduler(self.schedule, lanes, first=self.clock())
+            every = agent.watch_interval
+            watches = [functools.partial(self.look, c) for c in self.controllers] if every else []
+            self._scheduler = start_scheduler(
+                self.schedule, lanes, first=self.clock(), watches=watches, watch_every=every
+            )
             try:
                 self.stop.wait()
                 log.info("stopping: the builds in flight finish, then the state is saved")
@@ -132,7 +141,35 @@ class Service:
         """One cycle of one controller's lane; its failure is its own, and nothing raised here
         ends the service."""
         if not self.stop.is_set():
-            self._cycle(controller)
+            with controller.busy:
+                self._cycle(controller)
+
+    def look(self, controller: Lane) -> None:
+        """One look of a controller's watch; nothing raised here stops a cycle or the service."""
+        if self.stop.is_set():
+            return
+
+        def start_run(context: MapContext) -> Run:
+            return controller.parts.start_run(
+                self.state, observers=[controller.deliveries], context=context
+            )
+
+        try:
+            delivered = controller.watch.look(start_run, self.clock())
+        except Exception as exc:  # the next cycle reads what this look could not deliver
+            log.warning(
+                "%s: the watch failed (%s); the next cycle sends what it missed",
+                controller.label,
+                redact(str(exc), controller.settings.secrets()),
+            )
+            return
+        if controller.watch.last is not None:
+            self.metrics.last_watch.labels(controller.label).set(controller.watch.last.timestamp())
+        if delivered:
+            self.metrics.watch_delivered.labels(controller.label).inc(delivered)
+            log.info(
+                "%s: the watch delivered %d builds that had just ended", controller.label, delivered
+            )
 
     def _cycle(self, controller: Lane) -> None:
         started = self.clock()
@@ -145,6 +182,7 @@ class Service:
         error: str | None = None
         try:
             sync(run)
+            controller.watch.learn(run)
         except (JenkinsError, SeiRefused, StateError) as exc:
             error = str(exc)
         except Exception as exc:
@@ -259,6 +297,13 @@ class Service:
                     "state": dict(c.summary),
                     "jenkins_requests": dict(c.jenkins.requests),
                     "sei_requests": c.sei_requests,
+                    "watch": {
+                        "on": c.watch.on and self.settings.agent.watch_interval > 0,
+                        "every_s": self.settings.agent.watch_interval,
+                        "last": iso(c.watch.last),
+                        "builds_delivered": c.watch.delivered,
+                        "running_seen": len(c.watch.running),
+                    },
                 }
                 for c, lane in zip(self.controllers, lanes, strict=True)
             ]

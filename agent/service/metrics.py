@@ -38,6 +38,8 @@ disable_created_metrics()  # type: ignore[no-untyped-call]  # `_created` series 
 
 # SEI answers in tens of milliseconds to a few seconds; timeouts default to 30 s.
 _SEI_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# The watch delivers within seconds of a build's end; a cycle within minutes; a backfill later.
+_DELAY_BUCKETS = (1.0, 2.5, 5.0, 10.0, 15.0, 30.0, 60.0, 150.0, 300.0, 900.0, 3600.0)
 # An idle cycle is one request; a first sync of a large controller can take many minutes.
 _CYCLE_BUCKETS = (0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)
 
@@ -92,6 +94,25 @@ class Metrics:
             PREFIX + "builds_number_taken",
             "Builds of recreated jobs not sent: SEI holds their numbers for the deleted job's "
             "builds",
+            ["controller"],
+            registry=reg,
+        )
+        self.delivery_delay = Histogram(
+            PREFIX + "delivery_delay_seconds",
+            "From a build's end (start + duration) to SEI's acceptance of it",
+            ["controller"],
+            buckets=_DELAY_BUCKETS,
+            registry=reg,
+        )
+        self.watch_delivered = Counter(
+            PREFIX + "watch_builds_delivered",
+            "Builds the watch delivered: seen running, then ended between two looks",
+            ["controller"],
+            registry=reg,
+        )
+        self.last_watch = Gauge(
+            PREFIX + "last_watch_timestamp_seconds",
+            "When the controller's executors were last looked at (Unix time); 0 before",
             ["controller"],
             registry=reg,
         )
@@ -152,6 +173,9 @@ class Metrics:
                 gauge.labels(controller)
             self.dead_letters.labels(controller)
             self.builds_taken.labels(controller)
+            self.delivery_delay.labels(controller)
+            self.watch_delivered.labels(controller)
+            self.last_watch.labels(controller)
             self.cycle_seconds.labels(controller)
 
     def sei_observer(self, controller: str) -> Callable[[str, float], None]:
@@ -182,6 +206,9 @@ class Deliveries:
         if event.outcome is Outcome.SENT:
             self.last_accepted = datetime.now(UTC)
             m.builds_sent.labels(self.controller, result).inc()
+            if event.ended_ms is not None:
+                delay = self.last_accepted.timestamp() - event.ended_ms / 1000
+                m.delivery_delay.labels(self.controller).observe(max(delay, 0.0))
         elif event.outcome is Outcome.REFUSED:
             m.builds_dead_lettered.labels(self.controller, result).inc()
         elif event.outcome is Outcome.UNMAPPABLE:  # never reached SEI: no result to trust

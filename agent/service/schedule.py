@@ -66,13 +66,30 @@ def lane_id(index: int) -> str:
 
 
 def start_scheduler(
-    schedule: Schedule, cycle: Callable[[], None] | Sequence[Callable[[], None]], first: datetime
+    schedule: Schedule,
+    cycle: Callable[[], None] | Sequence[Callable[[], None]],
+    first: datetime,
+    *,
+    watches: Sequence[Callable[[], None]] = (),
+    watch_every: int = 0,
 ) -> BackgroundScheduler:
     """Run each cycle at `first`, then on `schedule`, each in a lane of its own (a thread, the
     job `sync` or `sync-<n>`): one cycle of a lane at a time, a late one only once, and a slow
-    lane never holding another's cycles."""
+    lane never holding another's cycles. Each of `watches` runs every `watch_every` seconds
+    on a thread of its own (`watch`, `watch-<n>`), a late look skipped, never queued."""
     lanes = [cycle] if callable(cycle) else cycle
-    scheduler = BackgroundScheduler(executors={"default": ThreadPoolExecutor(len(lanes))})
+    threads = len(lanes) + len(watches)
+    scheduler = BackgroundScheduler(executors={"default": ThreadPoolExecutor(threads)})
+    for index, look in enumerate(watches):
+        scheduler.add_job(
+            look,
+            IntervalTrigger(seconds=watch_every),
+            id=lane_id(index).replace("sync", "watch"),
+            name="watch",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=1,  # a look that could not run in time is the next one's
+        )
     for index, lane in enumerate(lanes):
         scheduler.add_job(
             lane,
