@@ -386,7 +386,7 @@ def finish_and_count(
     lost = {(job, number) for job, number, _ in controller.finished} - delivered
     posts = Counter(key_of(p) for p in sei.accepted)
     resent = sum(count - 1 for count in posts.values())
-    bound = tally.kills * sei_concurrency(cli.env)
+    bound = tally.kills * 2 * sei_concurrency(cli.env)  # in flight, and accepted unsaved
     summary = tally.line(command[0], len(lost), resent, len(delivered), bound)
     print(summary)
     assert not lost, f"builds lost: {sorted(lost)}"

@@ -1128,7 +1128,7 @@ def test_full_disk_for_the_state_file(
             jenkins.add_build(name)
     truth = [(name, n) for name in names for n in range(1, 9)]
     with jenkins, SeiStandIn(api_key=SEI_KEY, known_guids=None) as sei:
-        for room in (0, 1, 2, 5, 9):
+        for room in (0, 1, 2, 4, 6):
             label = f"disk full after {room} writes"
             folder = tmp_path / f"room-{room}"
             env = cli_env(
@@ -1151,8 +1151,8 @@ def test_full_disk_for_the_state_file(
             )
             twice = sum(count - 1 for count in posts.values())
             figures.outcomes["sent twice"] += twice
-            if twice > concurrency:
-                figures.problem(label, f"{twice} builds sent twice, more than {concurrency}")
+            if twice > 2 * concurrency:  # in flight, plus accepted but not yet on disk
+                figures.problem(label, f"{twice} builds sent twice, more than 2 x {concurrency}")
     figures.check()
 
 

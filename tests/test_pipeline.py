@@ -83,11 +83,11 @@ def test_dispositions() -> None:
 # -- runner ----------------------------------------------------------------------------------
 
 
-def test_runner_never_has_more_at_risk_than_workers_and_applies_on_the_callers_thread() -> None:
+def test_runner_bounds_in_flight_and_unsaved_apart_and_applies_on_the_callers_thread() -> None:
     caller = threading.current_thread()
     applied: list[int] = []
     written: list[str] = []
-    peak = {"risk": 0}
+    peak = {"risk": 0, "flight": 0}
     gate = threading.Semaphore(0)
 
     def snapshot() -> str:
@@ -109,8 +109,9 @@ def test_runner_never_has_more_at_risk_than_workers_and_applies_on_the_callers_t
             runner.submit(functools.partial(task, n), then)
             at_risk = len(runner._inflight) + runner._unsaved + runner._writing_count
             peak["risk"] = max(peak["risk"], at_risk)
+            peak["flight"] = max(peak["flight"], len(runner._inflight))
     assert sorted(applied) == list(range(40))
-    assert peak["risk"] <= 4
+    assert peak["flight"] <= 4 and peak["risk"] <= 8
     assert written and written[-1] == "40"  # the last save holds every result
 
 

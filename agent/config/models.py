@@ -286,7 +286,10 @@ class SeiSettings(TransportSettings):
     timeout: float = Field(30.0, gt=0, description="seconds an answer may keep us waiting")
     retries: int = Field(5, ge=0, description="retries of a failed delivery (429, 5xx, timeout)")
     concurrency: int = Field(
-        16, ge=1, le=64, description="builds in flight at once; a crash resends at most this many"
+        16,
+        ge=1,
+        le=64,
+        description="builds in flight at once; a crash resends at most twice this many",
     )
     retry_wait: float = Field(1.0, ge=0, description="first wait between retries, seconds")
     retry_max_wait: float = Field(60.0, ge=0, description="longest wait between retries, seconds")

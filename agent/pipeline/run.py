@@ -46,7 +46,7 @@ class RunOptions:
     include: tuple[str, ...]
     exclude: tuple[str, ...]
     job_names: Scheme
-    workers: int  # SEI_CONCURRENCY: deliveries in flight, and builds at risk in a crash
+    workers: int  # SEI_CONCURRENCY: deliveries in flight (and as many accepted, unsaved)
     instance_url: str | None  # SEI_INSTANCE_URL
     jenkins_base: str  # the address the agent reaches Jenkins at
 
@@ -57,8 +57,8 @@ Saver = tuple[Callable[[], str], Callable[[str], None]]
 
 class Run:
     """One run for one controller. Only the calling thread touches the state; deliveries run on
-    `options.workers` worker threads, and no more builds are at risk than that (a crash resends
-    at most that many)."""
+    `options.workers` worker threads, and no more builds are at risk than twice that (a crash
+    resends at most that many: agent/pipeline/runner.py)."""
 
     def __init__(
         self,
