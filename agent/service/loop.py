@@ -155,7 +155,7 @@ class Service:
             )
 
         try:
-            delivered = controller.watch.look(start_run, self.clock())
+            delivered = controller.watch.look(controller.jenkins, start_run, self.clock())
         except Exception as exc:  # the next cycle reads what this look could not deliver
             log.warning(
                 "%s: the watch failed (%s); the next cycle sends what it missed",

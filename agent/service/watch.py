@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime
 
-from agent.jenkins.client import JenkinsError, JenkinsRefused
+from agent.jenkins.client import JenkinsClient, JenkinsError, JenkinsRefused
 from agent.jenkins.executors import PERMISSION, Running, running_builds
 from agent.jenkins.types import Job
 from agent.mapping import MapContext
@@ -44,21 +44,25 @@ class Watch:
             self.jobs = {job.path: job for job in run.selected}
             self.context = run.context
 
-    def look(self, start_run: Callable[[MapContext], Run], now: datetime) -> int:
-        """One look; returns the builds it delivered. Skipped while the lane's cycle runs."""
+    def look(
+        self, jenkins: JenkinsClient, start_run: Callable[[MapContext], Run], now: datetime
+    ) -> int:
+        """One look; returns the builds it delivered. Skipped while the lane's cycle runs. A
+        run is started only when a build ended: an idle look is the one request and no more."""
         if not self.on or not self.busy.acquire(blocking=False):
             return 0
         try:
-            return self._look(start_run, now)
+            return self._look(jenkins, start_run, now)
         finally:
             self.busy.release()
 
-    def _look(self, start_run: Callable[[MapContext], Run], now: datetime) -> int:
+    def _look(
+        self, jenkins: JenkinsClient, start_run: Callable[[MapContext], Run], now: datetime
+    ) -> int:
         if self.context is None:
             return 0  # no cycle has discovered the jobs yet
-        run = start_run(self.context)
         try:
-            seen = running_builds(run.jenkins)
+            seen = running_builds(jenkins)
         except JenkinsRefused as exc:
             self.on = False
             log.warning(
@@ -77,7 +81,7 @@ class Watch:
         self.running = seen
         if not ended:
             return 0
-        report, building = deliver_finished(run, ended)
+        report, building = deliver_finished(start_run(self.context), ended)
         self.running |= {(job.path, number) for job, number in building}
         self.delivered += report.sent
         return report.sent
