@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
@@ -121,6 +122,14 @@ def _serve(conn: Connection, data: Dataset, jenkins_latency: float, sei_latency:
                     "cpu": usage.ru_utime + usage.ru_stime,
                 }
             )
+        elif command == "timeline":
+            with sei._lock:
+                posts = [
+                    (r["arrived"], r["answered"])
+                    for r in sei.requests
+                    if r["method"] == "POST" and "answered" in r
+                ]
+            conn.send(Timeline(list(sim.arrivals), posts))
         elif command == "reset":
             sim.reset_requests()
             with sei._lock:
@@ -133,6 +142,23 @@ def _serve(conn: Connection, data: Dataset, jenkins_latency: float, sei_latency:
             sei.stop()
             conn.send("stopped")
             return
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """When requests came (time.monotonic(), the same clock in every process of the machine):
+    each Jenkins request's arrival, each SEI POST's arrival and answer."""
+
+    jenkins: list[float]
+    posts: list[tuple[float, float]]
+
+    def posts_in_flight(self) -> float:
+        """The average number of POSTs in flight from the first POST's arrival to the last
+        one's answer: the share of the allowed concurrency the collector kept busy."""
+        if not self.posts:
+            return 0.0
+        window = max(end for _, end in self.posts) - min(start for start, _ in self.posts)
+        return sum(end - start for start, end in self.posts) / window if window > 0 else 0.0
 
 
 class Servers:
@@ -153,7 +179,11 @@ class Servers:
 
     def counts(self) -> dict[str, int]:
         self._conn.send("counts")
-        return self._conn.recv()
+        return cast(dict[str, int], self._conn.recv())
+
+    def timeline(self) -> Timeline:
+        self._conn.send("timeline")
+        return cast(Timeline, self._conn.recv())
 
     def reset(self) -> None:
         self._conn.send("reset")

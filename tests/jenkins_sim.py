@@ -494,6 +494,7 @@ class JenkinsSim:
         self.skew_ms = skew_ms
         self.url = ""
         self.requests: list[tuple[str, str, str]] = []
+        self.arrivals: list[float] = []  # time.monotonic() of each request, for benchmarks
         self.artifact_content: dict[tuple[str, int, str], bytes | Streamed] = {}
         self._root_override = root_url
         self.extra_plugins: list[tuple[str, str, str]] = []  # (shortName, version, longName)
@@ -990,10 +991,12 @@ class JenkinsSim:
     def _record(self, method: str, path: str, query: str) -> None:
         with self._lock:
             self.requests.append((method, path, query))
+            self.arrivals.append(time.monotonic())
 
     def reset_requests(self) -> None:
         with self._lock:
             self.requests.clear()
+            self.arrivals.clear()
 
     def count(self, path_regex: str = ".*") -> int:
         """How many recorded requests had a path matching the regex (re.search)."""

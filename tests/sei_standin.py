@@ -578,6 +578,7 @@ class SeiStandIn:
 
     def _handle(self, h: _Handler) -> None:
         """Record the request, apply scripted behaviour, then answer as the server would."""
+        arrived = time.monotonic()
         if self.latency:
             time.sleep(self.latency)
         path = h.path.split("?", 1)[0]
@@ -601,6 +602,7 @@ class SeiStandIn:
             "headers": self._redacted_headers(h),
             "body": body,
             "status": None,
+            "arrived": arrived,  # time.monotonic(): benchmarks read how many were in flight
         }
         with self._lock:
             self.requests.append(record)
@@ -785,6 +787,7 @@ class SeiStandIn:
             h.wfile.flush()
         except OSError:
             h.close_connection = True
+        record["answered"] = time.monotonic()
 
     def _reset(self, h: _Handler) -> None:
         """Close with SO_LINGER 0 so the client gets a TCP reset instead of an answer."""
