@@ -139,7 +139,9 @@ class Controller:
             include=tuple(settings.jenkins.include),
             exclude=tuple(settings.jenkins.exclude),
             job_names=agent.job_names,
-            workers=settings.sei.concurrency,
+            senders=settings.sei.concurrency,
+            # Twice the Jenkins connections: a connection never waits while its reader maps.
+            readers=2 * settings.jenkins.concurrency,
             instance_url=settings.sei.instance_url,
             jenkins_base=settings.jenkins_base,
         )

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -18,7 +20,7 @@ from agent.jenkins.types import Job, Window
 from agent.pipeline.ledger import JobRun, Ledger
 from agent.pipeline.plan import Disposition, Read, Skip, disposition, plan_sync
 from agent.pipeline.report import Outcome, Report, Result
-from agent.pipeline.runner import BoundedRunner, running
+from agent.pipeline.runner import BoundedRunner, Prepared, running
 from agent.state import JobState
 
 DAY = 86_400_000
@@ -83,36 +85,100 @@ def test_dispositions() -> None:
 # -- runner ----------------------------------------------------------------------------------
 
 
-def test_runner_bounds_in_flight_and_unsaved_apart_and_applies_on_the_callers_thread() -> None:
+def test_runner_sends_senders_at_once_ahead_of_reads_and_keeps_twice_that_at_risk() -> None:
+    """At most 4 sends in flight; sends started but not yet on disk never exceed 8, even with
+    a slow disk; every result is applied on the caller's thread and the last save holds all."""
     caller = threading.current_thread()
     applied: list[int] = []
-    written: list[str] = []
-    peak = {"risk": 0, "flight": 0}
-    gate = threading.Semaphore(0)
+    saved = [0]  # how many results the newest completed write records
+    lock = threading.Lock()
+    counts = {"sending": 0, "started": 0, "peak_sending": 0, "peak_risk": 0}
 
-    def snapshot() -> str:
-        return str(len(applied))
+    def write(text: str) -> None:
+        time.sleep(0.003)  # a slow disk: sends wait for permits rather than pile up unsaved
+        with lock:
+            saved[0] = int(text)
 
-    runner: BoundedRunner[int] = BoundedRunner(4, snapshot, written.append)
+    runner: BoundedRunner[int] = BoundedRunner(
+        4, readers=2, snapshot=lambda: str(len(applied)), write=write
+    )
 
     def then(value: int) -> None:
         assert threading.current_thread() is caller
         applied.append(value)
 
-    def task(value: int) -> int:
-        gate.acquire()
+    def send(value: int) -> int:
+        with lock:
+            counts["sending"] += 1
+            counts["started"] += 1
+            counts["peak_sending"] = max(counts["peak_sending"], counts["sending"])
+            counts["peak_risk"] = max(counts["peak_risk"], counts["started"] - saved[0])
+        time.sleep(0.001)
+        with lock:
+            counts["sending"] -= 1
         return value
 
+    def prepare(value: int) -> Prepared[int]:
+        return Prepared(send=functools.partial(send, value))
+
     with running(runner):
-        for n in range(40):
-            gate.release()
-            runner.submit(functools.partial(task, n), then)
-            at_risk = len(runner._inflight) + runner._unsaved + runner._writing_count
-            peak["risk"] = max(peak["risk"], at_risk)
-            peak["flight"] = max(peak["flight"], len(runner._inflight))
-    assert sorted(applied) == list(range(40))
-    assert peak["flight"] <= 4 and peak["risk"] <= 8
-    assert written and written[-1] == "40"  # the last save holds every result
+        for n in range(60):
+            runner.submit(functools.partial(prepare, n), then)
+    assert sorted(applied) == list(range(60))
+    assert counts["peak_sending"] <= 4 and counts["peak_risk"] <= 8
+    assert counts["peak_sending"] >= 2  # the senders did work side by side
+    assert saved[0] == 60  # the last save holds every result
+
+
+def test_a_gated_send_holds_no_sender_and_starts_when_its_gate_opens() -> None:
+    """The newest build's POST waits behind its olders without taking a sender: with a single
+    sender, a later task still goes through while the gated one waits."""
+    order: list[str] = []
+
+    class Gate:
+        def __init__(self) -> None:
+            self.action: Callable[[], None] | None = None
+
+        def when_open(self, action: Callable[[], None]) -> None:
+            self.action = action
+
+    def send(name: str) -> str:
+        order.append(name)
+        return name
+
+    gate = Gate()
+    runner: BoundedRunner[str] = BoundedRunner(1, readers=1)
+    with running(runner):
+        runner.submit(lambda: Prepared(send=lambda: send("newest"), gate=gate), lambda _: None)
+        runner.submit(lambda: Prepared(send=lambda: send("older")), lambda _: None)
+        runner.submit(lambda: Prepared(result="nothing to send"), lambda _: None)
+        while not order:
+            runner._collect()
+        assert order == ["older"] and gate.action is not None
+        gate.action()
+    assert order == ["older", "newest"]
+
+
+def test_a_failed_save_ends_the_run_and_lets_go_of_senders_waiting_for_the_disk() -> None:
+    """Senders wait for a save before they start (the at-risk bound); when saving fails the
+    error surfaces and the waiting senders are let go without sending, rather than hanging."""
+    sent: list[int] = []
+
+    def write(text: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    def send(value: int) -> int:
+        sent.append(value)
+        return value
+
+    def prepare(value: int) -> Prepared[int]:
+        return Prepared(send=functools.partial(send, value))
+
+    runner: BoundedRunner[int] = BoundedRunner(1, readers=2, snapshot=lambda: "", write=write)
+    with pytest.raises(OSError, match="No space"), running(runner):
+        for n in range(30):
+            runner.submit(functools.partial(prepare, n), lambda _: None)
+    assert 1 <= len(sent) <= 4  # what was in flight or answered, never the rest
 
 
 def test_one_failing_result_loses_no_other() -> None:
@@ -124,18 +190,18 @@ def test_one_failing_result_loses_no_other() -> None:
             raise RuntimeError("disk full")
         applied.append(value)
 
-    def task(value: int) -> int:
-        return value
+    def prepare(value: int) -> Prepared[int]:
+        return Prepared(send=lambda: value)
 
     runner: BoundedRunner[int] = BoundedRunner(4)
     submitted: list[int] = []
     with pytest.raises(RuntimeError, match="disk full"), running(runner):
-        for n in range(8):
-            runner.submit(functools.partial(task, n), then)  # raises once 3's result is applied
+        for n in range(20):
+            runner.submit(functools.partial(prepare, n), then)  # raises once 3's result is applied
             submitted.append(n)
-    assert 3 in submitted and len(submitted) < 8  # the run stopped submitting
+    assert 3 in submitted and len(submitted) < 20  # the run stopped submitting
     assert sorted(applied) == [n for n in submitted if n != 3]  # every other result applied
-    assert len(runner._inflight) == 0
+    assert len(runner._pending) == 0
 
 
 # -- ledger ----------------------------------------------------------------------------------

@@ -23,33 +23,38 @@ log = logging.getLogger(__name__)
 
 
 class Olders:
-    """How many of a job's older builds of this read are still being delivered.
+    """How many of a job's older builds of this read are still being delivered: a gate the
+    newest build's POST waits behind (agent/pipeline/runner.py `Gate`).
 
     SEI's job row takes the repository and branch of whichever payload of the job arrived last,
     so the newest build of a read is posted only once every older one was answered. Counted on
-    the worker threads, where the answers arrive, so the wait ends with the last answer.
+    the threads where the answers arrive, so the POST starts with the last answer, and no
+    thread is held waiting meanwhile.
     """
 
     def __init__(self) -> None:
         self._left = 0
-        self._changed = threading.Condition()
+        self._lock = threading.Lock()
+        self._waiting: list[Callable[[], None]] = []
 
     def add(self) -> None:
-        with self._changed:
+        with self._lock:
             self._left += 1
 
     def done(self) -> None:
-        with self._changed:
+        with self._lock:
             self._left -= 1
-            if self._left == 0:
-                self._changed.notify_all()
+            ready, self._waiting = (self._waiting, []) if self._left == 0 else ([], self._waiting)
+        for action in ready:
+            action()
 
-    def wait(self, halted: Callable[[], bool]) -> bool:
-        """Until every older build was answered (True), or the run halts or stops (False)."""
-        with self._changed:
-            while self._left and not halted():
-                self._changed.wait(0.1)  # a halt or a stop is seen within 0.1 s
-            return self._left == 0
+    def when_open(self, action: Callable[[], None]) -> None:
+        """Run `action` once every older build was answered: now, or with the last answer."""
+        with self._lock:
+            if self._left:
+                self._waiting.append(action)
+                return
+        action()
 
 
 @dataclass

@@ -46,7 +46,8 @@ class RunOptions:
     include: tuple[str, ...]
     exclude: tuple[str, ...]
     job_names: Scheme
-    workers: int  # SEI_CONCURRENCY: deliveries in flight (and as many accepted, unsaved)
+    senders: int  # SEI_CONCURRENCY: POSTs in flight (and as many answered, unsaved)
+    readers: int  # threads reading and mapping builds ahead of the POSTs
     instance_url: str | None  # SEI_INSTANCE_URL
     jenkins_base: str  # the address the agent reaches Jenkins at
 
@@ -56,9 +57,10 @@ Saver = tuple[Callable[[], str], Callable[[str], None]]
 
 
 class Run:
-    """One run for one controller. Only the calling thread touches the state; deliveries run on
-    `options.workers` worker threads, and no more builds are at risk than twice that (a crash
-    resends at most that many: agent/pipeline/runner.py)."""
+    """One run for one controller. Only the calling thread touches the state; builds are read
+    and mapped on `options.readers` threads and posted on `options.senders`, and no more builds
+    are at risk than twice that many senders (a crash resends at most that many:
+    agent/pipeline/runner.py)."""
 
     def __init__(
         self,
@@ -149,7 +151,10 @@ class Run:
     def runner(self) -> AbstractContextManager[BoundedRunner[Any]]:
         """The bounded runner of this run, as a context: leaving drains it and saves."""
         snapshot, write = self._save if self._save else (None, None)
-        return running(BoundedRunner(self.options.workers, snapshot=snapshot, write=write))
+        opts = self.options
+        return running(
+            BoundedRunner(opts.senders, readers=opts.readers, snapshot=snapshot, write=write)
+        )
 
     def finished(self) -> Report:
         """After the runner drained and saved: raise what ended the run, else the report."""
@@ -212,7 +217,7 @@ class Run:
         if not last:
             run.olders.add()
         runner.submit(
-            lambda: self.worker.deliver(
+            lambda: self.worker.prepare(
                 run.job,
                 build,
                 after=run.olders if last else None,

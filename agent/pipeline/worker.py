@@ -1,4 +1,5 @@
-"""One build, on a worker thread: read its details, map it, post it; say what became of it.
+"""One build, in two stages: on a reader thread its details are read and mapped, on a sender
+thread it is posted; the worker says what became of it.
 
 The worker touches no state and no report: it returns a Result, which the ledger applies on the
 caller's thread. Any failure of one build fails that build only. An unexpected error is logged
@@ -11,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -22,10 +23,12 @@ from agent.logs import build_context
 from agent.mapping import MapContext, Unmappable, map_build, parse_manifests
 from agent.pipeline.ledger import Olders
 from agent.pipeline.report import Outcome, Result
+from agent.pipeline.runner import Prepared
 from agent.sei.client import Refusal, SeiClient, SeiRefused, SeiUnavailable
-from agent.sei.payload import push_artifacts_body
+from agent.sei.payload import CicdPayload, push_artifacts_body
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class Worker:
@@ -54,21 +57,47 @@ class Worker:
     def halted(self) -> bool:
         return self.halt.is_set() or (self.stop is not None and self.stop.is_set())
 
-    def deliver(
+    def prepare(
         self,
         job: Job,
         build: dict[str, Any],
         *,
         after: Olders | None = None,
         done: Callable[[], None] | None = None,
-    ) -> Result:
-        """Never raises: every failure is a Result. `after`: the POST waits until these older
+    ) -> Prepared[Result]:
+        """On a reader thread: details and mapping, then the send to make, or the Result if
+        there is nothing to send. Never raises. `after`: the POST starts once these older
         builds were answered; `done` is called once this build was (whatever the outcome)."""
+        prepared = self._guarded(job, build, lambda: self._prepare(job, build))
+        if isinstance(prepared, Result):
+            if done is not None:
+                done()
+            return Prepared(result=prepared)
+        mapped, payload = prepared
+        return Prepared(send=lambda: self.send(job, build, mapped, payload, done), gate=after)
+
+    def send(
+        self,
+        job: Job,
+        build: dict[str, Any],
+        mapped: CicdPayload,
+        payload: dict[str, Any],
+        done: Callable[[], None] | None = None,
+    ) -> Result:
+        """On a sender thread: post the mapped build. Never raises."""
+        try:
+            return self._guarded(job, build, lambda: self._send(mapped, payload))
+        finally:
+            if done is not None:
+                done()
+
+    def _guarded(self, job: Job, build: dict[str, Any], stage: Callable[[], T]) -> T | Result:
+        """A stage of one build, skipped once the run halted; any failure becomes a Result."""
         try:
             if self.halted():
-                return Result(Outcome.SKIPPED)
+                return Result(Outcome.SKIPPED)  # sent next run
             with build_context(job.full_name, build.get("number")):
-                return self._deliver(job, build, after)
+                return stage()
         except Exception as exc:
             log.exception(
                 "%s #%s: unexpected failure; tried again next run",
@@ -76,11 +105,10 @@ class Worker:
                 build.get("number"),
             )
             return Result(Outcome.FAILED, error=exc)
-        finally:
-            if done is not None:
-                done()
 
-    def _deliver(self, job: Job, build: dict[str, Any], after: Olders | None) -> Result:
+    def _prepare(
+        self, job: Job, build: dict[str, Any]
+    ) -> tuple[CicdPayload, dict[str, Any]] | Result:
         number = build["number"]
         try:
             details = self.details.read(job, build)
@@ -96,11 +124,11 @@ class Worker:
             log.warning("%s #%d: artifact manifest %s; skipped", job.full_name, number, problem)
         try:
             mapped = map_build(build, job, self.context(), details, manifests=manifests)
-            payload = mapped.to_json()
+            return mapped, mapped.to_json()
         except (Unmappable, ValidationError) as exc:
             return Result(Outcome.UNMAPPABLE, message=f"cannot be mapped: {exc}")
-        if after is not None and not after.wait(self.halted):
-            return Result(Outcome.SKIPPED)  # the run stopped first: sent next run
+
+    def _send(self, mapped: CicdPayload, payload: dict[str, Any]) -> Result:
         if self.sei is None:
             return Result(Outcome.SENT, payload)
         try:
