@@ -142,6 +142,7 @@ class Controller:
             senders=settings.sei.concurrency,
             # Twice the Jenkins connections: a connection never waits while its reader maps.
             readers=2 * settings.jenkins.concurrency,
+            listers=settings.jenkins.concurrency,
             instance_url=settings.sei.instance_url,
             jenkins_base=settings.jenkins_base,
         )

@@ -495,6 +495,8 @@ class JenkinsSim:
         self.url = ""
         self.requests: list[tuple[str, str, str]] = []
         self.arrivals: list[float] = []  # time.monotonic() of each request, for benchmarks
+        self.in_flight = 0  # requests being answered now
+        self.peak_in_flight = 0  # the most at once since the last reset_requests()
         self.artifact_content: dict[tuple[str, int, str], bytes | Streamed] = {}
         self._root_override = root_url
         self.extra_plugins: list[tuple[str, str, str]] = []  # (shortName, version, longName)
@@ -992,11 +994,18 @@ class JenkinsSim:
         with self._lock:
             self.requests.append((method, path, query))
             self.arrivals.append(time.monotonic())
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+
+    def _left(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
 
     def reset_requests(self) -> None:
         with self._lock:
             self.requests.clear()
             self.arrivals.clear()
+            self.peak_in_flight = self.in_flight
 
     def count(self, path_regex: str = ".*") -> int:
         """How many recorded requests had a path matching the regex (re.search)."""
@@ -1813,6 +1822,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.rfile.read(length)
         path, _, query = self.path.partition("?")
         sim._record(method, path, query)
+        try:
+            self._answer(sim, method, path, query)
+        finally:
+            sim._left()
+
+    def _answer(self, sim: JenkinsSim, method: str, path: str, query: str) -> None:
         if sim.latency > 0:
             time.sleep(sim.latency)
         fault = sim._take_fault(path)

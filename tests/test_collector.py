@@ -39,6 +39,25 @@ def test_idle_cycle_costs_one_request_for_100_jobs_in_10_folders(
     assert jenkins.count() == 2  # discovery + one page holding both new builds
 
 
+def test_sync_lists_the_next_jobs_while_a_job_is_handled(
+    agent: Agent, jenkins: JenkinsSim, sei: SeiStandIn
+) -> None:
+    """A cycle where many jobs each have a new build: their listings go side by side on the
+    lister threads (never more than JENKINS_CONCURRENCY at once), not one after another on the
+    thread that applies the answers; the requests are the same."""
+    for j in range(12):
+        jenkins.add_job(f"job{j}")
+        jenkins.add_build(f"job{j}")
+    agent.run()
+    for j in range(12):
+        jenkins.add_build(f"job{j}")
+    jenkins.latency = 0.02  # long enough for listings to meet
+    jenkins.reset_requests()
+    report = agent.run()
+    assert report.sent == 12 and jenkins.count() == 13  # discovery, then a page a job
+    assert 2 <= jenkins.peak_in_flight <= agent.settings.jenkins.concurrency
+
+
 def test_pages_of_fifty_and_catch_up_beyond_the_newest_hundred(
     agent: Agent, jenkins: JenkinsSim, sei: SeiStandIn
 ) -> None:

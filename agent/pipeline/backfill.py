@@ -1,17 +1,17 @@
 """`backfill`: send the history between two dates, skipping what was already sent.
 
-A lister thread reads each job's first page of builds while the job before it is handled, so
-the calling thread keeps applying answers instead of waiting for a listing.
+Lister threads read the next jobs' first pages of builds while a job is handled
+(`Run.ahead`), so the calling thread keeps applying answers instead of waiting for a listing.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import time
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from itertools import chain
 from typing import Any
 
@@ -73,9 +73,8 @@ def backfill(run: Run, since_ms: int, until_ms: int, extra_globs: list[str] | No
         with (
             logging_redirect_tqdm(),  # log lines above the bar, never through it
             run.runner() as runner,
-            ThreadPoolExecutor(1, thread_name_prefix="list") as lister,
         ):
-            for job, listing in _ahead(run, lister, jobs, window):
+            for job, listing in run.ahead(jobs, functools.partial(_start_listing, run, window)):
                 if run.halted():
                     break
                 state = run.state_of(job)
@@ -100,20 +99,7 @@ def backfill(run: Run, since_ms: int, until_ms: int, extra_globs: list[str] | No
     return report
 
 
-def _ahead(
-    run: Run, lister: ThreadPoolExecutor, jobs: list[Job], window: Window
-) -> Iterator[tuple[Job, Future[Iterator[dict[str, Any]]]]]:
-    """Each job with its listing, whose first page is read while the job before it is
-    handled: the main thread would otherwise stop collecting answers during every read."""
-    pending: deque[tuple[Job, Future[Iterator[dict[str, Any]]]]] = deque()
-    for job in jobs:
-        pending.append((job, lister.submit(_start_listing, run, job, window)))
-        if len(pending) > 1:
-            yield pending.popleft()
-    yield from pending
-
-
-def _start_listing(run: Run, job: Job, window: Window) -> Iterator[dict[str, Any]]:
+def _start_listing(run: Run, window: Window, job: Job) -> Iterator[dict[str, Any]]:
     """Make a listing's first request; its further pages are read as they are consumed."""
     builds = run.read_builds(job, window)
     first = next(builds, None)

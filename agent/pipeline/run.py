@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from agent.jenkins.builds import read_build, read_builds
 from agent.jenkins.client import JenkinsClient, JenkinsError, JenkinsNotFound, JenkinsUnavailable
@@ -28,6 +30,8 @@ from agent.pipeline.worker import Worker
 from agent.state import JobState
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+U = TypeVar("U")
 # The most the lookback floor follows a controller's clock ahead of this machine's (its Date).
 MAX_AHEAD_MS = 3_600_000
 
@@ -48,6 +52,7 @@ class RunOptions:
     job_names: Scheme
     senders: int  # SEI_CONCURRENCY: POSTs in flight (and as many answered, unsaved)
     readers: int  # threads reading and mapping builds ahead of the POSTs
+    listers: int  # threads listing jobs' builds ahead of the readers
     instance_url: str | None  # SEI_INSTANCE_URL
     jenkins_base: str  # the address the agent reaches Jenkins at
 
@@ -147,6 +152,24 @@ class Run:
         """The controller's clock (ms), which its build times are on: the agent's, moved by
         how far apart the two were at discovery."""
         return self.clock() + self._skew_ms
+
+    def ahead(self, items: Iterable[T], read: Callable[[T], U]) -> Iterator[tuple[T, Future[U]]]:
+        """Each item with its `read` (a listing), started up to `2 x options.listers` items
+        ahead on lister threads: the calling thread applies answers and hands out builds
+        while the next jobs are listed, and never waits for a listing it could have had."""
+        depth = 2 * self.options.listers
+        pending: deque[tuple[T, Future[U]]] = deque()
+        with ThreadPoolExecutor(self.options.listers, thread_name_prefix="list") as listers:
+            try:
+                for item in items:
+                    pending.append((item, listers.submit(read, item)))
+                    if len(pending) >= depth:
+                        yield pending.popleft()
+                while pending:
+                    yield pending.popleft()
+            finally:
+                for _, listing in pending:
+                    listing.cancel()  # the caller stopped early: nothing more is read
 
     def runner(self) -> AbstractContextManager[BoundedRunner[Any]]:
         """The bounded runner of this run, as a context: leaving drains it and saves."""

@@ -8,12 +8,15 @@ of jobs.
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Iterator
+from concurrent.futures import Future
 from typing import Any
 
 from agent.jenkins.types import Job, Window
 from agent.pipeline.ledger import JobRun
-from agent.pipeline.plan import Skip, identified, newest_of, plan_sync, recreated
+from agent.pipeline.plan import Read, Skip, identified, newest_of, plan_sync, recreated
 from agent.pipeline.report import Report
 from agent.pipeline.run import Run
 from agent.pipeline.runner import BoundedRunner
@@ -24,14 +27,11 @@ log = logging.getLogger(__name__)
 
 def sync(run: Run, extra_globs: list[str] | None = None) -> Report:
     with run.runner() as runner:
-        for job in run.jobs(extra_globs):
+        listings = run.ahead(_planned(run, run.jobs(extra_globs)), functools.partial(_list, run))
+        for (job, plan), listed in listings:
             if run.halted():
                 break
-            state = run.state_of(job)
-            if state.floor_ms is None:
-                state.floor_ms = run.jenkins_now() - run.options.lookback_ms
-                state.changed()
-            run.guarded(_sync_job, job, run, runner, state)
+            run.guarded(_sync_job, job, run, runner, run.state_of(job), plan, listed)
     report = run.finished()
     if report.older:
         seconds = run.options.lookback_ms // 1000
@@ -49,22 +49,44 @@ def sync(run: Run, extra_globs: list[str] | None = None) -> Report:
     return report
 
 
-def _sync_job(job: Job, run: Run, runner: BoundedRunner[Any], state: JobState) -> None:
-    plan = plan_sync(job, state)
-    if plan is None:
-        return
+def _planned(run: Run, jobs: list[Job]) -> Iterator[tuple[Job, Read]]:
+    """The jobs to read, with what to read of each (on the calling thread: it reads the state).
+    A job with nothing to read is settled here."""
+    for job in jobs:
+        state = run.state_of(job)
+        if state.floor_ms is None:
+            state.floor_ms = run.jenkins_now() - run.options.lookback_ms
+            state.changed()
+        plan = plan_sync(job, state)
+        if isinstance(plan, Skip):
+            if plan.anchor and state.anchor is None and not state.sent.runs:
+                _left_to_backfill(run, plan.anchor[0])
+            state.anchor = plan.anchor
+            state.changed()
+        elif plan is not None:
+            yield job, plan
+
+
+def _list(run: Run, planned: tuple[Job, Read]) -> list[dict[str, Any]]:
+    """What the plan reads of the job, on a lister thread."""
+    job, plan = planned
+    listed = list(run.read_builds(job, plan.window)) if plan.window else []
+    return listed + list(filter(None, (run.read_build(job, n) for n in plan.one_by_one)))
+
+
+def _sync_job(
+    job: Job,
+    run: Run,
+    runner: BoundedRunner[Any],
+    state: JobState,
+    plan: Read,
+    listing: Future[list[dict[str, Any]]],
+) -> None:
     first = state.anchor is None and not state.sent.runs
-    if isinstance(plan, Skip):
-        if first and plan.anchor:
-            _left_to_backfill(run, plan.anchor[0])
-        state.anchor = plan.anchor
-        state.changed()
-        return
     if recreated(state.anchor, newest_of(job)):
         log.info("%s was recreated (build numbers restarted); reading it afresh", job.full_name)
     floor = state.floor_ms or 0
-    listed = list(run.read_builds(job, plan.window)) if plan.window else []
-    listed += filter(None, (run.read_build(job, n) for n in plan.one_by_one))
+    listed = listing.result()
     builds = {b["number"]: b for b in listed if identified(b)}
     anchor = state.anchor
     if anchor and anchor[0] in builds and builds[anchor[0]].get("timestamp") != anchor[1]:
