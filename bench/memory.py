@@ -28,18 +28,19 @@ def main() -> int:
     data = Dataset(folders=1, jobs_per_folder=1, builds_per_job=args.builds, pipelines=False)
     with Servers(data, 0.0, 0.0) as servers, tempfile.TemporaryDirectory() as tmp:
         state = Path(tmp) / "state.json"
-        wall, cpu, rss, code = measure(
+        m = measure(
+            "jenkins-sei-agent",
             [sys.executable, "-m", "agent", "backfill", "--since", "2000-01-01"],
             agent_env(servers, state, {"JENKINS_PAGE_SIZE": "100"}),
+            servers,
         )
-        counts = servers.counts()
         size = state.stat().st_size
     print(
-        f"{args.builds} builds: exit {code}, {wall:.1f} s wall, {cpu:.1f} s CPU, "
-        f"peak RSS {rss:.1f} MB, state file {size} bytes, "
-        f"{counts['jenkins']} Jenkins requests, {counts['accepted']} delivered"
+        f"{args.builds} builds: exit {m.code}, {m.wall:.1f} s wall, {m.cpu:.1f} s CPU, "
+        f"peak RSS {m.rss:.1f} MB, state file {size} bytes, "
+        f"{m.counts['jenkins']} Jenkins requests, {m.counts['accepted']} delivered"
     )
-    return code
+    return m.code
 
 
 if __name__ == "__main__":
