@@ -8,6 +8,8 @@ import socket
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ from typing import Any
 import pytest
 from agent_process import wait_until
 from apscheduler.triggers.interval import IntervalTrigger
-from conftest import SEI_KEY, bare_payload
+from conftest import SEI_KEY, bare_payload, sent
 from jenkins_sim import JenkinsSim
 from prometheus_client.parser import text_string_to_metric_families
 from sei_standin import SeiStandIn
@@ -276,48 +278,64 @@ def test_a_signal_the_kernel_hands_another_thread_still_ends_the_wait_for_a_stop
     assert stop.signal == "SIGTERM"
 
 
-def test_the_watch_delivers_a_build_moments_after_it_ends_and_the_cycle_not_again(
-    settings: Settings, jenkins: JenkinsSim, sei: SeiStandIn, caplog: pytest.LogCaptureFixture
-) -> None:
-    jenkins.add_job("app", "pipeline")
-    jenkins.add_build("app")
-    jenkins.add_job("tools/lint")  # freestyle, on a numbered executor
+@contextmanager
+def watched(settings: Settings) -> Iterator[tuple[Service, Lane, Metrics]]:
+    """A service of one controller, `ci`, whose cycles and looks a test calls itself."""
     stop = threading.Event()
     parts = Controller(settings, stop=stop)
     metrics = Metrics({"ci": lambda: parts.jenkins.requests})
     lane = Lane(parts, "ci", metrics)
     try:
         with StateFile(settings.agent.state_file) as state:
-            service = Service([lane], EVERY_MINUTE, state, metrics, stop)
-            service.cycle()  # discovers the jobs; #1 sent
-            jenkins.add_build("app", building=True)
-            jenkins.add_build("tools/lint", building=True)
-            jenkins.reset_requests()
-            service.look(lane)  # sees #2 and lint #1 running
-            service.look(lane)  # idle: nothing ended
-            assert [path for _, path, _ in jenkins.requests] == ["/computer/api/json"] * 2
-            jenkins.finish_build("app", 2, result="FAILURE")
-            jenkins.finish_build("tools/lint", 1)
-            jenkins.reset_requests()
-            service.look(lane)
-            assert sorted((p["job_full_name"], p["build_number"]) for p in sei.accepted) == [
-                ("app", 1),
-                ("app", 2),
-                ("tools/jobs/lint", 1),
-            ]
-            # one look, and each ended build read by itself: no listing, no discovery
-            assert jenkins.count(r"^/computer/api/json$") == 1
-            assert jenkins.count(r"^/api/json") == 0
-            assert jenkins.count(r"^/job/app/2/api/json$") == 1
-            service.cycle()  # finds both settled: nothing sent twice
-            service.look(lane)
+            yield Service([lane], EVERY_MINUTE, state, metrics, stop), lane, metrics
     finally:
         parts.close()
-    assert len(sei.accepted) == 3
+
+
+def shown_once(sei: SeiStandIn, job: str, number: int) -> dict[str, Any]:
+    """What SEI keeps of a run POSTed exactly once (a second POST would be a resend)."""
+    posts = sei.posts_for(job, number)
+    assert len(posts) == 1, f"{job} #{number} posted {len(posts)} times"
+    return sei.kept(job, number)
+
+
+def test_the_watch_delivers_a_build_moments_after_it_ends_and_the_cycle_not_again(
+    settings: Settings, jenkins: JenkinsSim, sei: SeiStandIn
+) -> None:
+    jenkins.add_job("app", "pipeline")
+    jenkins.add_build("app")
+    jenkins.add_job("tools/lint")  # freestyle, on a numbered executor
+    with watched(settings) as (service, lane, metrics):
+        service.cycle()  # discovers the jobs; #1 sent
+        jenkins.add_build("app", building=True)
+        jenkins.add_build("tools/lint", building=True)
+        jenkins.reset_requests()
+        service.look(lane)  # sees #2 and lint #1 running
+        service.look(lane)  # idle: nothing ended
+        assert [path for _, path, _ in jenkins.requests] == ["/computer/api/json"] * 2
+        jenkins.finish_build("app", 2, result="FAILURE", duration=42_000)
+        jenkins.finish_build("tools/lint", 1, result="UNSTABLE")
+        jenkins.reset_requests()
+        service.look(lane)
+        assert sent(sei) == [("app", 1), ("app", 2), ("tools/jobs/lint", 1)]
+        # one look, and each ended build read by itself: no listing, no discovery
+        assert jenkins.count(r"^/computer/api/json$") == 1
+        assert jenkins.count(r"^/api/json") == 0
+        assert jenkins.count(r"^/job/app/2/api/json$") == 1
+        service.cycle()  # finds both settled: nothing sent twice
+        assert lane.cycles[-1].report.sent == 0
+        service.look(lane)
+    assert sent(sei) == [("app", 1), ("app", 2), ("tools/jobs/lint", 1)]
+    app = shown_once(sei, "app", 2)
+    assert (app["result"], app["duration"]) == ("FAILURE", 42_000)
+    assert shown_once(sei, "tools/jobs/lint", 1)["result"] == "UNSTABLE"
     assert lane.watch.delivered == 2
-    watched = {"controller": "ci"}
-    assert metrics.registry.get_sample_value(PREFIX + "watch_builds_delivered_total", watched) == 2
-    delay = metrics.registry.get_sample_value(PREFIX + "delivery_delay_seconds_count", watched)
+    watched_ci = {"controller": "ci"}
+    delivered = metrics.registry.get_sample_value(
+        PREFIX + "watch_builds_delivered_total", watched_ci
+    )
+    assert delivered == 2
+    delay = metrics.registry.get_sample_value(PREFIX + "delivery_delay_seconds_count", watched_ci)
     assert delay == 3
     assert service.status()["controllers"][0]["watch"]["builds_delivered"] == 2
 
@@ -328,19 +346,11 @@ def test_a_token_that_may_not_read_the_executors_turns_the_watch_off_once(
     jenkins.add_job("app", "pipeline")
     jenkins.add_build("app")
     jenkins.computer_denied = True
-    stop = threading.Event()
-    parts = Controller(settings, stop=stop)
-    metrics = Metrics({"ci": lambda: parts.jenkins.requests})
-    lane = Lane(parts, "ci", metrics)
-    try:
-        with StateFile(settings.agent.state_file) as state, caplog.at_level("WARNING"):
-            service = Service([lane], EVERY_MINUTE, state, metrics, stop)
-            service.cycle()
-            jenkins.reset_requests()
-            for _ in range(3):
-                service.look(lane)
-    finally:
-        parts.close()
+    with watched(settings) as (service, lane, _), caplog.at_level("WARNING"):
+        service.cycle()
+        jenkins.reset_requests()
+        for _ in range(3):
+            service.look(lane)
     assert jenkins.count(r"^/computer/") == 1  # asked once, then off
     [warning] = [r.getMessage() for r in caplog.records if "watch is off" in r.getMessage()]
     assert "Overall/Read" in warning
