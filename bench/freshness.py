@@ -1,8 +1,9 @@
 """Freshness benchmark: how long after a build ends is it in SEI, with `run` as shipped.
 
-A live controller (the simulator, 10 ms a request) runs builds on the clock: 20 jobs, half of
-them pipelines, each starting a new build a moment after the last one ended, most 15-60 s long
-and a few (4 %) of a few seconds; SEI answers each POST in 60 ms. The agent runs `run` with its
+A live controller (tests/live_controller.py, the one the tests step by hand, here driven by the
+wall clock; the simulator answers in 10 ms a request) runs builds: 20 jobs, half of them
+pipelines, each starting a new build a moment after the last one ended, most 15-60 s long and a
+few (4 %) of a few seconds; SEI answers each POST in 60 ms. The agent runs `run` with its
 default settings (AGENT_INTERVAL 300 s, AGENT_WATCH_INTERVAL 10 s) as a process of its own. The
 delay of each build is the time SEI accepted it (seen by polling the stand-in every 0.1 s) minus
 its end (start + duration). Afterwards the controller stays idle for a minute and the requests
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import signal
 import statistics
 import subprocess
@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from jenkins_sim import JenkinsSim  # noqa: E402
+from live_controller import LiveController, WallClock  # noqa: E402
 from sei_standin import SeiStandIn  # noqa: E402
 
 USER, TOKEN, SEI_KEY = "bench", "bench-token", "bench-key"
@@ -42,51 +43,14 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class Live:
-    """Builds starting and ending on the clock, each job one build at a time."""
-
-    def __init__(self, sim: JenkinsSim, seed: int) -> None:
-        self.sim = sim
-        self.random = random.Random(seed)
-        self.ends: dict[str, tuple[int, float, int]] = {}  # job -> (number, end, start_ms)
-        self.finished: list[tuple[str, int, int]] = []  # job, number, end (ms)
-        self.starting = True
-        self.stop = threading.Event()
-        self.jobs = [f"team/app-{n}" if n % 2 else f"svc-{n}" for n in range(JOBS)]
-        sim.add_folder("team")
-        for n, job in enumerate(self.jobs):
-            sim.add_job(job, "pipeline" if n % 2 == 0 else "freestyle")
-
-    def _duration(self) -> float:
-        if self.random.random() < 0.04:
-            return self.random.uniform(2, 5)
-        return self.random.uniform(15, 60)
-
-    def run(self) -> None:
-        while not self.stop.wait(0.05):
-            moment = time.time()
-            for job in self.jobs:
-                running = self.ends.get(job)
-                if running is not None and moment >= running[1]:
-                    number, _, started = running
-                    ended = now_ms()
-                    self.sim.finish_build(job, number, duration=ended - started)
-                    self.finished.append((job, number, ended))
-                    del self.ends[job]
-                elif running is None and self.starting:
-                    started = now_ms()
-                    build = self.sim.add_build(job, building=True, timestamp=started)
-                    self.ends[job] = (build["number"], moment + self._duration(), started)
-
-
 def one_run(minutes: float, idle_seconds: float, seed: int) -> dict[str, float]:
     with (
         JenkinsSim(user=USER, token=TOKEN, latency=0.01, clock_ms=now_ms()) as sim,
         SeiStandIn(api_key=SEI_KEY, latency=0.06) as sei,
         tempfile.TemporaryDirectory() as folder,
     ):
-        live = Live(sim, seed)
-        driver = threading.Thread(target=live.run, daemon=True)
+        live = LiveController(sim, jobs=JOBS, seed=seed, start_ms=now_ms())
+        driver = WallClock(live)
         driver.start()
         env = {
             **os.environ,
@@ -117,20 +81,20 @@ def one_run(minutes: float, idle_seconds: float, seed: int) -> dict[str, float]:
         poller = threading.Thread(target=poll, daemon=True)
         poller.start()
         time.sleep(minutes * 60)
-        live.starting = False  # what runs ends; then the controller idles
-        while live.ends:
+        live.stop_starting()  # what runs ends; then the controller idles
+        while not live.idle():
             time.sleep(0.2)
         time.sleep(15)
         sim.reset_requests()
         time.sleep(idle_seconds)
         idle = sim.requests[:]
         polling.set()
-        live.stop.set()
+        driver.stop()
         agent.send_signal(signal.SIGTERM)
         agent.wait(timeout=60)
         posts = Counter((p["job_full_name"], p["build_number"]) for p in sei.accepted)
     names = {job: job.replace("team/", "team/jobs/") for job in live.jobs}
-    ended = {(names[job], number): end for job, number, end in live.finished}
+    ended = {(names[b.job], b.number): b.end_ms for b in live.finished}
     # a build not delivered yet (one that started and ended between two looks waits for the
     # next cycle, up to AGENT_INTERVAL) counts as never: the p95 is over every build that ended
     delays = sorted(

@@ -3,6 +3,7 @@ jenkins-api.md and look like the recorded captures."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import ssl
 import time
@@ -12,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from jenkins_sim import JenkinsSim, parse_tree, tree_filter
+from live_controller import LiveBuild, LiveController
 
 AUTH = ("admin", "jenkins-token")
 # Building an SSL context costs ~0.1 s per httpx.Client; share one to keep the suite fast.
@@ -938,6 +940,55 @@ def test_fault_truncate(sim: JenkinsSim, client: httpx.Client) -> None:
     assert (
         json.dumps(whole, ensure_ascii=False).encode()[: len(response.content)] == response.content
     )
+
+
+def test_computer_shows_what_a_live_controller_runs_at_each_moment(
+    sim: JenkinsSim, client: httpx.Client
+) -> None:
+    live = LiveController(sim, jobs=4, seed=5)
+    running_on = "[currentExecutable[url,number]]"
+    tree = f"computer[executors{running_on},oneOffExecutors{running_on}]"
+    for _ in range(12):
+        live.advance(7)
+        [node] = get(client, "computer/api/json", tree)["computer"]
+        flyweight = {e["currentExecutable"]["url"] for e in node["oneOffExecutors"]}
+        numbered = {
+            e["currentExecutable"]["url"] for e in node["executors"] if e["currentExecutable"]
+        }
+        running = {
+            (sim.build(b.job, b.number)["url"], b.job.startswith("svc-")) for b in live.running()
+        }
+        assert flyweight == {url for url, pipeline in running if pipeline}
+        assert numbered == {url for url, pipeline in running if not pipeline}
+        assert len(node["executors"]) == len(numbered) + 2  # two idle numbered executors
+
+
+def test_a_live_controller_plays_the_same_builds_however_its_clock_is_stepped() -> None:
+    def played(step: float) -> tuple[list[LiveBuild], JenkinsSim]:
+        world = JenkinsSim()
+        live = LiveController(world, jobs=3, seed=11, short_share=0.3)
+        for _ in range(round(180 / step)):
+            live.advance(step)
+        live.stop_starting()
+        live.advance(60)
+        assert live.idle()
+        return live.finished, world
+
+    coarse, world = played(10)
+    assert played(0.25)[0] == coarse
+    assert len(coarse) > 9 and any(b.duration_ms < 5_000 for b in coarse)
+    for job in {b.job for b in coarse}:  # one build at a time, the next a pause after the last
+        runs = sorted((b for b in coarse if b.job == job), key=lambda b: b.number)
+        assert [b.number for b in runs] == list(range(1, len(runs) + 1))
+        assert all(later.start_ms == b.end_ms + 50 for b, later in itertools.pairwise(runs))
+    for b in coarse:  # what Jenkins answers is what was played
+        build = world.build(b.job, b.number)
+        assert not build["building"]
+        assert (build["result"], build["timestamp"], build["duration"]) == (
+            b.result,
+            b.start_ms,
+            b.duration_ms,
+        )
 
 
 def test_request_log(sim: JenkinsSim, client: httpx.Client) -> None:

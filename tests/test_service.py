@@ -8,21 +8,26 @@ import socket
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 from agent_process import wait_until
 from apscheduler.triggers.interval import IntervalTrigger
-from conftest import SEI_KEY, bare_payload
+from conftest import SEI_KEY, bare_payload, sent
 from jenkins_sim import JenkinsSim
+from live_controller import LiveController
 from prometheus_client.parser import text_string_to_metric_families
 from sei_standin import SeiStandIn
 
 from agent import __version__
 from agent.app import Controller
 from agent.config import AgentSettings, ConfigError, SeiSettings, Settings, load_settings
+from agent.jenkins.endpoints import EXECUTOR_FIELDS
 from agent.pipeline import Delivered, Outcome, Report
 from agent.sei.client import SeiClient, SeiUnavailable
 from agent.service.health import Cycle, evaluate_health
@@ -277,48 +282,64 @@ def test_a_signal_the_kernel_hands_another_thread_still_ends_the_wait_for_a_stop
     assert stop.signal == "SIGTERM"
 
 
-def test_the_watch_delivers_a_build_moments_after_it_ends_and_the_cycle_not_again(
-    settings: Settings, jenkins: JenkinsSim, sei: SeiStandIn, caplog: pytest.LogCaptureFixture
-) -> None:
-    jenkins.add_job("app", "pipeline")
-    jenkins.add_build("app")
-    jenkins.add_job("tools/lint")  # freestyle, on a numbered executor
+@contextmanager
+def watched(settings: Settings) -> Iterator[tuple[Service, Lane, Metrics]]:
+    """A service of one controller, `ci`, whose cycles and looks a test calls itself."""
     stop = threading.Event()
     parts = Controller(settings, stop=stop)
     metrics = Metrics({"ci": lambda: parts.jenkins.requests})
     lane = Lane(parts, "ci", metrics)
     try:
         with StateFile(settings.agent.state_file) as state:
-            service = Service([lane], EVERY_MINUTE, state, metrics, stop)
-            service.cycle()  # discovers the jobs; #1 sent
-            jenkins.add_build("app", building=True)
-            jenkins.add_build("tools/lint", building=True)
-            jenkins.reset_requests()
-            service.look(lane)  # sees #2 and lint #1 running
-            service.look(lane)  # idle: nothing ended
-            assert [path for _, path, _ in jenkins.requests] == ["/computer/api/json"] * 2
-            jenkins.finish_build("app", 2, result="FAILURE")
-            jenkins.finish_build("tools/lint", 1)
-            jenkins.reset_requests()
-            service.look(lane)
-            assert sorted((p["job_full_name"], p["build_number"]) for p in sei.accepted) == [
-                ("app", 1),
-                ("app", 2),
-                ("tools/jobs/lint", 1),
-            ]
-            # one look, and each ended build read by itself: no listing, no discovery
-            assert jenkins.count(r"^/computer/api/json$") == 1
-            assert jenkins.count(r"^/api/json") == 0
-            assert jenkins.count(r"^/job/app/2/api/json$") == 1
-            service.cycle()  # finds both settled: nothing sent twice
-            service.look(lane)
+            yield Service([lane], EVERY_MINUTE, state, metrics, stop), lane, metrics
     finally:
         parts.close()
-    assert len(sei.accepted) == 3
+
+
+def shown_once(sei: SeiStandIn, job: str, number: int) -> dict[str, Any]:
+    """What SEI keeps of a run POSTed exactly once (a second POST would be a resend)."""
+    posts = sei.posts_for(job, number)
+    assert len(posts) == 1, f"{job} #{number} posted {len(posts)} times"
+    return sei.kept(job, number)
+
+
+def test_the_watch_delivers_a_build_moments_after_it_ends_and_the_cycle_not_again(
+    settings: Settings, jenkins: JenkinsSim, sei: SeiStandIn
+) -> None:
+    jenkins.add_job("app", "pipeline")
+    jenkins.add_build("app")
+    jenkins.add_job("tools/lint")  # freestyle, on a numbered executor
+    with watched(settings) as (service, lane, metrics):
+        service.cycle()  # discovers the jobs; #1 sent
+        jenkins.add_build("app", building=True)
+        jenkins.add_build("tools/lint", building=True)
+        jenkins.reset_requests()
+        service.look(lane)  # sees #2 and lint #1 running
+        service.look(lane)  # idle: nothing ended
+        assert [path for _, path, _ in jenkins.requests] == ["/computer/api/json"] * 2
+        jenkins.finish_build("app", 2, result="FAILURE", duration=42_000)
+        jenkins.finish_build("tools/lint", 1, result="UNSTABLE")
+        jenkins.reset_requests()
+        service.look(lane)
+        assert sent(sei) == [("app", 1), ("app", 2), ("tools/jobs/lint", 1)]
+        # one look, and each ended build read by itself: no listing, no discovery
+        assert jenkins.count(r"^/computer/api/json$") == 1
+        assert jenkins.count(r"^/api/json") == 0
+        assert jenkins.count(r"^/job/app/2/api/json$") == 1
+        service.cycle()  # finds both settled: nothing sent twice
+        assert lane.cycles[-1].report.sent == 0
+        service.look(lane)
+    assert sent(sei) == [("app", 1), ("app", 2), ("tools/jobs/lint", 1)]
+    app = shown_once(sei, "app", 2)
+    assert (app["result"], app["duration"]) == ("FAILURE", 42_000)
+    assert shown_once(sei, "tools/jobs/lint", 1)["result"] == "UNSTABLE"
     assert lane.watch.delivered == 2
-    watched = {"controller": "ci"}
-    assert metrics.registry.get_sample_value(PREFIX + "watch_builds_delivered_total", watched) == 2
-    delay = metrics.registry.get_sample_value(PREFIX + "delivery_delay_seconds_count", watched)
+    watched_ci = {"controller": "ci"}
+    delivered = metrics.registry.get_sample_value(
+        PREFIX + "watch_builds_delivered_total", watched_ci
+    )
+    assert delivered == 2
+    delay = metrics.registry.get_sample_value(PREFIX + "delivery_delay_seconds_count", watched_ci)
     assert delay == 3
     assert service.status()["controllers"][0]["watch"]["builds_delivered"] == 2
 
@@ -329,21 +350,128 @@ def test_a_token_that_may_not_read_the_executors_turns_the_watch_off_once(
     jenkins.add_job("app", "pipeline")
     jenkins.add_build("app")
     jenkins.computer_denied = True
-    stop = threading.Event()
-    parts = Controller(settings, stop=stop)
-    metrics = Metrics({"ci": lambda: parts.jenkins.requests})
-    lane = Lane(parts, "ci", metrics)
-    try:
-        with StateFile(settings.agent.state_file) as state, caplog.at_level("WARNING"):
-            service = Service([lane], EVERY_MINUTE, state, metrics, stop)
-            service.cycle()
-            jenkins.reset_requests()
-            for _ in range(3):
-                service.look(lane)
-    finally:
-        parts.close()
+    with watched(settings) as (service, lane, _), caplog.at_level("WARNING"):
+        service.cycle()
+        jenkins.reset_requests()
+        for _ in range(3):
+            service.look(lane)
     assert jenkins.count(r"^/computer/") == 1  # asked once, then off
     [warning] = [r.getMessage() for r in caplog.records if "watch is off" in r.getMessage()]
     assert "Overall/Read" in warning
     assert service.status()["controllers"][0]["watch"]["on"] is False
     assert service.health()[0]  # the cycles go on, healthy
+
+
+def test_a_build_the_cycle_delivered_is_not_sent_again_when_the_watch_sees_it_gone(
+    settings: Settings, jenkins: JenkinsSim, sei: SeiStandIn
+) -> None:
+    jenkins.add_job("app", "pipeline")
+    jenkins.add_job("tools/lint")
+    with watched(settings) as (service, lane, _):
+        service.cycle()  # discovers the jobs
+        jenkins.add_build("app", building=True)
+        jenkins.add_build("tools/lint", building=True)
+        service.look(lane)  # sees both running
+        jenkins.finish_build("app", 1, result="FAILURE", duration=42_000)
+        jenkins.finish_build("tools/lint", 1)
+        service.cycle()  # comes first: sends both
+        assert lane.cycles[-1].report.sent == 2
+        jenkins.reset_requests()
+        service.look(lane)  # sees both gone: each read once, found settled, not sent
+        assert jenkins.count(r"^/computer/api/json$") == 1
+        assert jenkins.count(r"^/job/app/1/api/json$") == 1
+        assert jenkins.count(r"^/job/tools/job/lint/1/api/json$") == 1
+        assert len(jenkins.requests) == 3
+        jenkins.reset_requests()
+        service.look(lane)  # forgotten: the next look is its one request
+        assert [path for _, path, _ in jenkins.requests] == ["/computer/api/json"]
+    assert lane.watch.delivered == 0
+    assert sent(sei) == [("app", 1), ("tools/jobs/lint", 1)]
+    app = shown_once(sei, "app", 1)
+    assert (app["result"], app["duration"]) == ("FAILURE", 42_000)
+    assert shown_once(sei, "tools/jobs/lint", 1)["result"] == "SUCCESS"
+
+
+def test_a_build_that_starts_and_ends_between_two_looks_is_found_by_the_next_cycle(
+    settings: Settings, jenkins: JenkinsSim, sei: SeiStandIn
+) -> None:
+    jenkins.add_job("app", "pipeline")
+    with watched(settings) as (service, lane, _):
+        service.cycle()
+        service.look(lane)  # nothing runs
+        jenkins.add_build("app", building=True)
+        jenkins.finish_build("app", 1, result="ABORTED", duration=3_000)
+        jenkins.reset_requests()
+        service.look(lane)  # nothing runs again: the look cannot know
+        assert [path for _, path, _ in jenkins.requests] == ["/computer/api/json"]
+        assert sent(sei) == []
+        service.cycle()
+        assert lane.cycles[-1].report.sent == 1
+    assert lane.watch.delivered == 0
+    assert shown_once(sei, "app", 1)["result"] == "ABORTED"
+
+
+def test_an_idle_controller_costs_the_watch_one_request_a_look(
+    settings: Settings, jenkins: JenkinsSim, sei: SeiStandIn
+) -> None:
+    live = LiveController(jenkins, jobs=4, seed=3)
+    live.advance(0)  # every job starts a build
+    with watched(settings) as (service, lane, _):
+        service.cycle()  # discovers the jobs, all four running
+        service.look(lane)
+        live.stop_starting()
+        live.advance(61)  # the longest build is 60 s: all have ended
+        assert live.idle()
+        service.look(lane)
+        assert lane.watch.delivered == 4
+        jenkins.reset_requests()
+        for _ in range(6):  # a minute of looks at the default AGENT_WATCH_INTERVAL (10 s)
+            service.look(lane)
+        assert [(method, path) for method, path, _ in jenkins.requests] == [
+            ("GET", "/computer/api/json")
+        ] * 6
+        [tree] = {parse_qs(query)["tree"][0] for _, _, query in jenkins.requests}
+        assert tree == EXECUTOR_FIELDS  # narrow: the job list is never asked between cycles
+        jenkins.reset_requests()
+        service.cycle()  # the full listing, at AGENT_INTERVAL: one request when idle
+        assert [path for _, path, _ in jenkins.requests] == ["/api/json"]
+        assert lane.cycles[-1].report.sent == 0
+    assert len(sei.accepted) == 4
+
+
+def test_every_build_of_a_live_controller_reaches_sei_once_by_the_watch_or_the_cycle(
+    settings: Settings, jenkins: JenkinsSim, sei: SeiStandIn
+) -> None:
+    """Four jobs for four minutes, a look every 10 s and a cycle every minute: a build some
+    look saw running is delivered by the look that sees it gone, any other by the next cycle,
+    and SEI keeps each once, with its result, start and duration."""
+    live = LiveController(jenkins, jobs=4, seed=7, short_share=0.3)
+    looks: list[int] = []
+    with watched(settings) as (service, lane, _):
+        live.advance(0)
+        service.cycle()
+        for step in range(60):  # four minutes, then 60 s for what runs to end
+            if step == 24:
+                live.stop_starting()
+            if step:
+                live.advance(10)
+            looks.append(live.now_ms)
+            service.look(lane)
+            if step % 6 == 0:
+                service.cycle()
+        assert live.idle()
+        cycles_sent = sum(cycle.report.sent for cycle in lane.cycles)
+    names = {job: job.replace("team/", "team/jobs/") for job in live.jobs}
+    assert sent(sei) == sorted((names[b.job], b.number) for b in live.finished)
+    for build in live.finished:
+        kept = shown_once(sei, names[build.job], build.number)
+        assert (kept["result"], kept["start_time"], kept["duration"]) == (
+            build.result,
+            build.start_ms,
+            build.duration_ms,
+        )
+    seen = [b for b in live.finished if any(b.start_ms <= at < b.end_ms for at in looks)]
+    unseen = len(live.finished) - len(seen)
+    assert unseen >= 2 and {b.result for b in live.finished} > {"SUCCESS"}  # the seed's world
+    assert lane.watch.delivered == len(seen)
+    assert cycles_sent == unseen
