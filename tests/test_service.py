@@ -377,13 +377,7 @@ def test_a_build_the_cycle_delivered_is_not_sent_again_when_the_watch_sees_it_go
         service.cycle()  # comes first: sends both
         assert lane.cycles[-1].report.sent == 2
         jenkins.reset_requests()
-        service.look(lane)  # sees both gone: each read once, found settled, not sent
-        assert jenkins.count(r"^/computer/api/json$") == 1
-        assert jenkins.count(r"^/job/app/1/api/json$") == 1
-        assert jenkins.count(r"^/job/tools/job/lint/1/api/json$") == 1
-        assert len(jenkins.requests) == 3
-        jenkins.reset_requests()
-        service.look(lane)  # forgotten: the next look is its one request
+        service.look(lane)  # the cycle settled both: the watch forgot them, nothing is read
         assert [path for _, path, _ in jenkins.requests] == ["/computer/api/json"]
     assert lane.watch.delivered == 0
     assert sent(sei) == [("app", 1), ("tools/jobs/lint", 1)]

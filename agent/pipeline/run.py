@@ -122,6 +122,17 @@ class Run:
         """What the state knows of the job, a new entry for a job first seen."""
         return self.tracked.setdefault(job.full_name, JobState())
 
+    def settled(self, job: Job, number: int) -> bool:
+        """The job's last complete read reached the build and it is not open: sent, dead-lettered
+        or taken, never to be read again."""
+        state = self.tracked.get(job.full_name)
+        return (
+            state is not None
+            and state.anchor is not None
+            and number <= state.anchor[0]
+            and number not in state.open
+        )
+
     def read_builds(self, job: Job, window: Window) -> Iterator[dict[str, Any]]:
         return read_builds(self.jenkins, job, window, self.options.page_size)
 

@@ -39,10 +39,16 @@ class Watch:
         self.delivered = 0
 
     def learn(self, run: Run) -> None:
-        """What a cycle found: the jobs a running build may belong to, and how to map it."""
+        """What a cycle found: the jobs a running build may belong to, and how to map it; a
+        build the cycle settled is forgotten, so that the next look does not read it again."""
         if run.selected:
             self.jobs = {job.path: job for job in run.selected}
             self.context = run.context
+        self.running = {
+            (path, number)
+            for path, number in self.running
+            if path not in self.jobs or not run.settled(self.jobs[path], number)
+        }
 
     def look(
         self, jenkins: JenkinsClient, start_run: Callable[[MapContext], Run], now: datetime
