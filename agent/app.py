@@ -180,6 +180,8 @@ class Controller:
         globs: list[str] | None = None,
         *,
         output: TextIO | None = None,
+        observers: Sequence[Observer] = (),
     ) -> Report:
         """`backfill` of this controller: the builds between two dates not sent yet."""
-        return backfill(self.start_run(state, output=output), since_ms, until_ms, globs)
+        run = self.start_run(state, output=output, observers=observers)
+        return backfill(run, since_ms, until_ms, globs)

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import logging.handlers
 import sys
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,6 +29,7 @@ from agent.jenkins.discover import NotTheRoot
 from agent.logs import setup_logging
 from agent.pipeline import Report
 from agent.sei.client import SeiRefused
+from agent.service.metrics import MetricsFile, label_of
 from agent.state import StateError, StateFile
 from agent.stopping import Stop, stop_on_signals
 
@@ -175,15 +177,43 @@ def _deliver(args: argparse.Namespace, controllers: list[Settings], stop: Stop) 
         if until_ms < since_ms:
             raise UsageError("--until is before --since")
     state_file = StateFile(controllers[0].agent.state_file, read_only=args.dry_run)
+    path = controllers[0].agent.metrics_file
+    metrics = MetricsFile(path, [label_of(s) for s in controllers]) if path else None
     with state_file as state, _output(args.output) as out:
 
         def collect(settings: Settings) -> Report:
+            label, started, report = label_of(settings), time.monotonic(), None
+            observers = [metrics.observer(label)] if metrics else []
             with Controller(settings, stop=stop, dry_run=args.dry_run) as controller:
-                if args.command == "sync":
-                    return controller.sync(state, args.jobs, output=out)
-                return controller.backfill(state, since_ms, until_ms, args.jobs, output=out)
+                try:
+                    if args.command == "sync":
+                        report = controller.sync(state, args.jobs, output=out, observers=observers)
+                    else:
+                        report = controller.backfill(
+                            state, since_ms, until_ms, args.jobs, output=out, observers=observers
+                        )
+                    return report
+                finally:
+                    if metrics:
+                        seconds = time.monotonic() - started
+                        requests = controller.jenkins.requests
+                        stopped = stop.exit_code is not None
+                        metrics.ended(label, report, seconds, requests, stopped=stopped)
 
-        return for_each(controllers, collect)
+        try:
+            return for_each(controllers, collect)
+        finally:
+            if metrics:
+                _write_metrics(metrics)
+
+
+def _write_metrics(metrics: MetricsFile) -> None:
+    try:
+        metrics.write()
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write AGENT_METRICS_FILE {metrics.path}: {exc.strerror or exc}"
+        ) from None
 
 
 # The Jenkins settings a command reads, where not all: a misspelling of one of them is an error.

@@ -364,6 +364,11 @@ class AgentSettings(BaseModel):
         10, ge=0, description="seconds between two looks at what runs, in `run`; 0: off"
     )
     cron: str | None = None
+    metrics_file: Path | None = Field(
+        None,
+        description="`sync`, `backfill`: the run's metrics written here at its end, in "
+        "Prometheus' text format (node_exporter's textfile collector)",
+    )
     http_port: int = Field(9464, ge=0, le=65535)
     http_host: str = Field(
         "", description="address /healthz, /metrics and /status listen on; empty: every interface"

@@ -33,7 +33,7 @@ from agent.pipeline import Run
 from agent.pipeline.sync import sync
 from agent.sei.client import SeiRefused
 from agent.service.health import KEPT_CYCLES, Cycle, evaluate_health, iso, summarize
-from agent.service.metrics import Deliveries, Metrics
+from agent.service.metrics import Deliveries, Metrics, label_of
 from agent.service.schedule import Schedule, lane_id, start_scheduler, utcnow
 from agent.service.watch import Watch
 from agent.service.web import StatusServer
@@ -67,11 +67,6 @@ class Lane:
 
     def close(self) -> None:
         self.parts.close()
-
-
-def label_of(settings: Settings) -> str:
-    """How metrics and /status name a controller: its SEI instance name, else its URL."""
-    return settings.sei.instance_name or settings.jenkins.url or "jenkins"
 
 
 class Service:
@@ -200,11 +195,7 @@ class Service:
         ended = self.clock()
         duration = time.monotonic() - clock_start
         label = controller.label
-        self.metrics.cycles.labels(label, outcome).inc()
-        self.metrics.cycle_seconds.labels(label).observe(duration)
-        self.metrics.running_builds.labels(label).set(report.running)
-        if outcome == "ok":
-            self.metrics.last_success.labels(label).set(ended.timestamp())
+        self.metrics.cycle_ended(label, outcome, duration, report, ended)
         with self._lock:
             controller.cycles.append(Cycle(started, ended, outcome, report, error))
             controller.running_since = None

@@ -8,8 +8,10 @@ read from the client's own counter at scrape time rather than counted twice.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import functools
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 from prometheus_client import (
     GC_COLLECTOR,
@@ -22,12 +24,13 @@ from prometheus_client import (
     Info,
     disable_created_metrics,
     generate_latest,
+    write_to_textfile,
 )
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from agent import __version__
-from agent.config import RESULTS
+from agent.config import RESULTS, Settings
 from agent.pipeline import Delivered, Outcome, Report
 from agent.sei.client import SeiRefused
 
@@ -42,6 +45,11 @@ _SEI_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _DELAY_BUCKETS = (1.0, 2.5, 5.0, 10.0, 15.0, 30.0, 60.0, 150.0, 300.0, 900.0, 3600.0)
 # An idle cycle is one request; a first sync of a large controller can take many minutes.
 _CYCLE_BUCKETS = (0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)
+
+
+def label_of(settings: Settings) -> str:
+    """How metrics and /status name a controller: its SEI instance name, else its URL."""
+    return settings.sei.instance_name or settings.jenkins.url or "jenkins"
 
 
 class _JenkinsRequests(Collector):
@@ -68,8 +76,14 @@ class Metrics:
     """The agent's metrics, every series of its own labelled by controller (the instance name);
     `render()` is the body of /metrics."""
 
-    def __init__(self, jenkins_requests: Mapping[str, Callable[[], Mapping[str, int]]]) -> None:
-        """`jenkins_requests`: each controller's label, and its Jenkins client's counter."""
+    def __init__(
+        self,
+        jenkins_requests: Mapping[str, Callable[[], Mapping[str, int]]],
+        *,
+        process: bool = True,
+    ) -> None:
+        """`jenkins_requests`: each controller's label, and its Jenkins client's counter;
+        `process`: the standard process, platform and GC series too."""
         self.registry = CollectorRegistry()
         reg = self.registry
         self.builds_sent = Counter(
@@ -158,7 +172,7 @@ class Metrics:
             registry=reg,
         )
         reg.register(_JenkinsRequests(jenkins_requests))
-        for standard in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+        for standard in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR) if process else ():
             reg.register(standard)
         Info(PREFIX + "build", "The agent's version", registry=reg).info({"version": __version__})
         for controller in jenkins_requests:
@@ -177,6 +191,16 @@ class Metrics:
             self.watch_delivered.labels(controller)
             self.last_watch.labels(controller)
             self.cycle_seconds.labels(controller)
+
+    def cycle_ended(
+        self, controller: str, outcome: str, seconds: float, report: Report, ended: datetime
+    ) -> None:
+        """A cycle of `run`, or a whole `sync` or `backfill`, ended."""
+        self.cycles.labels(controller, outcome).inc()
+        self.cycle_seconds.labels(controller).observe(seconds)
+        self.running_builds.labels(controller).set(report.running)
+        if outcome == "ok":
+            self.last_success.labels(controller).set(ended.timestamp())
 
     def sei_observer(self, controller: str) -> Callable[[str, float], None]:
         """The SeiClient on_request hook of one controller."""
@@ -219,3 +243,72 @@ class Deliveries:
             event.outcome is Outcome.FATAL and isinstance(event.error, SeiRefused)
         ):
             m.builds_failed.labels(self.controller, result).inc()
+
+
+# What a one-shot run writes to AGENT_METRICS_FILE: the families `run` serves that say what
+# the run did (not the watch's, not SEI latencies, not the state's gauges).
+_OF_A_RUN = tuple(
+    PREFIX + name
+    for name in (
+        "builds_sent",
+        "builds_failed",
+        "builds_dead_lettered",
+        "builds_number_taken",
+        "delivery_delay_seconds",
+        "jenkins_requests",
+        "cycles",
+        "cycle_duration_seconds",
+        "last_success_timestamp_seconds",
+        "running_builds_pending",
+        "build",
+    )
+)
+
+
+class MetricsFile(Collector):
+    """The metrics of a `sync` or `backfill` (a cycle each controller), written whole to
+    AGENT_METRICS_FILE at its end for node_exporter's textfile collector: the same names as
+    `run` serves, so that its alerts and dashboard work for a cron sync too."""
+
+    def __init__(self, path: Path, controllers: Sequence[str]) -> None:
+        self.path = path
+        self._requests: dict[str, Mapping[str, int]] = {}
+        self.metrics = Metrics(
+            {c: functools.partial(self._counts, c) for c in controllers},
+            process=False,
+        )
+
+    def _counts(self, controller: str) -> Mapping[str, int]:
+        return self._requests.get(controller, {})
+
+    def observer(self, controller: str) -> Deliveries:
+        return Deliveries(self.metrics, controller)
+
+    def ended(
+        self,
+        controller: str,
+        report: Report | None,
+        seconds: float,
+        jenkins_requests: Mapping[str, int],
+        *,
+        stopped: bool,
+    ) -> None:
+        """One controller's run ended: with its report, or None when it failed before one;
+        its outcome as `run` names a cycle's."""
+        if stopped:
+            outcome = "interrupted"
+        elif report is None or report.sei_down is not None:
+            outcome = "failed"
+        else:
+            outcome = "ok"
+        self._requests[controller] = dict(jenkins_requests)
+        self.metrics.cycle_ended(
+            controller, outcome, seconds, report or Report(), datetime.now(UTC)
+        )
+
+    def collect(self) -> Iterator[Metric]:
+        return (f for f in self.metrics.registry.collect() if f.name in _OF_A_RUN)
+
+    def write(self) -> None:
+        """Atomically (a temporary file renamed), as the textfile collector asks."""
+        write_to_textfile(str(self.path), self)
