@@ -17,18 +17,16 @@ import stat
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap
-from ruamel.yaml.error import YAMLError
-from ruamel.yaml.util import load_yaml_guess_indent
+from typing import TYPE_CHECKING, Any
 
 from agent import app
 from agent.config import ConfigError, Settings
 from agent.config.models import PLACEHOLDER_GUID
 from agent.sei.client import INSTANCES, Accepted, Refusal, SeiUnavailable
 from agent.state.file import write_atomically
+
+if TYPE_CHECKING:
+    from ruamel.yaml.comments import CommentedMap
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +136,12 @@ class _ConfigEdit:
     """
 
     def __init__(self, settings: Settings) -> None:
+        # here: ruamel costs ~15 ms at every command's start, and only --write-config needs it
+        from ruamel.yaml import YAML
+        from ruamel.yaml.comments import CommentedMap
+        from ruamel.yaml.error import YAMLError
+        from ruamel.yaml.util import load_yaml_guess_indent
+
         path = settings.agent.config
         if path is None:
             raise ConfigError("--write-config needs --config FILE (or AGENT_CONFIG)")
@@ -161,6 +165,8 @@ class _ConfigEdit:
         self._target()  # an integration missing from the file is found out before the POST
 
     def _target(self) -> CommentedMap:
+        from ruamel.yaml.comments import CommentedMap  # already loaded by __init__
+
         if self.satellite is None:
             parent, key = self._doc, "sei"
         else:
