@@ -15,7 +15,6 @@ import logging
 import re
 import stat
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,38 +28,6 @@ if TYPE_CHECKING:
     from ruamel.yaml.comments import CommentedMap
 
 log = logging.getLogger(__name__)
-
-
-def add_command(command: Callable[[str, str, str], argparse.ArgumentParser]) -> None:
-    sub = command(
-        "register",
-        "Create the SEI CI/CD instance of a controller and print its GUID.",
-        "jenkins-sei-agent --config agent.yaml register --integration-id 4711 "
-        "--name jenkins-main --write-config",
-    )
-    sub.description = (
-        "Create an SEI CI/CD instance for a Jenkins controller (POST /v1/cicd/instances) and "
-        "print its GUID on stdout. --write-config also writes it, with the name and the "
-        "integration, into the --config file: under `sei:` of an agent.yaml, or into the "
-        "integration's `metadata` in a satellite.yml; the rest of the file is kept as it is."
-    )
-    sub.add_argument(
-        "--integration-id",
-        metavar="ID",
-        help="the SEI integration (default: SEI_INTEGRATION_ID, or the integration's id in a "
-        "satellite.yml with one Jenkins integration)",
-    )
-    sub.add_argument("--name", help="the instance's name in SEI (default: SEI_INSTANCE_NAME)")
-    sub.add_argument("--url", help="the controller's URL (default: JENKINS_URL)")
-    sub.add_argument(
-        "--write-config", action="store_true", help="write the new GUID into the --config file"
-    )
-    sub.add_argument(
-        "--force",
-        action="store_true",
-        help="with --write-config: replace an instance GUID the file already holds (the "
-        "examples' all-zero placeholder is replaced without it)",
-    )
 
 
 def main(args: argparse.Namespace, controllers: list[Settings]) -> int:
