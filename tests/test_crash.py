@@ -48,7 +48,7 @@ BuildKey = tuple[str, int, int]  # job full name, number, start time (ms)
 # (stdout and stderr to a log file) and reports "pid N", then "exit N CODE", on its own pipe.
 _FORK_SERVER = """
 import os, runpy, sys
-import agent.cli
+import agent.cli.commands  # the commands and all they import, not only the parser
 report = os.fdopen(os.dup(1), "w")
 logs = sys.argv[1]
 count = 0

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from agent import app
@@ -47,20 +46,6 @@ class Check:
     detail: str
     hint: str = ""
     code: int = 0
-
-
-def add_command(command: Callable[[str, str, str], argparse.ArgumentParser]) -> None:
-    sub = command(
-        "check",
-        "Pre-flight checks of the settings, Jenkins and SEI; sends no build.",
-        "jenkins-sei-agent --config satellite.yml check",
-    )
-    sub.description = (
-        "Check the settings, each Jenkins controller (reachable, version, credentials, stage "
-        "source, job count) and SEI (reachable, API key) without sending any build, and print "
-        "a table with a hint for each failure. Exit 0 when all pass (warnings allowed), 2 when "
-        "a setting is missing, 3 when Jenkins or SEI cannot be reached or refuse the credentials."
-    )
 
 
 def main(args: argparse.Namespace, controllers: list[Settings]) -> int:

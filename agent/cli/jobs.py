@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,20 +34,6 @@ KINDS = {
     "hudson.matrix.MatrixProject": "matrix",
     "hudson.model.ExternalJob": "external",
 }
-
-
-def add_command(command: Callable[[str, str, str], argparse.ArgumentParser]) -> None:
-    sub = command(
-        "jobs",
-        "List the jobs the settings select, their names in SEI and what was sent of them.",
-        "jenkins-sei-agent jobs --jobs 'team-a/*' --output json",
-    )
-    sub.add_argument(
-        "--jobs", action="append", metavar="GLOB", help="only jobs whose full name matches"
-    )
-    sub.add_argument(
-        "--output", choices=("text", "json"), default="text", help="a table (text) or JSON"
-    )
 
 
 def main(args: argparse.Namespace, controllers: list[Settings]) -> int:

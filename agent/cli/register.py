@@ -15,14 +15,8 @@ import logging
 import re
 import stat
 import uuid
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap
-from ruamel.yaml.error import YAMLError
-from ruamel.yaml.util import load_yaml_guess_indent
+from typing import TYPE_CHECKING, Any
 
 from agent import app
 from agent.config import ConfigError, Settings
@@ -30,39 +24,10 @@ from agent.config.models import PLACEHOLDER_GUID
 from agent.sei.client import INSTANCES, Accepted, Refusal, SeiUnavailable
 from agent.state.file import write_atomically
 
+if TYPE_CHECKING:
+    from ruamel.yaml.comments import CommentedMap
+
 log = logging.getLogger(__name__)
-
-
-def add_command(command: Callable[[str, str, str], argparse.ArgumentParser]) -> None:
-    sub = command(
-        "register",
-        "Create the SEI CI/CD instance of a controller and print its GUID.",
-        "jenkins-sei-agent --config agent.yaml register --integration-id 4711 "
-        "--name jenkins-main --write-config",
-    )
-    sub.description = (
-        "Create an SEI CI/CD instance for a Jenkins controller (POST /v1/cicd/instances) and "
-        "print its GUID on stdout. --write-config also writes it, with the name and the "
-        "integration, into the --config file: under `sei:` of an agent.yaml, or into the "
-        "integration's `metadata` in a satellite.yml; the rest of the file is kept as it is."
-    )
-    sub.add_argument(
-        "--integration-id",
-        metavar="ID",
-        help="the SEI integration (default: SEI_INTEGRATION_ID, or the integration's id in a "
-        "satellite.yml with one Jenkins integration)",
-    )
-    sub.add_argument("--name", help="the instance's name in SEI (default: SEI_INSTANCE_NAME)")
-    sub.add_argument("--url", help="the controller's URL (default: JENKINS_URL)")
-    sub.add_argument(
-        "--write-config", action="store_true", help="write the new GUID into the --config file"
-    )
-    sub.add_argument(
-        "--force",
-        action="store_true",
-        help="with --write-config: replace an instance GUID the file already holds (the "
-        "examples' all-zero placeholder is replaced without it)",
-    )
 
 
 def main(args: argparse.Namespace, controllers: list[Settings]) -> int:
@@ -138,6 +103,12 @@ class _ConfigEdit:
     """
 
     def __init__(self, settings: Settings) -> None:
+        # here: ruamel costs ~15 ms at every command's start, and only --write-config needs it
+        from ruamel.yaml import YAML
+        from ruamel.yaml.comments import CommentedMap
+        from ruamel.yaml.error import YAMLError
+        from ruamel.yaml.util import load_yaml_guess_indent
+
         path = settings.agent.config
         if path is None:
             raise ConfigError("--write-config needs --config FILE (or AGENT_CONFIG)")
@@ -161,6 +132,8 @@ class _ConfigEdit:
         self._target()  # an integration missing from the file is found out before the POST
 
     def _target(self) -> CommentedMap:
+        from ruamel.yaml.comments import CommentedMap  # already loaded by __init__
+
         if self.satellite is None:
             parent, key = self._doc, "sei"
         else:

@@ -20,7 +20,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_settings import (
     BaseSettings,
@@ -57,6 +56,8 @@ class _File:
     """A parsed config file: its data, and the line of every key (for messages)."""
 
     def __init__(self, path: Path) -> None:
+        import yaml  # here: ~15 ms at start, and only a config file needs it
+
         self.path = path
         try:
             text = path.read_text(encoding="utf-8")
@@ -85,6 +86,8 @@ class _File:
         self._index(node, ())
 
     def _index(self, node: Any, at: Path_) -> None:
+        import yaml  # already loaded by __init__
+
         if isinstance(node, yaml.MappingNode):
             for key, value in node.value:
                 here = (*at, str(key.value))

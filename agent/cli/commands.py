@@ -1,4 +1,4 @@
-"""Command line: parse, load settings, run one command, turn failures into exit codes.
+"""One parsed command: load settings, run it, turn failures into exit codes.
 
 Exit codes: 0 success; 1 some builds not delivered (they stay unsent); 2 configuration or
 usage error; 3 Jenkins or SEI unreachable or refusing the credentials. Messages go to stderr,
@@ -15,10 +15,8 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, TextIO
 
-from agent import __version__
 from agent.app import Controller
 from agent.cli import check, jobs, register
 from agent.cli import state as state_commands
@@ -34,17 +32,6 @@ from agent.state import StateError, StateFile
 from agent.stopping import Stop, stop_on_signals
 
 log = logging.getLogger("agent")
-
-EXAMPLES = """\
-examples:
-  jenkins-sei-agent sync                         send what finished since the last run
-  jenkins-sei-agent sync --dry-run --output -    print the payloads, send nothing
-  jenkins-sei-agent backfill --since 2024-01-01 --jobs 'team-a/*'
-  jenkins-sei-agent --config agent.yaml sync
-  jenkins-sei-agent --config satellite.yml check   every Jenkins integration in the file
-  jenkins-sei-agent jobs --jobs 'team-a/*'        the jobs read, their names in SEI
-  jenkins-sei-agent state show
-"""
 
 
 class UsageError(Exception):
@@ -64,81 +51,6 @@ def parse_date(text: str, *, end_of_day: bool = False) -> int:
     except ValueError:
         raise UsageError(f"'{text}' is not a date (YYYY-MM-DD or ISO 8601)") from None
     return int(moment.timestamp() * 1000)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--config", type=Path, default=argparse.SUPPRESS, help="YAML settings file (AGENT_CONFIG)"
-    )
-    common.add_argument(
-        "--state-file", type=Path, default=argparse.SUPPRESS, help="state file (AGENT_STATE_FILE)"
-    )
-    common.add_argument(
-        "--log-level", default=argparse.SUPPRESS, help="DEBUG, INFO, WARNING, ERROR"
-    )
-    common.add_argument("--log-format", default=argparse.SUPPRESS, help="text or json")
-
-    parser = argparse.ArgumentParser(
-        prog="jenkins-sei-agent",
-        description="Deliver every finished Jenkins build to Harness SEI, at least once: a crash "
-        "may send a few builds again, never lose one, and SEI keeps the first write of each.",
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        parents=[common],
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    def command(name: str, summary: str, example: str) -> argparse.ArgumentParser:
-        return commands.add_parser(
-            name,
-            parents=[common],
-            help=summary,
-            description=summary,
-            epilog=f"example:\n  {example}",
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-
-    def delivery_flags(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument(
-            "--jobs", action="append", metavar="GLOB", help="only jobs whose full name matches"
-        )
-        sub.add_argument(
-            "--dry-run", action="store_true", help="map and print payloads; send nothing"
-        )
-        sub.add_argument(
-            "--output", metavar="FILE", help="also write each payload as a JSON line ('-': stdout)"
-        )
-
-    sync = command(
-        "sync",
-        "Send every finished build not sent yet (jobs never seen: within AGENT_LOOKBACK).",
-        "jenkins-sei-agent sync --jobs 'team-a/*'",
-    )
-    sync.add_argument("--lookback", default=argparse.SUPPRESS, help="e.g. 24h, 7d (AGENT_LOOKBACK)")
-    delivery_flags(sync)
-
-    backfill = command(
-        "backfill",
-        "Send the history between two dates, skipping what was already sent.",
-        "jenkins-sei-agent backfill --since 2024-01-01 --until 2024-06-30",
-    )
-    backfill.add_argument("--since", required=True, help="YYYY-MM-DD (UTC) or ISO 8601")
-    backfill.add_argument("--until", help="YYYY-MM-DD (that whole day) or ISO 8601; default now")
-    delivery_flags(backfill)
-
-    command(
-        "run",
-        "Run as a service: a sync every AGENT_INTERVAL seconds (or on AGENT_CRON), "
-        "/healthz, /metrics and /status on AGENT_HTTP_PORT; SIGTERM stops it cleanly.",
-        "AGENT_INTERVAL=300 AGENT_LOG_FORMAT=json jenkins-sei-agent run",
-    )
-    check.add_command(command)
-    jobs.add_command(command)
-    register.add_command(command)
-    state_commands.add_command(command, common)
-    return parser
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -247,9 +159,8 @@ def _load(args: argparse.Namespace) -> list[Settings]:
     return controllers
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def run(args: argparse.Namespace) -> int:
+    """One parsed command, its exit code."""
     try:
         controllers = _load(args)
     except ConfigError as exc:
@@ -303,7 +214,3 @@ def main(argv: list[str] | None = None) -> int:
     if report.sei_down is not None:
         log.error("SEI unavailable: %s", report.sei_down)
     return report.exit_code
-
-
-if __name__ == "__main__":
-    sys.exit(main())
