@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future
+from contextlib import AbstractContextManager, nullcontext
 from itertools import chain
 from typing import Any
 
@@ -38,14 +39,14 @@ class Progress:
     def __init__(self, jobs: int, report: Report) -> None:
         self.jobs, self.report, self.done, self.examined = jobs, report, 0, 0
         self.selected = 0  # builds between the dates
-        self.interactive = sys.stderr.isatty()
-        self.bar = tqdm(unit="build", disable=not self.interactive, file=sys.stderr)
+        # No bar at all off a terminal: even a disabled one starts a monitor thread and a lock.
+        self.bar = tqdm(unit="build", file=sys.stderr) if sys.stderr.isatty() else None
         self.last_log = time.monotonic()
 
     def build(self) -> None:
         self.examined += 1
-        self.bar.update(1)
-        if self.interactive:
+        if self.bar is not None:
+            self.bar.update(1)
             return
         if time.monotonic() - self.last_log >= PROGRESS_LOG_SECONDS:
             self.last_log = time.monotonic()
@@ -59,10 +60,16 @@ class Progress:
 
     def job_done(self) -> None:
         self.done += 1
-        self.bar.set_postfix(jobs=f"{self.done}/{self.jobs}", sent=self.report.sent)
+        if self.bar is not None:
+            self.bar.set_postfix(jobs=f"{self.done}/{self.jobs}", sent=self.report.sent)
+
+    def logging(self) -> AbstractContextManager[object]:
+        """Log lines above the bar, never through it."""
+        return logging_redirect_tqdm() if self.bar is not None else nullcontext()
 
     def close(self) -> None:
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
 
 
 def backfill(run: Run, since_ms: int, until_ms: int, extra_globs: list[str] | None) -> Report:
@@ -71,7 +78,7 @@ def backfill(run: Run, since_ms: int, until_ms: int, extra_globs: list[str] | No
     progress = Progress(len(jobs), run.report)
     try:
         with (
-            logging_redirect_tqdm(),  # log lines above the bar, never through it
+            progress.logging(),
             run.runner() as runner,
         ):
             for job, listing in run.ahead(jobs, functools.partial(_start_listing, run, window)):
