@@ -51,6 +51,7 @@ class Measured:
     startup: float  # seconds to its first Jenkins request
     posting: tuple[float, float]  # first POST's arrival and last POST's answer, from its start
     in_flight: float  # POSTs in flight on average between those two
+    jenkins_in_flight: float  # Jenkins requests being answered on average, first to last
 
 
 def measure(name: str, command: list[str], env: dict[str, str], servers: Servers) -> Measured:
@@ -75,6 +76,7 @@ def measure(name: str, command: list[str], env: dict[str, str], servers: Servers
         min(line.jenkins, default=since) - since,
         (min(a for a, _ in posts) - since, max(b for _, b in posts) - since),
         line.posts_in_flight(),
+        line.jenkins_in_flight(),
     )
 
 
@@ -269,6 +271,10 @@ def main() -> int:
         f"POSTs in flight on average, first POST to last answer: "
         f"{spread([a.in_flight for a in agents], '', 1)} of {sei_at_once} "
         f"({spread([a.in_flight / sei_at_once for a in agents], 'x')} SEI_CONCURRENCY)"
+    )
+    print(
+        f"Jenkins requests being answered on average: "
+        f"{spread([a.jenkins_in_flight for a in agents], '', 1)} of {jenkins_at_once}"
     )
     cpu_ms = [a.cpu / max(a.counts["accepted"], 1) * 1000 for a in agents]
     print(f"agent CPU: {spread([a.cpu for a in agents])}, per build {spread(cpu_ms, 'ms')}")

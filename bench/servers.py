@@ -129,7 +129,7 @@ def _serve(conn: Connection, data: Dataset, jenkins_latency: float, sei_latency:
                     for r in sei.requests
                     if r["method"] == "POST" and "answered" in r
                 ]
-            conn.send(Timeline(list(sim.arrivals), posts))
+            conn.send(Timeline(list(sim.arrivals), posts, list(sim.answered)))
         elif command == "reset":
             sim.reset_requests()
             with sei._lock:
@@ -151,6 +151,20 @@ class Timeline:
 
     jenkins: list[float]
     posts: list[tuple[float, float]]
+    jenkins_answered: list[tuple[float, float]]  # each Jenkins request's arrival and answer
+
+    def jenkins_in_flight(self) -> float:
+        """The average number of Jenkins requests being answered, first arrival to last answer."""
+        spans = self.jenkins_answered
+        if not spans:
+            return 0.0
+        window = max(end for _, end in spans) - min(start for start, _ in spans)
+        return sum(end - start for start, end in spans) / window if window > 0 else 0.0
+
+    def jenkins_seconds(self) -> float:
+        """The median time the controller took to answer a request (its latency included)."""
+        took = sorted(end - start for start, end in self.jenkins_answered)
+        return took[len(took) // 2] if took else 0.0
 
     def posts_in_flight(self) -> float:
         """The average number of POSTs in flight from the first POST's arrival to the last

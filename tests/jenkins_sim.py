@@ -495,6 +495,7 @@ class JenkinsSim:
         self.url = ""
         self.requests: list[tuple[str, str, str]] = []
         self.arrivals: list[float] = []  # time.monotonic() of each request, for benchmarks
+        self.answered: list[tuple[float, float]] = []  # each answered request's arrival, end
         self.in_flight = 0  # requests being answered now
         self.peak_in_flight = 0  # the most at once since the last reset_requests()
         self.artifact_content: dict[tuple[str, int, str], bytes | Streamed] = {}
@@ -990,21 +991,25 @@ class JenkinsSim:
                     return fault
         return None
 
-    def _record(self, method: str, path: str, query: str) -> None:
+    def _record(self, method: str, path: str, query: str) -> float:
+        arrived = time.monotonic()
         with self._lock:
             self.requests.append((method, path, query))
-            self.arrivals.append(time.monotonic())
+            self.arrivals.append(arrived)
             self.in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        return arrived
 
-    def _left(self) -> None:
+    def _left(self, arrived: float) -> None:
         with self._lock:
             self.in_flight -= 1
+            self.answered.append((arrived, time.monotonic()))
 
     def reset_requests(self) -> None:
         with self._lock:
             self.requests.clear()
             self.arrivals.clear()
+            self.answered.clear()
             self.peak_in_flight = self.in_flight
 
     def count(self, path_regex: str = ".*") -> int:
@@ -1821,11 +1826,11 @@ class _Handler(BaseHTTPRequestHandler):
         if length:
             self.rfile.read(length)
         path, _, query = self.path.partition("?")
-        sim._record(method, path, query)
+        arrived = sim._record(method, path, query)
         try:
             self._answer(sim, method, path, query)
         finally:
-            sim._left()
+            sim._left(arrived)
 
     def _answer(self, sim: JenkinsSim, method: str, path: str, query: str) -> None:
         if sim.latency > 0:
