@@ -58,6 +58,25 @@ def test_sync_lists_the_next_jobs_while_a_job_is_handled(
     assert 2 <= jenkins.peak_in_flight <= agent.settings.jenkins.concurrency
 
 
+def test_with_sei_down_the_listings_ahead_stop_with_the_run(
+    agent: Agent, jenkins: JenkinsSim, sei: SeiStandIn
+) -> None:
+    """SEI down halts the run at its first answer: the jobs listed ahead are all the
+    controller pays, never a listing of every job with a new build."""
+    for j in range(30):
+        jenkins.add_job(f"job{j}")
+        jenkins.add_build(f"job{j}")
+    agent.run()
+    for j in range(30):
+        jenkins.add_build(f"job{j}")
+    sei.fail_always(503)
+    jenkins.reset_requests()
+    report = agent.run()
+    assert report.sent == 0 and report.sei_down is not None
+    # the jobs handled while the first POSTs failed, and those listed ahead: 11-15 of 30 here
+    assert 1 <= jenkins.count(r"^/job/") < 30
+
+
 def test_pages_of_fifty_and_catch_up_beyond_the_newest_hundred(
     agent: Agent, jenkins: JenkinsSim, sei: SeiStandIn
 ) -> None:

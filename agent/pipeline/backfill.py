@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, closing, nullcontext
 from itertools import chain
 from typing import Any
 
@@ -77,11 +77,13 @@ def backfill(run: Run, since_ms: int, until_ms: int, extra_globs: list[str] | No
     window = Window(since_ms=since_ms)
     progress = Progress(len(jobs), run.report)
     try:
+        listed = functools.partial(_start_listing, run, window)
         with (
             progress.logging(),
             run.runner() as runner,
+            closing(run.ahead(jobs, listed)) as listings,  # a halt stops the listing at once
         ):
-            for job, listing in run.ahead(jobs, functools.partial(_start_listing, run, window)):
+            for job, listing in listings:
                 if run.halted():
                     break
                 state = run.state_of(job)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
@@ -164,10 +164,13 @@ class Run:
         how far apart the two were at discovery."""
         return self.clock() + self._skew_ms
 
-    def ahead(self, items: Iterable[T], read: Callable[[T], U]) -> Iterator[tuple[T, Future[U]]]:
+    def ahead(
+        self, items: Iterable[T], read: Callable[[T], U]
+    ) -> Generator[tuple[T, Future[U]], None, None]:
         """Each item with its `read` (a listing), started up to `2 x options.listers` items
         ahead on lister threads: the calling thread applies answers and hands out builds
-        while the next jobs are listed, and never waits for a listing it could have had."""
+        while the next jobs are listed, and never waits for a listing it could have had. Close
+        it to stop listing (a halt): what was not started yet is not read."""
         depth = 2 * self.options.listers
         pending: deque[tuple[T, Future[U]]] = deque()
         with ThreadPoolExecutor(self.options.listers, thread_name_prefix="list") as listers:

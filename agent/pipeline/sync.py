@@ -12,6 +12,7 @@ import functools
 import logging
 from collections.abc import Iterator
 from concurrent.futures import Future
+from contextlib import closing
 from typing import Any
 
 from agent.jenkins.types import Job, Window
@@ -26,9 +27,12 @@ log = logging.getLogger(__name__)
 
 
 def sync(run: Run, extra_globs: list[str] | None = None) -> Report:
-    with run.runner() as runner:
-        listings = run.ahead(_planned(run, run.jobs(extra_globs)), functools.partial(_list, run))
-        for (job, plan), listed in listings:
+    planned = _planned(run, run.jobs(extra_globs))
+    with (
+        run.runner() as runner,
+        closing(run.ahead(planned, functools.partial(_list, run))) as listings,
+    ):
+        for (job, plan), listed in listings:  # a halt closes the listings at once
             if run.halted():
                 break
             run.guarded(_sync_job, job, run, runner, run.state_of(job), plan, listed)
