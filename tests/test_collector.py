@@ -39,18 +39,23 @@ def test_idle_cycle_costs_one_request_for_100_jobs_in_10_folders(
     assert jenkins.count() == 2  # discovery + one page holding both new builds
 
 
+def each_with_a_new_build(agent: Agent, jenkins: JenkinsSim, jobs: int) -> None:
+    """`jobs` jobs, each tracked with a build sent, then one new build each."""
+    for j in range(jobs):
+        jenkins.add_job(f"job{j}")
+        jenkins.add_build(f"job{j}")
+    agent.run()
+    for j in range(jobs):
+        jenkins.add_build(f"job{j}")
+
+
 def test_sync_lists_the_next_jobs_while_a_job_is_handled(
     agent: Agent, jenkins: JenkinsSim, sei: SeiStandIn
 ) -> None:
     """A cycle where many jobs each have a new build: their listings go side by side on the
     lister threads (never more than JENKINS_CONCURRENCY at once), not one after another on the
     thread that applies the answers; the requests are the same."""
-    for j in range(12):
-        jenkins.add_job(f"job{j}")
-        jenkins.add_build(f"job{j}")
-    agent.run()
-    for j in range(12):
-        jenkins.add_build(f"job{j}")
+    each_with_a_new_build(agent, jenkins, 12)
     jenkins.latency = 0.02  # long enough for listings to meet
     jenkins.reset_requests()
     report = agent.run()
@@ -63,12 +68,7 @@ def test_with_sei_down_the_listings_ahead_stop_with_the_run(
 ) -> None:
     """SEI down halts the run at its first answer: the jobs listed ahead are all the
     controller pays, never a listing of every job with a new build."""
-    for j in range(30):
-        jenkins.add_job(f"job{j}")
-        jenkins.add_build(f"job{j}")
-    agent.run()
-    for j in range(30):
-        jenkins.add_build(f"job{j}")
+    each_with_a_new_build(agent, jenkins, 30)
     sei.fail_always(503)
     jenkins.reset_requests()
     report = agent.run()
