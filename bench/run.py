@@ -51,10 +51,13 @@ class Measured:
     startup: float  # seconds to its first Jenkins request
     posting: tuple[float, float]  # first POST's arrival and last POST's answer, from its start
     in_flight: float  # POSTs in flight on average between those two
+    steady: float  # the same from the first moment all allowed were in flight to the last
     jenkins_in_flight: float  # Jenkins requests being answered on average, first to last
 
 
-def measure(name: str, command: list[str], env: dict[str, str], servers: Servers) -> Measured:
+def measure(
+    name: str, command: list[str], env: dict[str, str], servers: Servers, allowed: int = 16
+) -> Measured:
     servers.reset()
     before = servers.counts()["cpu"]
     started = time.perf_counter()
@@ -76,6 +79,7 @@ def measure(name: str, command: list[str], env: dict[str, str], servers: Servers
         min(line.jenkins, default=since) - since,
         (min(a for a, _ in posts) - since, max(b for _, b in posts) - since),
         line.posts_in_flight(),
+        line.posts_in_flight_steady(allowed),
         line.jenkins_in_flight(),
     )
 
@@ -118,7 +122,7 @@ def run_once(servers: Servers, state: Path, naive: bool, extra: dict[str, str]) 
     rows: list[Measured] = []
     for name, command, env in runs:
         state.unlink(missing_ok=True)
-        rows.append(measure(name, command, env, servers))
+        rows.append(measure(name, command, env, servers, concurrency(extra)[1]))
     return rows
 
 
@@ -271,6 +275,12 @@ def main() -> int:
         f"POSTs in flight on average, first POST to last answer: "
         f"{spread([a.in_flight for a in agents], '', 1)} of {sei_at_once} "
         f"({spread([a.in_flight / sei_at_once for a in agents], 'x')} SEI_CONCURRENCY)"
+    )
+    print(
+        f"POSTs in flight on average while builds are ready (from the first moment all "
+        f"{sei_at_once} were in flight to the last): "
+        f"{spread([a.steady for a in agents], '', 1)} "
+        f"({spread([a.steady / sei_at_once for a in agents], 'x')} SEI_CONCURRENCY)"
     )
     print(
         f"Jenkins requests being answered on average: "

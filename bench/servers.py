@@ -153,6 +153,22 @@ class Timeline:
     posts: list[tuple[float, float]]
     jenkins_answered: list[tuple[float, float]]  # each Jenkins request's arrival and answer
 
+    def posts_in_flight_steady(self, allowed: int) -> float:
+        """The same between the first moment `allowed` POSTs were in flight and the last: the
+        ramp while the first builds are read and the tail of a job's newest (posted after its
+        olders) left out, an estimate of "while builds are ready"."""
+        events = sorted([(a, 1) for a, _ in self.posts] + [(b, -1) for _, b in self.posts])
+        level, full = 0, []
+        for moment, step in events:
+            level += step
+            if level >= allowed:
+                full.append(moment)
+        if len(full) < 2:
+            return 0.0
+        start, end = full[0], full[-1]
+        inside = sum(max(0.0, min(b, end) - max(a, start)) for a, b in self.posts)
+        return inside / (end - start)
+
     def jenkins_in_flight(self) -> float:
         """The average number of Jenkins requests being answered, first arrival to last answer."""
         spans = self.jenkins_answered
