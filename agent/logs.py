@@ -85,7 +85,7 @@ def redact_uncaught(secrets: list[str]) -> None:
     threading.excepthook = thread_hook
 
 
-# The build a worker thread is delivering: its records carry it as `job` and `build`.
+# The build a reader or sender thread is working on: its records carry it as `job` and `build`.
 _BUILD: ContextVar[dict[str, Any] | None] = ContextVar("build", default=None)
 
 

@@ -217,7 +217,7 @@ class Run:
         *,
         keep_new: bool = True,
     ) -> None:
-        """One listed build: remember it, skip it, or deliver it on a worker."""
+        """One listed build: remember it, skip it, or hand it to the runner (read, then post)."""
         what = disposition(build, run.state, floor_ms, keep_new=keep_new)
         if what is Disposition.IGNORE:
             return
