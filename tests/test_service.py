@@ -326,8 +326,12 @@ def test_the_watch_delivers_a_build_moments_after_it_ends_and_the_cycle_not_agai
         assert jenkins.count(r"^/computer/api/json$") == 1
         assert jenkins.count(r"^/api/json") == 0
         assert jenkins.count(r"^/job/app/2/api/json$") == 1
+        jenkins.reset_requests()
         service.cycle()  # finds both settled: nothing sent twice
         assert lane.cycles[-1].report.sent == 0
+        # app's anchor followed #2, which continued it: only lint, never read whole, is listed
+        assert jenkins.count(r"^/job/app/api/json$") == 0
+        assert jenkins.count(r"^/job/tools/job/lint/api/json$") == 1
         service.look(lane)
     assert sent(sei) == [("app", 1), ("app", 2), ("tools/jobs/lint", 1)]
     app = shown_once(sei, "app", 2)

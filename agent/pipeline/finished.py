@@ -1,6 +1,7 @@
 """The builds the watch saw end (agent/service/watch.py), delivered as a cycle would: each read
 with one narrow request, then details, map, POST and the state, exactly once, a job's newest
-last. The job's anchor is left where it was: the next cycle's listing settles the rest.
+last. The job's anchor follows them only where they continue it without a gap; the next
+cycle's listing settles the rest.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from agent.pipeline.ledger import JobRun
 from agent.pipeline.report import Report
 from agent.pipeline.run import Run
 from agent.pipeline.runner import BoundedRunner
+from agent.state import JobState
 
 Ended = tuple[Job, int]
 
@@ -45,6 +47,7 @@ def _deliver_job(
 ) -> None:
     state = run.state_of(job)
     read = JobRun(job, state)
+    ended: dict[int, int] = {}  # number -> start time of the builds read as finished
     for number in wanted:
         build = run.read_build(job, number)
         if build is None:
@@ -52,5 +55,22 @@ def _deliver_job(
         if build.get("building"):
             building.append((job, number))
             continue
+        ended[number] = build["timestamp"]
         run.handle(runner, read, build, state.floor_ms or 0)
+    read.finish = lambda: _follow(state, ended)
     run.submitted_all(runner, read)
+
+
+def _follow(state: JobState, ended: dict[int, int]) -> None:
+    """Once every build the watch read of the job settled: the anchor follows them while they
+    continue it without a gap (none open), so that the next cycle has nothing to list for
+    them and an idle controller's cycle stays one request."""
+    if state.anchor is None:
+        return
+    number, started = state.anchor
+    while number + 1 in ended and number + 1 not in state.open:
+        number += 1
+        started = ended[number]
+    if number != state.anchor[0]:
+        state.anchor = (number, started)
+        state.changed()
