@@ -409,6 +409,34 @@ def test_a_build_that_starts_and_ends_between_two_looks_is_found_by_the_next_cyc
     assert shown_once(sei, "app", 1)["result"] == "ABORTED"
 
 
+def test_the_anchor_never_jumps_a_build_the_watch_did_not_see(
+    settings: Settings, jenkins: JenkinsSim, sei: SeiStandIn
+) -> None:
+    """#2 starts and ends between two looks, #3 is seen running and delivered by the watch:
+    the anchor stays at #1 (the watch's #3 does not continue it), so the next cycle lists the
+    job, sends #2 and not #3 again; then the anchor is at #3 and an idle cycle lists nothing."""
+    jenkins.add_job("app", "pipeline")
+    jenkins.add_build("app")
+    with watched(settings) as (service, lane, _):
+        service.cycle()  # #1 sent, the anchor at #1
+        jenkins.add_build("app", building=True)
+        jenkins.finish_build("app", 2, duration=2_000)
+        jenkins.add_build("app", building=True)
+        service.look(lane)  # sees #3 only
+        jenkins.finish_build("app", 3, duration=20_000)
+        service.look(lane)
+        assert lane.watch.delivered == 1 and sent(sei) == [("app", 1), ("app", 3)]
+        jenkins.reset_requests()
+        service.cycle()
+        assert lane.cycles[-1].report.sent == 1 and jenkins.count(r"^/job/app/api/json$") == 1
+        jenkins.reset_requests()
+        service.cycle()
+        assert [path for _, path, _ in jenkins.requests] == ["/api/json"]
+    assert sent(sei) == [("app", 1), ("app", 2), ("app", 3)]
+    for number in (1, 2, 3):
+        shown_once(sei, "app", number)
+
+
 def test_an_idle_controller_costs_the_watch_one_request_a_look(
     settings: Settings, jenkins: JenkinsSim, sei: SeiStandIn
 ) -> None:
