@@ -84,7 +84,8 @@ def test_sync_and_backfill_write_their_metrics_for_the_textfile_collector(
 ) -> None:
     """AGENT_METRICS_FILE: a cron sync exports what `run` would (builds by result, the delay
     from a build's end to SEI's acceptance, the cycle and its outcome, Jenkins requests), the
-    figures of that run alone, rewritten whole by the next; a path it cannot write is exit 2."""
+    figures of that run alone, rewritten whole by the next, except the last success, which a
+    failed run carries over; a path it cannot write is exit 2."""
     jenkins.add_job("app")
     for result in ("SUCCESS", "FAILURE", "SUCCESS"):
         jenkins.add_build("app", result=result)
@@ -115,6 +116,8 @@ def test_sync_and_backfill_write_their_metrics_for_the_textfile_collector(
     down = samples_of(file)
     assert down[("jenkins_sei_agent_cycles_total", (*ci, ("outcome", "failed")))] == 1
     assert down[("jenkins_sei_agent_builds_failed_total", (*ci, ("result", "SUCCESS")))] == 1
+    success = ("jenkins_sei_agent_last_success_timestamp_seconds", ci)
+    assert down[success] == again[success] > 0  # a failed run keeps the last success's time
     sei.fail_always(None)
     cli.env["AGENT_METRICS_FILE"] = str(tmp_path / "missing" / "agent.prom")
     refused = cli("sync")

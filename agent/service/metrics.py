@@ -27,6 +27,7 @@ from prometheus_client import (
     write_to_textfile,
 )
 from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from agent import __version__
@@ -267,8 +268,10 @@ _OF_A_RUN = tuple(
 
 class MetricsFile(Collector):
     """The metrics of a `sync` or `backfill` (a cycle each controller), written whole to
-    AGENT_METRICS_FILE at its end for node_exporter's textfile collector: the same names as
-    `run` serves, so that its alerts and dashboard work for a cron sync too."""
+    AGENT_METRICS_FILE at its end for node_exporter's textfile collector, under the names `run`
+    serves. Each run rewrites the file: its counts and histogram are that run's alone, and
+    only the last success carries over from the file a failed run found, so that an alert on
+    its age sees the real one."""
 
     def __init__(self, path: Path, controllers: Sequence[str]) -> None:
         self.path = path
@@ -277,6 +280,7 @@ class MetricsFile(Collector):
             {c: functools.partial(self._counts, c) for c in controllers},
             process=False,
         )
+        self._succeeded = _last_successes(path)
 
     def _counts(self, controller: str) -> Mapping[str, int]:
         return self._requests.get(controller, {})
@@ -305,6 +309,8 @@ class MetricsFile(Collector):
         self.metrics.cycle_ended(
             controller, outcome, seconds, report or Report(), datetime.now(UTC)
         )
+        if outcome != "ok" and controller in self._succeeded:
+            self.metrics.last_success.labels(controller).set(self._succeeded[controller])
 
     def collect(self) -> Iterator[Metric]:
         return (f for f in self.metrics.registry.collect() if f.name in _OF_A_RUN)
@@ -312,3 +318,20 @@ class MetricsFile(Collector):
     def write(self) -> None:
         """Atomically (a temporary file renamed), as the textfile collector asks."""
         write_to_textfile(str(self.path), self)
+
+
+def _last_successes(path: Path) -> dict[str, float]:
+    """Each controller's last success in the file an earlier run wrote; nothing when there is
+    none, or it cannot be read as Prometheus text (it is rewritten whole anyway)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        families = list(text_string_to_metric_families(text))
+    except (OSError, ValueError):
+        return {}
+    return {
+        sample.labels["controller"]: sample.value
+        for family in families
+        if family.name == PREFIX + "last_success_timestamp_seconds"
+        for sample in family.samples
+        if "controller" in sample.labels and sample.value > 0
+    }
