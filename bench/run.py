@@ -76,7 +76,7 @@ def measure(
         usage.ru_utime + usage.ru_stime,
         usage.ru_maxrss / 1024,
         counts,
-        min(line.jenkins, default=since) - since,
+        min((start for start, _ in line.jenkins), default=since) - since,
         (min(a for a, _ in posts) - since, max(b for _, b in posts) - since),
         line.posts_in_flight(),
         line.posts_in_flight_steady(allowed),

@@ -129,7 +129,7 @@ def _serve(conn: Connection, data: Dataset, jenkins_latency: float, sei_latency:
                     for r in sei.requests
                     if r["method"] == "POST" and "answered" in r
                 ]
-            conn.send(Timeline(list(sim.arrivals), posts, list(sim.answered)))
+            conn.send(Timeline(list(sim.answered), posts))
         elif command == "reset":
             sim.reset_requests()
             with sei._lock:
@@ -146,12 +146,16 @@ def _serve(conn: Connection, data: Dataset, jenkins_latency: float, sei_latency:
 
 @dataclass(frozen=True)
 class Timeline:
-    """When requests came (time.monotonic(), the same clock in every process of the machine):
-    each Jenkins request's arrival, each SEI POST's arrival and answer."""
+    """When requests came and were answered (time.monotonic(), the same clock in every process
+    of the machine): each Jenkins request's, each SEI POST's."""
 
-    jenkins: list[float]
+    jenkins: list[tuple[float, float]]
     posts: list[tuple[float, float]]
-    jenkins_answered: list[tuple[float, float]]  # each Jenkins request's arrival and answer
+
+    def posts_in_flight(self) -> float:
+        """The average number of POSTs in flight from the first POST's arrival to the last
+        one's answer: the share of the allowed concurrency the collector kept busy."""
+        return _in_flight(self.posts)
 
     def posts_in_flight_steady(self, allowed: int) -> float:
         """The same between the first moment `allowed` POSTs were in flight and the last: the
@@ -171,24 +175,14 @@ class Timeline:
 
     def jenkins_in_flight(self) -> float:
         """The average number of Jenkins requests being answered, first arrival to last answer."""
-        spans = self.jenkins_answered
-        if not spans:
-            return 0.0
-        window = max(end for _, end in spans) - min(start for start, _ in spans)
-        return sum(end - start for start, end in spans) / window if window > 0 else 0.0
+        return _in_flight(self.jenkins)
 
-    def jenkins_seconds(self) -> float:
-        """The median time the controller took to answer a request (its latency included)."""
-        took = sorted(end - start for start, end in self.jenkins_answered)
-        return took[len(took) // 2] if took else 0.0
 
-    def posts_in_flight(self) -> float:
-        """The average number of POSTs in flight from the first POST's arrival to the last
-        one's answer: the share of the allowed concurrency the collector kept busy."""
-        if not self.posts:
-            return 0.0
-        window = max(end for _, end in self.posts) - min(start for start, _ in self.posts)
-        return sum(end - start for start, end in self.posts) / window if window > 0 else 0.0
+def _in_flight(spans: list[tuple[float, float]]) -> float:
+    if not spans:
+        return 0.0
+    window = max(end for _, end in spans) - min(start for start, _ in spans)
+    return sum(end - start for start, end in spans) / window if window > 0 else 0.0
 
 
 class Servers:

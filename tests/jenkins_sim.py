@@ -494,8 +494,8 @@ class JenkinsSim:
         self.skew_ms = skew_ms
         self.url = ""
         self.requests: list[tuple[str, str, str]] = []
-        self.arrivals: list[float] = []  # time.monotonic() of each request, for benchmarks
-        self.answered: list[tuple[float, float]] = []  # each answered request's arrival, end
+        # each answered request's arrival and end (time.monotonic()), for benchmarks
+        self.answered: list[tuple[float, float]] = []
         self.in_flight = 0  # requests being answered now
         self.peak_in_flight = 0  # the most at once since the last reset_requests()
         self.artifact_content: dict[tuple[str, int, str], bytes | Streamed] = {}
@@ -995,7 +995,6 @@ class JenkinsSim:
         arrived = time.monotonic()
         with self._lock:
             self.requests.append((method, path, query))
-            self.arrivals.append(arrived)
             self.in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         return arrived
@@ -1008,7 +1007,6 @@ class JenkinsSim:
     def reset_requests(self) -> None:
         with self._lock:
             self.requests.clear()
-            self.arrivals.clear()
             self.answered.clear()
             self.peak_in_flight = self.in_flight
 

@@ -182,23 +182,22 @@ class BoundedRunner(Generic[R]):
 
     def _apply_ready(self) -> None:
         """Apply what already came back without waiting, and start a save when due."""
-        with suppress(queue.Empty):
-            while True:
-                self._apply([self._done.get_nowait()])
+        self._apply(self._came_back([]))
         self._save_if_due()
 
     def _collect(self) -> None:
-        """Apply every result that came back, waiting for at least one (or for a save).
-
-        Finished futures arrive on a queue (a done-callback each): cheaper at thousands of
-        tasks than `concurrent.futures.wait` over everything pending every time.
-        """
+        """Apply every result that came back, waiting for at least one (or for a save)."""
         self._save_if_due()  # senders waiting for permits wait for this save
-        done = [self._done.get()]
+        self._apply(self._came_back([self._done.get()]))
+
+    def _came_back(self, done: list[Future[Any]]) -> list[Future[Any]]:
+        """`done` and every finished future on the queue now. They arrive there by a
+        done-callback each: cheaper at thousands of tasks than `concurrent.futures.wait` over
+        everything pending every time."""
         with suppress(queue.Empty):
             while True:
                 done.append(self._done.get_nowait())
-        self._apply(done)
+        return done
 
     def _apply(self, done: list[Future[Any]]) -> None:
         failure: BaseException | None = None
